@@ -1,0 +1,50 @@
+"""sureid: fast, occlusion-robust person re-identification (SUReID building blocks).
+
+Public names are imported lazily (PEP 562), so ``import sureid`` is cheap and quiet and
+optional dependencies (timm, torchvision, onnx) are only touched by the entry points
+that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .version import __version__
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    # models (HTS)
+    "HTSViT": "sureid.models.hts_vit",
+    "HTSOutput": "sureid.models.output",
+    "VisionTransformer": "sureid.models.vit",
+    "deit_tiny": "sureid.models.vit",
+    "deit_small": "sureid.models.vit",
+    "vit_base": "sureid.models.vit",
+    "DecisionModule": "sureid.models.decision",
+    # losses
+    "RatioLoss": "sureid.losses.ratio",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sureid' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .losses.ratio import RatioLoss
+    from .models.decision import DecisionModule
+    from .models.hts_vit import HTSViT
+    from .models.output import HTSOutput
+    from .models.vit import VisionTransformer, deit_small, deit_tiny, vit_base
