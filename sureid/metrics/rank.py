@@ -1,0 +1,348 @@
+"""Market-1501 retrieval protocol (CMC, mAP, mINP) on a query x gallery distance matrix.
+
+The numbers are those of torchreid's ``eval_market1501`` (and fast-reid's mINP):
+
+* for each query, gallery items with the same pid **and** the same camid are removed;
+* a query with no remaining true match is skipped and counted in ``num_skipped``;
+* ``cmc[r]`` is the fraction of valid queries whose first true match is at rank ``<= r``;
+  a valid query's curve stays at 1 after its first match, so when a query keeps fewer
+  than ``max_rank`` gallery items its curve is padded with its last value (1).
+  torchreid instead truncates ``max_rank`` to the gallery size; our first ``num_gallery``
+  entries equal its curve;
+* AP is the mean, over the true matches, of the precision at each match position;
+* INP = ``num_rel / (rank of the hardest true match)`` (1-based, Ye et al. 2021);
+* ties are broken by gallery index (a *stable* sort), so results are deterministic.
+  torchreid uses numpy's unstable default sort, whose tie order is unspecified.
+
+The implementation never sorts a whole row when it can avoid it: the rank of the k-th true
+match (0-based, in distance order) is ``k + #{kept negatives that sort before it}``, and those
+counts are one vectorised comparison of each row against its few true matches. Rows with
+many true matches fall back to a stable ``argsort`` of the row. Both paths are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["RankResult", "evaluate_rank"]
+
+# Elements of a (rows, gallery) working array processed at once; bounds memory per block.
+_BLOCK_ELEMS = 1 << 22
+# Elements of the (rows, positives, gallery) boolean comparison done at once.
+_CMP_ELEMS = 1 << 24
+# Above this many true matches in a row, sorting the row is cheaper than counting.
+_MAX_POS_FOR_COUNT = 192
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True, eq=False)
+class RankResult:
+    """Outcome of a Market-1501 style evaluation.
+
+    Attributes:
+        cmc: ``(max_rank,)`` float64, ``cmc[r]`` = share of valid queries matched within rank r+1.
+        mAP: mean average precision over valid queries.
+        mINP: mean inverse negative penalty over valid queries.
+        num_valid_queries: queries with at least one true match left after camera filtering.
+        num_skipped: queries without any, excluded from every average.
+        ap: ``(Q,)`` per-query AP, NaN for skipped queries.
+        inp: ``(Q,)`` per-query INP, NaN for skipped queries.
+    """
+
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    num_valid_queries: int
+    num_skipped: int
+    ap: np.ndarray = field(repr=False)
+    inp: np.ndarray = field(repr=False)
+
+    @property
+    def rank1(self) -> float:
+        """Top-1 accuracy, ``cmc[0]``."""
+        return float(self.cmc[0])
+
+    def rank(self, k: int) -> float:
+        """Rank-k accuracy (1-based), ``cmc[k - 1]``."""
+        if not 1 <= k <= len(self.cmc):
+            raise ValueError(f"k must be in [1, {len(self.cmc)}], got {k}")
+        return float(self.cmc[k - 1])
+
+    def __repr__(self) -> str:
+        return (
+            f"RankResult(rank1={self.rank1:.4f}, mAP={self.mAP:.4f}, mINP={self.mINP:.4f}, "
+            f"num_valid_queries={self.num_valid_queries}, num_skipped={self.num_skipped})"
+        )
+
+
+# ----------------------------------------------------------------------------- validation
+def _as_labels(x, name: str) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)):
+            if np.all(arr == np.round(arr)):
+                return arr.astype(np.int64)
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _check_labels(q_pids, g_pids, q_camids, g_camids, num_q: int | None, num_g: int | None):
+    qp, gp = _as_labels(q_pids, "q_pids"), _as_labels(g_pids, "g_pids")
+    qc, gc = _as_labels(q_camids, "q_camids"), _as_labels(g_camids, "g_camids")
+    if len(qp) != len(qc):
+        raise ValueError(f"q_pids and q_camids differ in length: {len(qp)} vs {len(qc)}")
+    if len(gp) != len(gc):
+        raise ValueError(f"g_pids and g_camids differ in length: {len(gp)} vs {len(gc)}")
+    if num_q is not None and len(qp) != num_q:
+        raise ValueError(f"q_pids has length {len(qp)} but there are {num_q} queries")
+    if num_g is not None and len(gp) != num_g:
+        raise ValueError(f"g_pids has length {len(gp)} but the gallery has {num_g} items")
+    if len(qp) == 0:
+        raise ValueError("the query set is empty")
+    if len(gp) == 0:
+        raise ValueError("the gallery is empty")
+    return qp, gp, qc, gc
+
+
+def _check_max_rank(max_rank) -> int:
+    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)):
+        raise TypeError(f"max_rank must be an int, got {type(max_rank).__name__}")
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    return int(max_rank)
+
+
+def _as_distmat(distmat) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(distmat, torch.Tensor):
+            distmat = distmat.detach().cpu()
+            if distmat.dtype in (torch.float16, torch.bfloat16):
+                distmat = distmat.float()
+            distmat = distmat.numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    d = np.asarray(distmat)
+    if d.ndim != 2:
+        raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {d.shape}")
+    if d.dtype == np.float16:
+        d = d.astype(np.float32)
+    elif np.issubdtype(d.dtype, np.integer) or d.dtype == np.bool_:
+        d = d.astype(np.float64)
+    elif not np.issubdtype(d.dtype, np.floating):
+        raise TypeError(f"distmat must hold real numbers, got dtype {d.dtype}")
+    return d
+
+
+def _check_finite_block(d: np.ndarray, what: str) -> None:
+    if np.isnan(d).any():
+        raise ValueError(f"{what} contains NaN")
+
+
+# ----------------------------------------------------------------------------- kernels
+def _num_positives(qp, qc, gp, gc) -> np.ndarray:
+    """Per query: gallery items with the same pid and a different camera, ``(Q,)``."""
+    pid_count: dict[int, int] = {}
+    pair_count: dict[tuple[int, int], int] = {}
+    for p, c in zip(gp.tolist(), gc.tolist()):
+        pid_count[p] = pid_count.get(p, 0) + 1
+        pair_count[(p, c)] = pair_count.get((p, c), 0) + 1
+    return np.array(
+        [pid_count.get(p, 0) - pair_count.get((p, c), 0) for p, c in zip(qp.tolist(), qc.tolist())],
+        dtype=np.int64,
+    )
+
+
+def _packed_keys(d32: np.ndarray) -> np.ndarray:
+    """Order-preserving int64 keys ``(float bits, gallery index)`` for a float32 block (B, G).
+
+    Comparing keys equals comparing ``(distance, index)`` lexicographically, i.e. the
+    stable sort order, with one integer comparison.
+    """
+    d32 = d32 + np.float32(0.0)  # -0.0 -> +0.0, so it ties with +0.0 like a float compare
+    bits = d32.view(np.int32)
+    mono = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # negative floats: reverse order
+    keys = mono.astype(np.int64) << 32
+    keys |= np.arange(d32.shape[1], dtype=np.int64)
+    return keys
+
+
+def _ranks_by_count(d32, same_pid, pos, npos, pmax) -> np.ndarray:
+    """Kept-list ranks of each row's true matches, sorted, ``(B, pmax)`` (padding arbitrary)."""
+    b, g = d32.shape
+    keys = _packed_keys(d32)
+    rows, cols = np.nonzero(pos)
+    starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
+    slots = np.arange(len(rows)) - starts[rows]
+    poskey = np.full((b, pmax), _INT64_MAX, dtype=np.int64)
+    poskey[rows, slots] = keys[rows, cols]
+    poskey.sort(axis=1)
+    np.putmask(keys, same_pid, _INT64_MAX)  # only negatives take part in the count
+    counts = np.empty((b, pmax), dtype=np.int64)
+    step = max(1, _CMP_ELEMS // max(1, pmax * g))
+    for r in range(0, b, step):
+        cmp = keys[r : r + step, None, :] < poskey[r : r + step, :, None]
+        counts[r : r + step] = np.count_nonzero(cmp, axis=2)
+    return counts + np.arange(pmax)
+
+
+def _ranks_by_sort(d, qp, qc, gp, gc, npos, pmax) -> np.ndarray:
+    """Same as :func:`_ranks_by_count`, via a stable argsort of every row."""
+    order = np.argsort(d, axis=1, kind="stable")
+    same_pid = gp[order] == qp[:, None]
+    pos = same_pid & (gc[order] != qc[:, None])
+    kept = ~same_pid | pos
+    kept_rank = np.cumsum(kept, axis=1) - 1
+    rows, cols = np.nonzero(pos)  # row-major: columns ascend, i.e. matches in rank order
+    starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
+    ranks = np.zeros((d.shape[0], pmax), dtype=np.int64)
+    ranks[rows, np.arange(len(rows)) - starts[rows]] = kept_rank[rows, cols]
+    return ranks
+
+
+def _block_stats(d, qp, qc, gp, gc, strategy: str):
+    """First-match rank, AP and INP for a block of query rows ``d`` (B, G)."""
+    same_pid = gp[None, :] == qp[:, None]
+    pos = same_pid & (gc[None, :] != qc[:, None])
+    npos = pos.sum(axis=1)
+    pmax = int(npos.max()) if len(npos) else 0
+    b = d.shape[0]
+    first = np.full(b, -1, dtype=np.int64)
+    ap = np.full(b, np.nan)
+    inp = np.full(b, np.nan)
+    if pmax == 0:
+        return first, ap, inp
+    d32 = None
+    if strategy != "sort" and pmax <= _MAX_POS_FOR_COUNT:
+        if d.dtype == np.float32:
+            d32 = d
+        else:
+            cand = d.astype(np.float32)
+            if np.array_equal(cand, d):  # exact in float32, so the packed keys are exact
+                d32 = cand
+    if strategy == "count" and d32 is None:
+        raise ValueError("strategy='count' needs float32-representable distances")
+    if d32 is not None:
+        ranks = _ranks_by_count(d32, same_pid, pos, npos, pmax)
+    else:
+        ranks = _ranks_by_sort(d, qp, qc, gp, gc, npos, pmax)
+    valid = npos > 0
+    k = np.arange(pmax)
+    inside = k[None, :] < npos[:, None]
+    prec = np.where(inside, (k[None, :] + 1.0) / (ranks + 1.0), 0.0)
+    rv, nv = ranks[valid], npos[valid]
+    first[valid] = rv[:, 0]
+    ap[valid] = prec[valid].sum(axis=1) / nv
+    inp[valid] = nv / (rv[np.arange(len(rv)), nv - 1] + 1.0)
+    return first, ap, inp
+
+
+def _run(
+    get_rows: Callable[[np.ndarray], np.ndarray],
+    qp,
+    gp,
+    qc,
+    gc,
+    max_rank: int,
+    rows_per_fetch: int,
+    strategy: str,
+    what: str,
+) -> RankResult:
+    """Drive the kernels over query blocks; ``get_rows(idx)`` returns distances ``(len(idx), G)``.
+
+    Queries are visited in order of their number of true matches, so each block pads its
+    match table to a similar width. Per-query results land at their original index, so
+    the outcome does not depend on the block sizes.
+    """
+    if strategy not in ("auto", "count", "sort"):
+        raise ValueError(f"strategy must be 'auto', 'count' or 'sort', got {strategy!r}")
+    num_q, num_g = len(qp), len(gp)
+    npos = _num_positives(qp, qc, gp, gc)
+    order = np.argsort(npos, kind="stable")
+    first = np.full(num_q, -1, dtype=np.int64)
+    ap = np.full(num_q, np.nan)
+    inp = np.full(num_q, np.nan)
+    block = max(1, _BLOCK_ELEMS // num_g)
+    for s in range(0, num_q, rows_per_fetch):
+        fetch = order[s : s + rows_per_fetch]
+        rows = get_rows(fetch)
+        for t in range(0, len(fetch), block):
+            idx = fetch[t : t + block]
+            d = rows[t : t + block]
+            _check_finite_block(d, what)
+            f, a, i = _block_stats(d, qp[idx], qc[idx], gp, gc, strategy)
+            first[idx], ap[idx], inp[idx] = f, a, i
+    valid = first >= 0
+    num_valid = int(valid.sum())
+    if num_valid == 0:
+        raise ValueError(
+            "no query has a true match in the gallery once same-pid same-camera items are "
+            "removed; check the pids and camids"
+        )
+    hits = np.bincount(np.minimum(first[valid], max_rank), minlength=max_rank + 1)[:max_rank]
+    cmc = np.cumsum(hits) / num_valid
+    return RankResult(
+        cmc=cmc,
+        mAP=float(np.mean(ap[valid])),
+        mINP=float(np.mean(inp[valid])),
+        num_valid_queries=num_valid,
+        num_skipped=num_q - num_valid,
+        ap=ap,
+        inp=inp,
+    )
+
+
+def evaluate_rank(
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    max_rank: int = 50,
+    *,
+    strategy: str = "auto",
+) -> RankResult:
+    """CMC, mAP and mINP under the Market-1501 protocol (see the module docstring).
+
+    Args:
+        distmat: ``(Q, G)`` distances (numpy array or tensor; smaller is closer). NaN is an error;
+            ``inf`` is allowed.
+        q_pids, q_camids: ``(Q,)`` integer query identities and cameras.
+        g_pids, g_camids: ``(G,)`` integer gallery identities and cameras.
+        max_rank: length of the returned CMC curve.
+        strategy: ``"auto"`` (default), ``"count"`` or ``"sort"``; all give the same numbers,
+            the choice only changes speed (exposed for tests and benchmarks).
+
+    Returns:
+        :class:`RankResult`.
+
+    Raises:
+        ValueError: wrong shapes, mismatched lengths, empty query or gallery, NaN distances,
+            ``max_rank < 1``, or no query with a true match.
+        TypeError: non-numeric distances, non-integer labels.
+
+    Example:
+        >>> import numpy as np
+        >>> d = np.array([[0.1, 0.5, 0.3]])
+        >>> r = evaluate_rank(d, [1], [1, 1, 2], [0], [1, 2, 1], max_rank=3)
+        >>> r.cmc.tolist(), round(r.mAP, 4)
+        ([1.0, 1.0, 1.0], 0.8333)
+    """
+    max_rank = _check_max_rank(max_rank)
+    d = _as_distmat(distmat)
+    qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, d.shape[0], d.shape[1])
+    rows = max(1, _BLOCK_ELEMS // d.shape[1])  # fetch block by block: no full-size copy
+    return _run(lambda idx: d[idx], qp, gp, qc, gc, max_rank, rows, strategy, what="distmat")
