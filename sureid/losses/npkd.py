@@ -1,0 +1,250 @@
+"""Non-parametric feature-alignment knowledge distillation, NPKD (Eqs. 11-13).
+
+``L_KD = λ·KL(σ(g^s/T), σ(g^t/T)) + ||f^s - I(f^t)||²₂`` with ``I`` a 1-D linear interpolation
+along the channel axis. The teacher runs outside the loss; teacher tensors are detached here.
+See ``docs/objectives.md`` for the KL direction and interpolation choices.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .reid import _check_2d, _check_same_batch
+
+__all__ = ["NPKDLoss", "interpolate_features", "kd_kl_div"]
+
+Align = Literal["interpolate", "linear"]
+Direction = Literal["t2s", "s2t"]
+KLMode = Literal["forward", "reverse"]
+_ALIGNS = ("interpolate", "linear")
+_DIRECTIONS = ("t2s", "s2t")
+_KL_MODES = ("forward", "reverse")
+
+
+def interpolate_features(x: torch.Tensor, out_dim: int) -> torch.Tensor:
+    """Resize features along the channel axis by 1-D linear interpolation, ``I(·)`` of Eq. 13.
+
+    Uses ``align_corners=True``: output channel ``j`` samples input position
+    ``j·(C_in - 1)/(out_dim - 1)``, so the first and last channels map onto each other and a
+    linear ramp stays an exact linear ramp whether the features are shrunk or grown (with
+    ``align_corners=False`` growing clamps at both ends). No anti-aliasing: shrinking samples,
+    it does not average. Returns ``x`` itself when ``C_in == out_dim``.
+
+    Args:
+        x: ``(B, C_in)`` features.
+        out_dim: ``C_out >= 1``.
+
+    Returns:
+        ``(B, C_out)``, differentiable with respect to ``x``.
+
+    Raises:
+        ValueError: ``x`` not 2-D or ``out_dim < 1``.
+
+    Example:
+        >>> interpolate_features(torch.arange(5.0)[None], 3)
+        tensor([[0., 2., 4.]])
+    """
+    x = _check_2d("x", x)
+    if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
+        raise ValueError(f"out_dim must be a positive int, got {out_dim!r}")
+    if x.shape[1] == out_dim:
+        return x
+    # F.interpolate wants (B, channels, length): our feature channels are the "length"
+    return F.interpolate(x.unsqueeze(1), size=out_dim, mode="linear", align_corners=True).squeeze(1)
+
+
+def kd_kl_div(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 1.0,
+    *,
+    mode: KLMode = "forward",
+) -> torch.Tensor:
+    """KL divergence between temperature-softened class distributions (Eqs. 11-12), ``batchmean``.
+
+    With ``p^s = softmax(g^s/T)`` and ``p^t = softmax(g^t/T)``:
+
+    * ``mode="forward"`` (default): ``KL(p^t || p^s) = mean_b Σ_k p^t log(p^t / p^s)``, i.e.
+      ``F.kl_div(log p^s, p^t, reduction="batchmean")``. The paper's ``KL(σ(g^s), σ(g^t))``
+      lists its arguments in exactly ``F.kl_div``'s order (student input, teacher target), and
+      this is the Hinton distillation loss the reference ReID KD code uses.
+    * ``mode="reverse"``: ``KL(p^s || p^t)``, the literal mathematical reading of Eq. 11.
+
+    No ``T²`` factor is applied here (``NPKDLoss`` can add it). Gradients reach both inputs;
+    callers detach the teacher.
+
+    Args:
+        student_logits: ``(B, K)``.
+        teacher_logits: ``(B, K)``.
+        temperature: ``T > 0`` (1 in the paper).
+        mode: ``"forward"`` or ``"reverse"``.
+
+    Raises:
+        ValueError: non-2-D logits, different batch sizes or class counts, ``T <= 0``, bad mode.
+    """
+    s = _check_2d("student_logits", student_logits)
+    t = _check_2d("teacher_logits", teacher_logits)
+    _check_same_batch(student_logits=s, teacher_logits=t)
+    if s.shape[1] != t.shape[1]:
+        raise ValueError(
+            "student_logits and teacher_logits must have the same number of classes, got "
+            f"{tuple(s.shape)} and {tuple(t.shape)}"
+        )
+    if isinstance(temperature, bool) or not float(temperature) > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if mode not in _KL_MODES:
+        raise ValueError(f"mode must be one of {_KL_MODES}, got {mode!r}")
+    log_ps = F.log_softmax(s / temperature, dim=1)
+    log_pt = F.log_softmax(t / temperature, dim=1)
+    if mode == "forward":
+        return F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True)
+    return F.kl_div(log_pt, log_ps, reduction="batchmean", log_target=True)
+
+
+def _check_dim(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    return value
+
+
+class NPKDLoss(nn.Module):
+    """NPKD loss ``L_KD = kl_weight·KL + mean_b ||f^s_b - I(f^t_b)||²₂`` (Eq. 13).
+
+    Args:
+        kl_weight: ``λ`` of Eq. 13 (0.1 in the paper).
+        temperature: ``T`` of Eq. 12 (1 in the paper).
+        align: ``"interpolate"`` (non-parametric ``I``, the paper's choice) or ``"linear"``
+            (a learnable ``nn.Linear`` projector: Table VI's parametric rows; it then lives in
+            this module, so give this module's parameters to the optimiser).
+        direction: ``"t2s"`` maps the teacher feature to the student dimension (the paper's
+            choice); ``"s2t"`` maps the student feature up to the teacher's.
+        student_dim, teacher_dim: ``C_s`` and ``C_t``. Required for ``align="linear"``;
+            otherwise optional and, when given, checked against the inputs.
+        kl_mode: ``"forward"`` ``KL(p^t||p^s)`` (default) or ``"reverse"``; see :func:`kd_kl_div`.
+        t2_scale: multiply the KL by ``T²`` (Hinton's convention, keeps gradient size independent
+            of ``T``). Off by default to match Eq. 13; at the paper's ``T = 1`` it changes nothing.
+
+    Raises:
+        ValueError: bad enum strings, ``align="linear"`` without both dims, bad numbers.
+
+    Example:
+        >>> loss = NPKDLoss()
+        >>> f_s, f_t = torch.randn(4, 384), torch.randn(4, 768)
+        >>> loss(f_s, torch.randn(4, 10), f_t, torch.randn(4, 10)).shape
+        torch.Size([])
+    """
+
+    def __init__(
+        self,
+        kl_weight: float = 0.1,
+        temperature: float = 1.0,
+        align: Align = "interpolate",
+        direction: Direction = "t2s",
+        student_dim: int | None = None,
+        teacher_dim: int | None = None,
+        *,
+        kl_mode: KLMode = "forward",
+        t2_scale: bool = False,
+    ) -> None:
+        super().__init__()
+        if align not in _ALIGNS:
+            raise ValueError(f"align must be one of {_ALIGNS}, got {align!r}")
+        if direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+        if kl_mode not in _KL_MODES:
+            raise ValueError(f"kl_mode must be one of {_KL_MODES}, got {kl_mode!r}")
+        if isinstance(kl_weight, bool) or not isinstance(kl_weight, (int, float)) or kl_weight < 0:
+            raise ValueError(f"kl_weight must be a non-negative float, got {kl_weight!r}")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not temperature > 0
+        ):
+            raise ValueError(f"temperature must be a float > 0, got {temperature!r}")
+        self.student_dim = _check_dim("student_dim", student_dim)
+        self.teacher_dim = _check_dim("teacher_dim", teacher_dim)
+        self.kl_weight = float(kl_weight)
+        self.temperature = float(temperature)
+        self.align = align
+        self.direction = direction
+        self.kl_mode = kl_mode
+        self.t2_scale = bool(t2_scale)
+        self.proj: nn.Linear | None = None
+        if align == "linear":
+            if self.student_dim is None or self.teacher_dim is None:
+                raise ValueError(
+                    "align='linear' needs student_dim and teacher_dim at construction, got "
+                    f"student_dim={student_dim!r}, teacher_dim={teacher_dim!r}"
+                )
+            if direction == "t2s":
+                self.proj = nn.Linear(self.teacher_dim, self.student_dim)
+            else:
+                self.proj = nn.Linear(self.student_dim, self.teacher_dim)
+
+    def _check_inputs(self, sf, sl, tf, tl) -> None:
+        sf = _check_2d("student_feat", sf)
+        sl = _check_2d("student_logits", sl)
+        tf = _check_2d("teacher_feat", tf)
+        tl = _check_2d("teacher_logits", tl)
+        _check_same_batch(student_feat=sf, student_logits=sl, teacher_feat=tf, teacher_logits=tl)
+        if sl.shape[1] != tl.shape[1]:
+            raise ValueError(
+                "student_logits and teacher_logits must have the same number of classes, got "
+                f"{tuple(sl.shape)} and {tuple(tl.shape)}"
+            )
+        for name, x, dim in (
+            ("student_feat", sf, self.student_dim),
+            ("teacher_feat", tf, self.teacher_dim),
+        ):
+            if dim is not None and x.shape[1] != dim:
+                raise ValueError(f"{name} must have {dim} channels, got shape {tuple(x.shape)}")
+
+    def terms(
+        self,
+        student_feat: torch.Tensor,
+        student_logits: torch.Tensor,
+        teacher_feat: torch.Tensor,
+        teacher_logits: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unweighted ``(L_KL, feature term)`` pair; ``forward`` combines them."""
+        self._check_inputs(student_feat, student_logits, teacher_feat, teacher_logits)
+        teacher_feat = teacher_feat.detach()
+        teacher_logits = teacher_logits.detach()
+        kl = kd_kl_div(student_logits, teacher_logits, self.temperature, mode=self.kl_mode)
+        if self.t2_scale:
+            kl = kl * self.temperature**2
+        s, t = student_feat, teacher_feat
+        if self.proj is not None:
+            if self.direction == "t2s":
+                t = self.proj(t)
+            else:
+                s = self.proj(s)
+        elif self.direction == "t2s":
+            t = interpolate_features(t, s.shape[1])
+        else:
+            s = interpolate_features(s, t.shape[1])
+        feat = (s - t).pow(2).sum(dim=1).mean()
+        return kl, feat
+
+    def forward(
+        self,
+        student_feat: torch.Tensor,
+        student_logits: torch.Tensor,
+        teacher_feat: torch.Tensor,
+        teacher_logits: torch.Tensor,
+    ) -> torch.Tensor:
+        """``f^s (B, C_s)``, ``g^s (B, K)``, ``f^t (B, C_t)``, ``g^t (B, K)`` -> scalar ``L_KD``."""
+        kl, feat = self.terms(student_feat, student_logits, teacher_feat, teacher_logits)
+        return self.kl_weight * kl + feat
+
+    def extra_repr(self) -> str:
+        return (
+            f"kl_weight={self.kl_weight}, temperature={self.temperature}, align={self.align!r}, "
+            f"direction={self.direction!r}, kl_mode={self.kl_mode!r}, t2_scale={self.t2_scale}"
+        )

@@ -1,0 +1,245 @@
+"""The SUReID training objective (Eq. 14).
+
+``L = α·(L_KD + λ_ratio·L_ratio) + β·(L_cls + L_tri + w_aux·(L_cls^aux + L_tri^aux))``
+
+Every term can be switched off; that is how the rows of Table IV differ:
+
+============  ===========================================================
+row           flags
+============  ===========================================================
+vanilla       ``use_kd=False, use_ratio=False`` (cls + tri only)
++HTS          ``use_kd=False`` (adds ``L_ratio``)
++HTS +NPKD    all on (the paper's full objective)
+============  ===========================================================
+
+The ``aux`` terms supervise the class-token reweight head (Eq. 8, see ``docs/objectives.md``)
+and are on when ``use_reweight=True`` and its outputs are passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .npkd import NPKDLoss
+from .reid import (
+    CrossEntropyLabelSmooth,
+    TripletLoss,
+    _check_2d,
+    _check_labels,
+    _check_same_batch,
+)
+
+__all__ = ["SUReIDLoss", "SUReIDLossOutput"]
+
+
+@dataclass
+class SUReIDLossOutput:
+    """Result of :class:`SUReIDLoss`.
+
+    Attributes:
+        total: scalar to call ``backward()`` on.
+        terms: the unweighted terms that were computed, detached, keyed ``"cls"``, ``"tri"``,
+            ``"kd"`` (with ``"kd_kl"`` and ``"kd_feat"``), ``"ratio"``, ``"aux_cls"`` and
+            ``"aux_tri"``.
+    """
+
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def to_floats(self) -> dict[str, float]:
+        """``{"total": ..., **terms}`` as Python floats (one host sync), for logging."""
+        return {"total": float(self.total.detach()), **{k: float(v) for k, v in self.terms.items()}}
+
+
+def _check_weight(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative float, got {value!r}")
+    return float(value)
+
+
+class SUReIDLoss(nn.Module):
+    """SUReID objective, Eq. 14: ``α(L_KD + λ_ratio L_ratio) + β(L_cls + L_tri)``.
+
+    Takes tensors only; the student, the teacher and the heads run outside.
+
+    Args:
+        alpha: ``α`` (1, or 2 on Occluded-/Partial-REID).
+        beta: ``β`` (1).
+        ratio_weight: ``λ_ratio`` (2).
+        kd: the distillation loss; ``None`` builds ``NPKDLoss()`` when ``use_kd``.
+        id_loss: ``L_cls(logits, labels)``; ``None`` builds
+            ``CrossEntropyLabelSmooth(epsilon=0.1)``.
+        triplet: ``L_tri(features, labels)``; ``None`` builds ``TripletLoss(margin=0.3)``.
+        ratio: ``L_ratio``; ``None`` builds :class:`sureid.RatioLoss` (Eq. 9) when ``use_ratio``.
+            Called as ``ratio(keep_masks)``, or ``ratio(keep_masks, target_ratios)`` when
+            ``target_ratios`` is passed to ``forward``.
+        use_cls, use_tri, use_kd, use_ratio, use_reweight: switch the terms on or off.
+        aux_weight: weight of the reweight head's ID + triplet terms inside the ``β`` group.
+
+    Learnable losses (``NPKDLoss(align="linear")``) are submodules: give
+    ``criterion.parameters()`` to the optimiser too.
+
+    Raises:
+        ValueError: negative weights, every term switched off.
+
+    Example:
+        >>> crit = SUReIDLoss(use_kd=False, use_ratio=False)
+        >>> out = crit(torch.randn(8, 16), torch.randn(8, 4), torch.arange(4).repeat(2))
+        >>> sorted(out.terms)
+        ['cls', 'tri']
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        ratio_weight: float = 2.0,
+        *,
+        kd: nn.Module | None = None,
+        id_loss: nn.Module | None = None,
+        triplet: nn.Module | None = None,
+        ratio: nn.Module | None = None,
+        use_cls: bool = True,
+        use_tri: bool = True,
+        use_kd: bool = True,
+        use_ratio: bool = True,
+        use_reweight: bool = True,
+        aux_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.alpha = _check_weight("alpha", alpha)
+        self.beta = _check_weight("beta", beta)
+        self.ratio_weight = _check_weight("ratio_weight", ratio_weight)
+        self.aux_weight = _check_weight("aux_weight", aux_weight)
+        self.use_cls, self.use_tri = bool(use_cls), bool(use_tri)
+        self.use_kd, self.use_ratio = bool(use_kd), bool(use_ratio)
+        self.use_reweight = bool(use_reweight)
+        if not (self.use_cls or self.use_tri or self.use_kd or self.use_ratio):
+            raise ValueError(
+                "every term is switched off (use_cls, use_tri, use_kd and use_ratio are all False)"
+            )
+        for name, mod in (("kd", kd), ("id_loss", id_loss), ("triplet", triplet), ("ratio", ratio)):
+            if mod is not None and not callable(mod):
+                raise TypeError(f"{name} must be a callable loss module, got {type(mod).__name__}")
+        self.id_loss = id_loss if id_loss is not None else CrossEntropyLabelSmooth(epsilon=0.1)
+        self.triplet = triplet if triplet is not None else TripletLoss(margin=0.3)
+        self.kd = kd if kd is not None or not self.use_kd else NPKDLoss()
+        if ratio is None and self.use_ratio:
+            from .ratio import RatioLoss  # Eq. 9 lives there; imported here to keep it single
+
+            ratio = RatioLoss()
+        self.ratio = ratio
+
+    def forward(
+        self,
+        student_feat: torch.Tensor,
+        student_logits: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        teacher_feat: torch.Tensor | None = None,
+        teacher_logits: torch.Tensor | None = None,
+        keep_masks: Sequence[torch.Tensor] | None = None,
+        target_ratios: Sequence[float] | torch.Tensor | None = None,
+        aux_feat: torch.Tensor | None = None,
+        aux_logits: torch.Tensor | None = None,
+    ) -> SUReIDLossOutput:
+        """Compute Eq. 14.
+
+        Args:
+            student_feat: ``(B, C_s)`` pre-BN feature ``f^s`` (triplet, NPKD feature term).
+            student_logits: ``(B, K)`` post-BN logits ``g^s`` (ID loss, NPKD KL).
+            labels: ``(B,)`` identities.
+            teacher_feat, teacher_logits: ``(B, C_t)``, ``(B, K)``; required when ``use_kd``.
+            keep_masks: per-stage ``(B, N)`` keep masks (``HTSOutput.keep_masks``); required
+                when ``use_ratio``.
+            target_ratios: per-stage keep ratios, forwarded to the ratio loss when given.
+            aux_feat, aux_logits: the reweight head's ``(B, C_s)`` feature and ``(B, K)`` logits;
+                used when ``use_reweight`` (either may be ``None`` to skip its term).
+
+        Raises:
+            ValueError: missing inputs for an enabled term, mismatched batch sizes or shapes.
+        """
+        feat = _check_2d("student_feat", student_feat)
+        logits = _check_2d("student_logits", student_logits)
+        _check_same_batch(student_feat=feat, student_logits=logits)
+        labels = _check_labels(labels, feat.shape[0])
+
+        terms: dict[str, torch.Tensor] = {}
+        zero = feat.new_zeros(())
+        group_a, group_b = zero, zero
+
+        if self.use_cls:
+            terms["cls"] = self.id_loss(logits, labels)
+            group_b = group_b + terms["cls"]
+        if self.use_tri:
+            terms["tri"] = self.triplet(feat, labels)
+            group_b = group_b + terms["tri"]
+        if self.use_reweight and (aux_feat is not None or aux_logits is not None):
+            aux = zero
+            if aux_logits is not None and self.use_cls:
+                aux_logits = _check_2d("aux_logits", aux_logits)
+                _check_same_batch(student_logits=logits, aux_logits=aux_logits)
+                terms["aux_cls"] = self.id_loss(aux_logits, labels)
+                aux = aux + terms["aux_cls"]
+            if aux_feat is not None and self.use_tri:
+                aux_feat = _check_2d("aux_feat", aux_feat)
+                _check_same_batch(student_feat=feat, aux_feat=aux_feat)
+                terms["aux_tri"] = self.triplet(aux_feat, labels)
+                aux = aux + terms["aux_tri"]
+            group_b = group_b + self.aux_weight * aux
+
+        if self.use_kd:
+            if teacher_feat is None or teacher_logits is None:
+                raise ValueError(
+                    "use_kd=True needs teacher_feat and teacher_logits, got "
+                    f"teacher_feat={_describe(teacher_feat)}, "
+                    f"teacher_logits={_describe(teacher_logits)}; pass them or set use_kd=False"
+                )
+            if hasattr(self.kd, "terms"):
+                kl, kd_feat = self.kd.terms(feat, logits, teacher_feat, teacher_logits)
+                kd = self.kd.kl_weight * kl + kd_feat
+                terms["kd_kl"], terms["kd_feat"] = kl, kd_feat
+            else:
+                kd = self.kd(feat, logits, teacher_feat, teacher_logits)
+            terms["kd"] = kd
+            group_a = group_a + kd
+        if self.use_ratio:
+            if keep_masks is None or len(keep_masks) == 0:
+                raise ValueError(
+                    "use_ratio=True needs keep_masks (HTSOutput.keep_masks, one (B, N) mask per "
+                    f"stage), got {_describe(keep_masks)}; pass them or set use_ratio=False"
+                )
+            masks = list(keep_masks)
+            for i, m in enumerate(masks):
+                if not isinstance(m, torch.Tensor) or m.dim() != 2 or m.shape[0] != feat.shape[0]:
+                    raise ValueError(
+                        f"keep_masks[{i}] must be (B={feat.shape[0]}, N), got {_describe(m)}"
+                    )
+            if target_ratios is None:
+                terms["ratio"] = self.ratio(masks)
+            else:
+                terms["ratio"] = self.ratio(masks, target_ratios)
+            group_a = group_a + self.ratio_weight * terms["ratio"]
+
+        total = self.alpha * group_a + self.beta * group_b
+        return SUReIDLossOutput(total=total, terms={k: v.detach() for k, v in terms.items()})
+
+    def extra_repr(self) -> str:
+        flags = ", ".join(
+            f"{n}={getattr(self, n)}"
+            for n in ("use_cls", "use_tri", "use_kd", "use_ratio", "use_reweight")
+        )
+        return (
+            f"alpha={self.alpha}, beta={self.beta}, ratio_weight={self.ratio_weight}, "
+            f"aux_weight={self.aux_weight}, {flags}"
+        )
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"tensor of shape {tuple(x.shape)}"
+    return repr(x) if x is None else type(x).__name__

@@ -1,0 +1,114 @@
+"""A frozen teacher for NPKD: ``(f^t, g^t)`` with ``g^t = W^t · f^t`` (no BN, Sec. III-B)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["FrozenTeacher"]
+
+
+class FrozenTeacher(nn.Module):
+    """Wrap any feature extractor as a frozen NPKD teacher.
+
+    The wrapped model is kept in eval mode and its parameters (and the classifier's) have
+    ``requires_grad=False`` whatever the caller does: ``train()`` and ``requires_grad_()`` on
+    this module are ignored, and ``forward`` puts the model back into eval mode if someone
+    switched it directly. The forward runs under ``torch.no_grad()`` (not ``inference_mode``,
+    so the outputs can be used freely next to student tensors in the loss graph).
+
+    Passing your own teacher classifier: give ``classifier`` as the ``(K, C_t)`` weight tensor
+    of your trained teacher (e.g. ``state_dict["classifier.weight"]`` of its BNNeck) or as a
+    bias-free ``nn.Linear(C_t, K)``. The logits are ``feature @ W^tᵀ`` applied to the raw
+    feature *without* BN, as the paper specifies for ``g^t``. ``K`` must equal the student's
+    number of classes (same training identities). ``classifier=None`` gives a feature-only
+    teacher whose logits are ``None``.
+
+    Args:
+        model: maps images ``(B, 3, H, W)`` to a ``(B, C_t)`` feature in eval mode (for timm,
+            build it with ``num_classes=0``).
+        classifier: ``(K, C_t)`` weight tensor, bias-free ``nn.Linear``, or ``None``.
+
+    Raises:
+        TypeError: ``model`` not an ``nn.Module``; bad ``classifier`` type; model output not a
+            tensor.
+        ValueError: classifier with a bias, weight not 2-D, feature width not ``C_t``.
+
+    Example:
+        >>> backbone = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 4, 16))
+        >>> teacher = FrozenTeacher(backbone, torch.randn(10, 16))
+        >>> f_t, g_t = teacher(torch.randn(2, 3, 8, 4))
+        >>> f_t.shape, g_t.shape, f_t.requires_grad
+        (torch.Size([2, 16]), torch.Size([2, 10]), False)
+    """
+
+    def __init__(self, model: nn.Module, classifier: nn.Linear | torch.Tensor | None = None):
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        self.model = model
+        weight: torch.Tensor | None
+        if classifier is None:
+            weight = None
+        elif isinstance(classifier, nn.Linear):
+            if classifier.bias is not None:
+                raise ValueError(
+                    "classifier must be bias-free (g^t = W^t f^t); got nn.Linear with a bias of "
+                    f"shape {tuple(classifier.bias.shape)}"
+                )
+            weight = classifier.weight.detach().clone()
+        elif isinstance(classifier, torch.Tensor):
+            weight = classifier.detach().clone()
+        else:
+            raise TypeError(
+                "classifier must be a (K, C_t) tensor, a bias-free nn.Linear or None, got "
+                f"{type(classifier).__name__}"
+            )
+        if weight is not None and weight.dim() != 2:
+            raise ValueError(f"classifier weight must be 2-D (K, C_t), got {tuple(weight.shape)}")
+        # a buffer: moves with .to(), saved in state_dict, never an optimiser parameter
+        self.register_buffer("classifier_weight", weight)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        super().train(False)
+
+    @property
+    def num_classes(self) -> int | None:
+        """``K``, or ``None`` for a feature-only teacher."""
+        w = self.classifier_weight
+        return None if w is None else int(w.shape[0])
+
+    def train(self, mode: bool = True) -> FrozenTeacher:
+        """Ignored: the teacher always stays in eval mode."""
+        return super().train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> FrozenTeacher:
+        """Ignored: the teacher's parameters always stay frozen."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, 3, H, W)`` -> ``(f^t (B, C_t), g^t (B, K) or None)``, both without grad."""
+        if self.model.training:
+            self.model.eval()
+        with torch.no_grad():
+            feat = self.model(images)
+            if not isinstance(feat, torch.Tensor):
+                raise TypeError(
+                    "the teacher model must return a (B, C) feature tensor in eval mode, got "
+                    f"{type(feat).__name__}; wrap it so that it does"
+                )
+            if feat.dim() != 2:
+                raise ValueError(
+                    f"the teacher model must return a (B, C) feature, got shape {tuple(feat.shape)}"
+                )
+            w = self.classifier_weight
+            if w is None:
+                return feat, None
+            if feat.shape[1] != w.shape[1]:
+                raise ValueError(
+                    f"teacher feature has {feat.shape[1]} channels but the classifier weight "
+                    f"has shape {tuple(w.shape)} (expected (K, {feat.shape[1]}))"
+                )
+            return feat, feat @ w.to(feat.dtype).t()
