@@ -1,1 +1,7 @@
 """sureid.losses."""
+
+from .ratio import RatioLoss
+
+__all__ = [
+    "RatioLoss",
+]

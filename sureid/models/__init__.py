@@ -1,1 +1,21 @@
-"""sureid.models."""
+"""sureid.models: ViT backbones and hierarchical token sparsification (HTS)."""
+
+from .decision import DecisionModule
+from .hts import gumbel_keep_decision, masked_attention, num_kept_tokens, select_topk_tokens
+from .hts_vit import HTSViT
+from .output import HTSOutput
+from .vit import VisionTransformer, deit_small, deit_tiny, vit_base
+
+__all__ = [
+    "DecisionModule",
+    "HTSOutput",
+    "HTSViT",
+    "VisionTransformer",
+    "deit_small",
+    "deit_tiny",
+    "gumbel_keep_decision",
+    "masked_attention",
+    "num_kept_tokens",
+    "select_topk_tokens",
+    "vit_base",
+]

@@ -1,0 +1,75 @@
+"""The per-stage decision module of HTS (Eq. 1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["DecisionModule"]
+
+
+class DecisionModule(nn.Module):
+    """Keep/drop log-probabilities for each patch token (Eq. 1), DynamicViT-style.
+
+    ``LayerNorm -> Linear -> GELU`` gives per-token features; the first half of the
+    channels stays local, the second half is replaced by the mean over the kept tokens
+    (mask-weighted, so dropped tokens do not count; the denominator is clamped so an empty
+    mask gives 0, never NaN). The concatenation goes through a small MLP to two
+    log-probabilities. Index 1 means keep.
+
+    Args:
+        embed_dim: token width ``C``.
+        hidden_dim: width after the first linear layer; even and >= 4. Default
+            ``embed_dim // 2``, which keeps the module under ~2% of a DeiT-S forward
+            (``embed_dim`` as in DynamicViT costs about twice that).
+
+    Shapes:
+        ``forward(x (B, N, C), mask (B, N) or None) -> (B, N, 2)``; ``mask=None`` means all
+        tokens are kept (the inference path, where dropped tokens are already gone).
+
+    Example:
+        >>> m = DecisionModule(32)
+        >>> m(torch.randn(2, 10, 32), torch.ones(2, 10)).shape
+        torch.Size([2, 10, 2])
+    """
+
+    def __init__(self, embed_dim: int, *, hidden_dim: int | None = None) -> None:
+        super().__init__()
+        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
+            raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
+        if hidden_dim is None:
+            hidden_dim = max(4, embed_dim // 2 // 2 * 2)
+        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int):
+            raise TypeError(f"hidden_dim must be an int or None, got {type(hidden_dim).__name__}")
+        if hidden_dim < 4 or hidden_dim % 2:
+            raise ValueError(f"hidden_dim must be an even int >= 4, got {hidden_dim}")
+        self.embed_dim = embed_dim
+        self.hidden_dim = hidden_dim
+        self.in_conv = nn.Sequential(
+            nn.LayerNorm(embed_dim), nn.Linear(embed_dim, hidden_dim), nn.GELU()
+        )
+        self.out_conv = nn.Sequential(
+            nn.Linear(hidden_dim, hidden_dim // 2),
+            nn.GELU(),
+            nn.Linear(hidden_dim // 2, hidden_dim // 4),
+            nn.GELU(),
+            nn.Linear(hidden_dim // 4, 2),
+            nn.LogSoftmax(dim=-1),
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(f"x must have shape (B, N, {self.embed_dim}), got {tuple(x.shape)}")
+        h = self.in_conv(x)
+        local, glob = h.split(self.hidden_dim // 2, dim=-1)
+        if mask is None:
+            glob = glob.mean(dim=1, keepdim=True)
+        else:
+            if mask.shape != x.shape[:2]:
+                raise ValueError(
+                    f"mask must have shape (B, N) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
+                )
+            w = mask.to(h.dtype).unsqueeze(-1)
+            count = w.sum(dim=1, keepdim=True).clamp_min(torch.finfo(h.dtype).eps)
+            glob = (glob * w).sum(dim=1, keepdim=True) / count
+        return self.out_conv(torch.cat([local, glob.expand_as(local)], dim=-1))

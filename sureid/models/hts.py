@@ -1,0 +1,152 @@
+"""Hierarchical token sparsification (HTS) as plain tensor functions (Sec. III-A).
+
+These functions are the algorithm; :class:`sureid.HTSViT` only wires them into a ViT.
+They serve training, inference, tests and ONNX export alike and know nothing about timm.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "gumbel_keep_decision",
+    "masked_attention",
+    "num_kept_tokens",
+    "select_topk_tokens",
+]
+
+
+def num_kept_tokens(num_patches: int, ratio: float) -> int:
+    """Patch tokens kept at a stage with target ``ratio`` of the original ``num_patches``.
+
+    Rounding: ``k = max(1, floor(ratio * num_patches + 1e-6))`` (floor as in DynamicViT;
+    the tiny tolerance keeps exact products such as ``0.5 * 128`` from rounding down
+    through floating-point error), and never fewer than one token.
+
+    Example:
+        >>> num_kept_tokens(128, 0.7), num_kept_tokens(128, 0.343), num_kept_tokens(8, 0.01)
+        (89, 43, 1)
+
+    Raises:
+        TypeError: ``num_patches`` is not an int.
+        ValueError: ``num_patches < 1`` or ``ratio`` outside ``(0, 1]``.
+    """
+    if isinstance(num_patches, bool) or not isinstance(num_patches, int):
+        raise TypeError(f"num_patches must be an int, got {type(num_patches).__name__}")
+    if num_patches < 1:
+        raise ValueError(f"num_patches must be >= 1, got {num_patches}")
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+    return max(1, min(num_patches, math.floor(ratio * num_patches + 1e-6)))
+
+
+def gumbel_keep_decision(log_probs: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """Hard keep decisions ``D`` from keep/drop log-probabilities (Eq. 2).
+
+    Gumbel-softmax with a hard one-hot forward and straight-through gradient; index 1
+    (keep) is returned. The forward values are exactly 0 or 1 (the straight-through term
+    ``soft - soft.detach()`` is an exact zero). Noise comes from the torch RNG only.
+
+    Args:
+        log_probs: ``(B, N, 2)`` log-probabilities, index 0 drop, index 1 keep.
+        tau: Gumbel-softmax temperature, > 0.
+
+    Returns:
+        ``(B, N)`` decisions in {0, 1}.
+
+    Example:
+        >>> d = gumbel_keep_decision(torch.randn(2, 5, 2).log_softmax(-1))
+        >>> d.shape
+        torch.Size([2, 5])
+    """
+    if log_probs.ndim != 3 or log_probs.shape[-1] != 2:
+        raise ValueError(f"log_probs must have shape (B, N, 2), got {tuple(log_probs.shape)}")
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau!r}")
+    soft = F.gumbel_softmax(log_probs, tau=tau, hard=False)[..., 1]
+    hard = (soft > 0.5).to(soft.dtype)  # argmax of two entries that sum to 1
+    return hard + (soft - soft.detach())
+
+
+def masked_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    keep: torch.Tensor,
+    *,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention where dropped tokens talk only to themselves (Eqs. 4-6).
+
+    ``A = q k^T * scale``, ``G_ij = 1 if i == j else keep_j`` and
+    ``softmax_G(A)_ij = exp(A_ij) G_ij / sum_k exp(A_ik) G_ik``. The row maximum over the
+    entries with ``G > 0`` is subtracted first; since ``G_ii = 1`` that maximum is finite
+    and the denominator is at least 1, so no epsilon is needed. Gradients flow into
+    ``keep``. With a hard mask this equals ordinary attention over the kept tokens only.
+
+    Args:
+        q, k, v: ``(B, H, T, D)``.
+        keep: ``(B, T)`` keep mask over all tokens (prefix tokens should be 1).
+        scale: logit scale; default ``D ** -0.5``.
+        dropout_p: dropout on the attention weights (training only; pass 0 in eval).
+
+    Returns:
+        ``out (B, H, T, D)`` and the attention weights ``attn (B, H, T, T)`` (before
+        dropout).
+    """
+    b, _, t, d = q.shape
+    if keep.shape != (b, t):
+        raise ValueError(f"keep must have shape (B, T) = {(b, t)}, got {tuple(keep.shape)}")
+    scale = d**-0.5 if scale is None else scale
+    logits = (q * scale) @ k.transpose(-2, -1)
+    eye = torch.eye(t, dtype=logits.dtype, device=logits.device)
+    gate = keep.to(logits.dtype)[:, None, None, :] * (1.0 - eye) + eye  # Eq. 5
+    row_max = torch.where(gate > 0, logits, float("-inf")).amax(-1, keepdim=True).detach()
+    weights = (logits - row_max).exp() * gate
+    attn = weights / weights.sum(-1, keepdim=True)  # Eq. 6
+    used = F.dropout(attn, p=dropout_p) if dropout_p > 0 else attn
+    return used @ v, attn
+
+
+def select_topk_tokens(
+    x: torch.Tensor,
+    keep_score: torch.Tensor,
+    k: int,
+    num_prefix_tokens: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Physically keep the prefix tokens and the ``k`` highest-scoring patch tokens.
+
+    The kept patch tokens stay in their original order (``idx`` is sorted): the blocks are
+    permutation-equivariant so order does not change the result, but ordered indices are
+    easier to visualise and line up, and sorting ``k <= N`` ints costs far less than one
+    block. Static ``k`` and ``torch.gather`` only, so it traces and exports.
+
+    Args:
+        x: ``(B, P + N, C)`` tokens, the first ``P = num_prefix_tokens`` are never dropped.
+        keep_score: ``(B, N)`` score per patch token, higher is kept first.
+        k: number of patch tokens to keep, ``1 <= k <= N``.
+        num_prefix_tokens: ``P``.
+
+    Returns:
+        ``x_kept (B, P + k, C)`` and ``idx (B, k)``, indices into the ``N`` patch tokens of
+        ``x``.
+
+    Example:
+        >>> x = torch.arange(5.0).view(1, 5, 1)  # one prefix token, four patches
+        >>> select_topk_tokens(x, torch.tensor([[0.1, 0.9, 0.2, 0.8]]), 2, 1)[1]
+        tensor([[1, 3]])
+    """
+    n = x.shape[1] - num_prefix_tokens
+    if keep_score.shape != (x.shape[0], n):
+        raise ValueError(
+            f"keep_score must have shape (B, N) = {(x.shape[0], n)}, got {tuple(keep_score.shape)}"
+        )
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}], got {k}")
+    idx = keep_score.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
+    patches = x[:, num_prefix_tokens:].gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    return torch.cat([x[:, :num_prefix_tokens], patches], dim=1), idx

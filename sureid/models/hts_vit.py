@@ -1,0 +1,321 @@
+"""``HTSViT``: a ViT with hierarchical token sparsification (Sec. III-A, Fig. 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .._optional import require
+from .decision import DecisionModule
+from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
+from .output import HTSOutput
+from .timm_adapter import block_forward_masked, check_vit_structure, embed_tokens
+
+__all__ = ["HTSViT"]
+
+
+def _stage_ratios(keep_ratio: float | Sequence[float], num_stages: int) -> tuple[float, ...]:
+    if isinstance(keep_ratio, bool):
+        raise TypeError(f"keep_ratio must be a float or a sequence of floats, got {keep_ratio!r}")
+    if isinstance(keep_ratio, (int, float)):
+        if not 0.0 < keep_ratio <= 1.0:
+            raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
+        return tuple(float(keep_ratio) ** (s + 1) for s in range(num_stages))
+    if not isinstance(keep_ratio, Sequence) or isinstance(keep_ratio, str):
+        raise TypeError(
+            f"keep_ratio must be a float or a sequence of floats, got {type(keep_ratio).__name__}"
+        )
+    ratios = list(keep_ratio)
+    if len(ratios) != num_stages:
+        raise ValueError(
+            f"keep_ratio lists one ratio per stage: expected {num_stages} values "
+            f"(one per prune_layers entry), got {len(ratios)}: {ratios}"
+        )
+    for r in ratios:
+        if isinstance(r, bool) or not isinstance(r, (int, float)):
+            raise TypeError(f"keep_ratio entries must be floats, got {r!r} in {ratios}")
+        if not 0.0 < r <= 1.0:
+            raise ValueError(f"keep_ratio entries must be in (0, 1], got {r!r} in {ratios}")
+    if any(b > a for a, b in zip(ratios, ratios[1:])):
+        raise ValueError(f"keep_ratio entries must be non-increasing (masks are cumulative), got {ratios}")
+    return tuple(float(r) for r in ratios)
+
+
+def _check_prune_layers(prune_layers: Sequence[int], depth: int) -> tuple[int, ...]:
+    if not isinstance(prune_layers, Sequence) or isinstance(prune_layers, str):
+        raise TypeError(
+            f"prune_layers must be a sequence of block indices, got {type(prune_layers).__name__}"
+        )
+    layers = list(prune_layers)
+    if not layers:
+        raise ValueError("prune_layers must name at least one block, got []")
+    for i in layers:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"prune_layers entries must be ints, got {i!r} in {layers}")
+        if not 0 <= i < depth:
+            raise ValueError(
+                f"prune_layers entries must be block indices in [0, {depth - 1}] for a "
+                f"{depth}-block model, got {layers}"
+            )
+    if any(b <= a for a, b in zip(layers, layers[1:])):
+        raise ValueError(f"prune_layers must be strictly increasing, got {layers}")
+    return tuple(layers)
+
+
+class HTSViT(nn.Module):
+    """A ViT whose patch tokens are sparsified hierarchically before chosen blocks.
+
+    Before block ``prune_layers[s]`` a :class:`DecisionModule` scores the patch tokens.
+    Training (``model.train()``) samples Gumbel hard decisions (Eqs. 1-3) and masks the
+    attention of every later block (Eqs. 4-6) so all tokens stay; inference
+    (``model.eval()``) keeps the top ``k_s = num_kept_tokens(N, ratio_s)`` patch tokens by
+    keep probability and physically drops the rest, so later blocks run on fewer tokens.
+    Class and register tokens are never dropped.
+
+    Args:
+        vit: a timm-layout ViT with a class token, e.g. :func:`sureid.deit_small` (use
+            :meth:`from_timm` for a timm model; it checks timm's types too). Kept as
+            ``self.backbone``; its weights and modules are used as they are.
+        keep_ratio: ``p`` giving stage ratios ``(p, p^2, p^3, ...)``, or one ratio per
+            stage (non-increasing, each in ``(0, 1]``). A stage with ratio 1 is skipped.
+        prune_layers: 0-based indices of the blocks before which to prune, strictly
+            increasing. Default ``(3, 6, 9)``: before blocks 4, 7 and 10 as in the paper.
+        tau: Gumbel-softmax temperature.
+        decision_hidden_dim: hidden width of the decision modules (default ``C // 2``).
+        prune: ``False`` switches HTS off (the attribute can be changed later).
+        compute_cls_attn: in training, also return the last block's class-token
+            attention (Eq. 7) in :class:`HTSOutput`.
+
+    Shapes:
+        eval ``forward(x (B, 3, H, W)) -> (B, C)``; train ``forward(x) -> HTSOutput``.
+
+    Example:
+        >>> from sureid import deit_tiny
+        >>> model = HTSViT(deit_tiny(img_size=(64, 32), depth=4), keep_ratio=0.7,
+        ...                prune_layers=(1, 2)).eval()
+        >>> model(torch.randn(2, 3, 64, 32)).shape
+        torch.Size([2, 192])
+    """
+
+    def __init__(
+        self,
+        vit: nn.Module,
+        *,
+        keep_ratio: float | Sequence[float] = 0.7,
+        prune_layers: Sequence[int] = (3, 6, 9),
+        tau: float = 1.0,
+        decision_hidden_dim: int | None = None,
+        prune: bool = True,
+        compute_cls_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        check_vit_structure(vit)
+        self.prune_layers = _check_prune_layers(prune_layers, len(vit.blocks))
+        self.keep_ratios = _stage_ratios(keep_ratio, len(self.prune_layers))
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
+            raise ValueError(f"tau must be a positive float, got {tau!r}")
+        for name, flag in (("prune", prune), ("compute_cls_attn", compute_cls_attn)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        self.tau = float(tau)
+        self.prune = prune
+        self.compute_cls_attn = compute_cls_attn
+        self.backbone = vit
+        self.num_prefix_tokens = int(vit.num_prefix_tokens)
+        embed_dim = int(vit.cls_token.shape[-1])
+        self.embed_dim = embed_dim
+        self.decision = nn.ModuleList(
+            DecisionModule(embed_dim, hidden_dim=decision_hidden_dim) for _ in self.prune_layers
+        )
+        # block index -> stage index (-1: no pruning before this block); static, read-only
+        stage_of_block = [-1] * len(vit.blocks)
+        for s, layer in enumerate(self.prune_layers):
+            stage_of_block[layer] = s
+        self._stage_of_block = tuple(stage_of_block)
+
+    @classmethod
+    def from_timm(
+        cls,
+        vit: nn.Module,
+        *,
+        keep_ratio: float | Sequence[float] = 0.7,
+        prune_layers: Sequence[int] = (3, 6, 9),
+        tau: float = 1.0,
+        decision_hidden_dim: int | None = None,
+        prune: bool = True,
+        compute_cls_attn: bool = True,
+    ) -> HTSViT:
+        """Wrap a timm ``VisionTransformer`` (timm>=1.0.16), reusing its modules and weights.
+
+        Supports class and register tokens, ``no_embed_class``, LayerScale, q/k norm,
+        fused attention, rectangular and dynamic image sizes.
+
+        Raises:
+            ImportError: timm is not installed (``pip install 'sureid[timm]'``).
+            TypeError: ``vit`` is not a timm ``VisionTransformer`` or uses a block or
+                attention type other than timm's ``Block``/``Attention``.
+            ValueError: no class token, patch dropout on, or bad ``keep_ratio``/``prune_layers``.
+
+        Example:
+            >>> import timm  # doctest: +SKIP
+            >>> vit = timm.create_model("deit_small_patch16_224", img_size=(256, 128))  # doctest: +SKIP
+            >>> model = HTSViT.from_timm(vit, keep_ratio=0.7)  # doctest: +SKIP
+        """
+        timm_vit = require("timm.models.vision_transformer", purpose="HTSViT.from_timm")
+        timm_layers = require("timm.layers", purpose="HTSViT.from_timm")
+        if not isinstance(vit, timm_vit.VisionTransformer):
+            raise TypeError(
+                "vit must be a timm.models.vision_transformer.VisionTransformer, "
+                f"got {type(vit).__module__}.{type(vit).__name__}"
+            )
+        for i, blk in enumerate(vit.blocks):
+            if not isinstance(blk, timm_vit.Block) or not isinstance(blk.attn, timm_layers.Attention):
+                raise TypeError(
+                    f"vit.blocks[{i}] must be a timm Block with timm.layers.Attention, got "
+                    f"{type(blk).__name__} with {type(getattr(blk, 'attn', None)).__name__}"
+                )
+        return cls(
+            vit, keep_ratio=keep_ratio, prune_layers=prune_layers, tau=tau,
+            decision_hidden_dim=decision_hidden_dim, prune=prune,
+            compute_cls_attn=compute_cls_attn,
+        )
+
+    def load_backbone_state_dict(self, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True):
+        """Load a plain ViT/timm checkpoint (keys without ``backbone.``) into ``self.backbone``.
+
+        Decision modules are left as they are. Equivalent to
+        ``model.backbone.load_state_dict(state_dict, strict=strict)``.
+        """
+        return self.backbone.load_state_dict(state_dict, strict=strict)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"images must have shape (B, C, H, W), got {shape}")
+        pe = self.backbone.patch_embed
+        img_size = getattr(pe, "img_size", None)
+        dynamic = getattr(self.backbone, "dynamic_img_size", False)
+        if (
+            img_size is not None
+            and not dynamic
+            and getattr(pe, "strict_img_size", True)
+            and tuple(x.shape[-2:]) != tuple(img_size)
+        ):
+            raise ValueError(
+                f"images must be {tuple(img_size)} (H, W) for this model (built without "
+                f"dynamic_img_size), got {tuple(x.shape[-2:])}"
+            )
+
+    def _active(self, stage: int) -> bool:
+        return self.prune and self.keep_ratios[stage] < 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | HTSOutput:
+        """Eval: ``(B, C)`` class token after the final norm, on pruned tokens.
+        Train: :class:`HTSOutput` from :meth:`forward_train`."""
+        if self.training:
+            return self.forward_train(x)
+        return self.forward_features(x)[:, 0]
+
+    def forward_features(
+        self, x: torch.Tensor, *, return_indices: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Inference path: physically drop tokens (top-k by keep probability).
+
+        Args:
+            x: ``(B, 3, H, W)`` images.
+            return_indices: also return, per active stage, the kept patch indices
+                ``(B, k_s)`` into the ORIGINAL patch grid (row-major ``N = H/p * W/p``),
+                in increasing order, e.g. for the Fig. 6 visualisation.
+
+        Returns:
+            Tokens ``(B, P + k_last, C)`` after the final norm (class token first), and
+            with ``return_indices`` the list of index tensors.
+        """
+        self._check_input(x)
+        vit = self.backbone
+        p = self.num_prefix_tokens
+        x = embed_tokens(vit, x)
+        n = x.shape[1] - p
+        kept: list[torch.Tensor] = []
+        orig = None
+        for blk, stage in zip(vit.blocks, self._stage_of_block):
+            if stage >= 0 and self._active(stage):
+                score = self.decision[stage](x[:, p:])[..., 1]
+                x, idx = select_topk_tokens(x, score, num_kept_tokens(n, self.keep_ratios[stage]), p)
+                if return_indices:
+                    orig = idx if orig is None else orig.gather(1, idx)
+                    kept.append(orig)
+            x = blk(x)
+        x = vit.norm(x)
+        return (x, kept) if return_indices else x
+
+    def forward_train(
+        self, x: torch.Tensor, *, keep_masks: Sequence[torch.Tensor] | None = None
+    ) -> HTSOutput:
+        """Training path: Gumbel decisions (Eqs. 1-3) and masked attention (Eqs. 4-6).
+
+        No token is removed. From the first active stage on every block uses the masked
+        attention of :func:`sureid.models.hts.masked_attention`; earlier blocks run as usual.
+
+        Args:
+            x: ``(B, 3, H, W)`` images.
+            keep_masks: optional cumulative hard masks ``(B, N)``, one per stage, used
+                instead of sampling (the decision modules are then not run). With the
+                masks of :meth:`forward_features`' indices this path gives the same class
+                token as the inference path.
+
+        Returns:
+            :class:`HTSOutput`; ``keep_masks`` has one ``(B, N)`` mask per stage (a skipped
+            ratio-1 stage repeats the running mask) and is empty when ``prune`` is off.
+        """
+        self._check_input(x)
+        vit = self.backbone
+        p = self.num_prefix_tokens
+        x = embed_tokens(vit, x)
+        b, t, _ = x.shape
+        n = t - p
+        if keep_masks is not None:
+            keep_masks = list(keep_masks)
+            if len(keep_masks) != len(self.prune_layers) or any(
+                m.shape != (b, n) for m in keep_masks
+            ):
+                raise ValueError(
+                    f"keep_masks must be {len(self.prune_layers)} tensors of shape (B, N) = "
+                    f"{(b, n)}, got {[tuple(m.shape) for m in keep_masks]}"
+                )
+        mask = x.new_ones(b, n)
+        prefix_ones = x.new_ones(b, p)
+        keep: torch.Tensor | None = None  # (B, T) once a stage is active
+        masks: list[torch.Tensor] = []
+        cls_attn = None
+        last = len(vit.blocks) - 1
+        for i, (blk, stage) in enumerate(zip(vit.blocks, self._stage_of_block)):
+            if stage >= 0 and self.prune:
+                if self._active(stage):
+                    if keep_masks is not None:
+                        mask = keep_masks[stage].to(x.dtype)
+                    else:
+                        log_probs = self.decision[stage](x[:, p:], mask)  # Eq. 1
+                        mask = mask * gumbel_keep_decision(log_probs, self.tau)  # Eqs. 2-3
+                    keep = torch.cat([prefix_ones, mask], dim=1)
+                masks.append(mask)
+            if keep is not None or (i == last and self.compute_cls_attn):
+                full = keep if keep is not None else x.new_ones(b, t)
+                x, attn = block_forward_masked(blk, x, full)
+                if i == last and self.compute_cls_attn:
+                    cls_attn = attn
+            else:
+                x = blk(x)
+        x = vit.norm(x)
+        return HTSOutput(
+            features=x[:, 0], tokens=x, keep_masks=masks, cls_attn=cls_attn,
+            num_prefix_tokens=p,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"keep_ratios={tuple(round(r, 4) for r in self.keep_ratios)}, "
+            f"prune_layers={self.prune_layers}, tau={self.tau}, prune={self.prune}"
+        )

@@ -1,0 +1,115 @@
+"""Maps a timm-layout ``VisionTransformer`` onto the HTS functions in :mod:`sureid.models.hts`.
+
+Works for timm's ``VisionTransformer`` and for :class:`sureid.VisionTransformer` (same
+layout). It calls the wrapped model's own submodules (``patch_embed``, ``_pos_embed``,
+``blk.norm1``, ``blk.attn.qkv``, ``blk.ls1``, ...) instead of copying their maths, guards
+optional parts with ``getattr``, and keeps no state. timm itself is never imported here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .hts import masked_attention
+
+__all__ = ["block_forward_masked", "check_vit_structure", "embed_tokens"]
+
+_BLOCK_PARTS = ("norm1", "attn", "ls1", "drop_path1", "norm2", "mlp", "ls2", "drop_path2")
+_ATTN_PARTS = ("qkv", "num_heads", "proj")
+
+
+def check_vit_structure(vit: object, *, name: str = "vit") -> None:
+    """Raise a clear ``TypeError``/``ValueError`` unless ``vit`` has the timm ViT layout.
+
+    Required: ``patch_embed``, ``_pos_embed``, ``blocks`` of pre-norm blocks with a fused
+    ``attn.qkv``, ``norm``, ``num_prefix_tokens`` and a class token; no active patch dropout.
+    """
+    if not isinstance(vit, nn.Module):
+        raise TypeError(f"{name} must be a VisionTransformer nn.Module, got {type(vit).__name__}")
+    for part in ("patch_embed", "_pos_embed", "blocks", "norm", "num_prefix_tokens"):
+        if not hasattr(vit, part):
+            raise ValueError(
+                f"{name} must have the timm VisionTransformer layout; "
+                f"{type(vit).__name__} has no {part!r}"
+            )
+    if getattr(vit, "cls_token", None) is None:
+        raise ValueError(
+            f"{name} must have a class token (class_token=True); {type(vit).__name__} has "
+            "cls_token=None, and HTS returns the class-token embedding"
+        )
+    if len(vit.blocks) < 1:
+        raise ValueError(f"{name} must have at least one block, got 0")
+    for i, blk in enumerate(vit.blocks):
+        missing = [p for p in _BLOCK_PARTS if not hasattr(blk, p)]
+        missing += [f"attn.{p}" for p in _ATTN_PARTS if hasattr(blk, "attn") and not hasattr(blk.attn, p)]
+        if missing:
+            raise ValueError(
+                f"{name}.blocks[{i}] ({type(blk).__name__}) is not a pre-norm ViT block with "
+                f"fused qkv attention: missing {missing}"
+            )
+    patch_drop = getattr(vit, "patch_drop", None)
+    if patch_drop is not None and getattr(patch_drop, "prob", 0.0) > 0:
+        raise ValueError(
+            f"{name} uses patch dropout (prob={patch_drop.prob}); it changes the token set and "
+            "cannot be combined with HTS. Build the model with patch_drop_rate=0."
+        )
+
+
+def embed_tokens(vit: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Images ``(B, C_in, H, W)`` to the token sequence ``(B, P + N, C)`` entering block 0."""
+    x = vit._pos_embed(vit.patch_embed(x))
+    patch_drop = getattr(vit, "patch_drop", None)
+    if patch_drop is not None:
+        x = patch_drop(x)
+    norm_pre = getattr(vit, "norm_pre", None)
+    if norm_pre is not None:
+        x = norm_pre(x)
+    return x
+
+
+def block_forward_masked(
+    blk: nn.Module, x: torch.Tensor, keep: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pre-norm block with the masked attention of Eqs. 4-6.
+
+    Args:
+        blk: a timm-layout block.
+        x: ``(B, T, C)`` tokens.
+        keep: ``(B, T)`` keep mask over all tokens (prefix entries 1).
+
+    Returns:
+        The block output ``(B, T, C)`` and the class-token attention ``(B, T)`` averaged
+        over heads (Eq. 7, from the masked attention).
+    """
+    attn = blk.attn
+    h = blk.norm1(x)
+    b, t, _ = h.shape
+    num_heads = attn.num_heads
+    head_dim = getattr(attn, "head_dim", attn.qkv.out_features // (3 * num_heads))
+    gate_layer = getattr(attn, "gate", None)
+    gate = gate_layer(h).sigmoid() if gate_layer is not None else None
+    q, k, v = attn.qkv(h).reshape(b, t, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
+    q_norm, k_norm = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
+    if q_norm is not None:
+        q = q_norm(q)
+    if k_norm is not None:
+        k = k_norm(k)
+    attn_drop = getattr(attn, "attn_drop", None)
+    dropout_p = attn_drop.p if attn.training and isinstance(attn_drop, nn.Dropout) else 0.0
+    out, weights = masked_attention(
+        q, k, v, keep, scale=getattr(attn, "scale", None), dropout_p=dropout_p
+    )
+    out = out.transpose(1, 2).reshape(b, t, num_heads * head_dim)
+    out_norm = getattr(attn, "norm", None)
+    if out_norm is not None:
+        out = out_norm(out)
+    if gate is not None:
+        out = out * gate
+    out = attn.proj(out)
+    proj_drop = getattr(attn, "proj_drop", None)
+    if proj_drop is not None:
+        out = proj_drop(out)
+    x = x + blk.drop_path1(blk.ls1(out))
+    x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
+    return x, weights[:, :, 0].mean(dim=1)

@@ -1,0 +1,385 @@
+"""sureid's own Vision Transformer, laid out exactly like timm's ``VisionTransformer``.
+
+Module names, attributes and ``state_dict`` keys match timm (``patch_embed.proj``,
+``cls_token``, ``reg_token``, ``pos_embed``, ``blocks.i.{norm1, attn.{qkv, q_norm, k_norm,
+proj}, ls1, drop_path1, norm2, mlp.{fc1, fc2}, ls2, drop_path2}``, ``norm``, ``head``), so a
+timm/DeiT checkpoint loads with ``load_state_dict`` and one HTS adapter serves both. No
+timm needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["VisionTransformer", "deit_small", "deit_tiny", "vit_base"]
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or (H, W), got {value!r}")
+    if isinstance(value, int):
+        value = (value, value)
+    if (
+        not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise TypeError(f"{name} must be an int or a pair of ints (H, W), got {value!r}")
+    if min(value) < 1:
+        raise ValueError(f"{name} must be positive, got {tuple(value)}")
+    return int(value[0]), int(value[1])
+
+
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_rate(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+class PatchEmbed(nn.Module):
+    """Image ``(B, C_in, H, W)`` to patch tokens ``(B, N, C)`` with ``N = (H/p)(W/p)``."""
+
+    def __init__(
+        self, *, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int,
+        embed_dim: int, bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if img_size[0] % patch_size[0] or img_size[1] % patch_size[1]:
+            raise ValueError(
+                f"img_size {img_size} must be divisible by patch_size {patch_size}"
+            )
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        self.grid_size = (img_size[0] // patch_size[0], img_size[1] // patch_size[1])
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.strict_img_size = True
+        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_chans or tuple(x.shape[-2:]) != self.img_size:
+            raise ValueError(
+                f"expected images of shape (B, {self.in_chans}, {self.img_size[0]}, "
+                f"{self.img_size[1]}), got {tuple(x.shape)}"
+            )
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with ``F.scaled_dot_product_attention``; timm names."""
+
+    def __init__(
+        self, dim: int, *, num_heads: int, qkv_bias: bool, qk_norm: bool, attn_drop: float,
+        proj_drop: float,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.attn_dim = dim
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.q_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.norm = nn.Identity()
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.q_norm(q), self.k_norm(k)
+        p = self.attn_drop.p if self.training else 0.0
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        x = self.norm(x.transpose(1, 2).reshape(b, t, c))
+        return self.proj_drop(self.proj(x))
+
+
+class LayerScale(nn.Module):
+    """Per-channel scale ``x * gamma`` (timm's parameter name ``gamma``)."""
+
+    def __init__(self, dim: int, init_values: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_values)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (training only)."""
+
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.drop_prob == 0.0:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class Mlp(nn.Module):
+    """``fc1 -> GELU -> fc2`` with timm names."""
+
+    def __init__(self, dim: int, hidden: int, drop: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+
+    def __init__(
+        self, dim: int, *, num_heads: int, mlp_ratio: float, qkv_bias: bool, qk_norm: bool,
+        init_values: float | None, drop_path: float, attn_drop: float, proj_drop: float,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(
+            dim, num_heads=num_heads, qkv_bias=qkv_bias, qk_norm=qk_norm,
+            attn_drop=attn_drop, proj_drop=proj_drop,
+        )
+        self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), proj_drop)
+        self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
+        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+
+
+class VisionTransformer(nn.Module):
+    """ViT/DeiT backbone with timm's layout; ``forward`` returns the class-token embedding.
+
+    Args:
+        img_size: ``H`` or ``(H, W)``; inputs must have exactly this size.
+        patch_size: ``p`` or ``(p_h, p_w)``; must divide ``img_size``.
+        in_chans: image channels.
+        embed_dim, depth, num_heads, mlp_ratio: the usual ViT sizes.
+        qkv_bias, qk_norm: bias on the qkv projection; LayerNorm on q and k per head.
+        init_values: LayerScale init (``None`` or 0: no LayerScale).
+        class_token: prepend a class token (``HTSViT`` requires one).
+        reg_tokens: number of register tokens after the class token.
+        no_embed_class: position embeddings cover patches only (DeiT-III, DINOv2 style).
+        pre_norm: LayerNorm before the blocks (``norm_pre``, CLIP style).
+        num_classes: size of a linear ``head`` on the class token (0: none).
+        drop_path_rate: stochastic depth, linearly increasing to this value.
+        pos_drop_rate, attn_drop_rate, proj_drop_rate: dropout rates.
+
+    Shapes:
+        ``forward_features(x (B, in_chans, H, W)) -> (B, P + N, C)`` after the final norm;
+        ``forward(x) -> (B, C)`` (or ``(B, num_classes)`` with a head).
+
+    Example:
+        >>> vit = VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=32, depth=2,
+        ...                         num_heads=2)
+        >>> vit(torch.randn(2, 3, 32, 16)).shape
+        torch.Size([2, 32])
+    """
+
+    def __init__(
+        self,
+        *,
+        img_size: int | tuple[int, int] = (256, 128),
+        patch_size: int | tuple[int, int] = 16,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        qk_norm: bool = False,
+        init_values: float | None = None,
+        class_token: bool = True,
+        reg_tokens: int = 0,
+        no_embed_class: bool = False,
+        pre_norm: bool = False,
+        num_classes: int = 0,
+        drop_path_rate: float = 0.0,
+        pos_drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        img_size = _pair(img_size, "img_size")
+        patch_size = _pair(patch_size, "patch_size")
+        in_chans = _check_int(in_chans, "in_chans", 1)
+        embed_dim = _check_int(embed_dim, "embed_dim", 1)
+        depth = _check_int(depth, "depth", 1)
+        num_heads = _check_int(num_heads, "num_heads", 1)
+        reg_tokens = _check_int(reg_tokens, "reg_tokens", 0)
+        num_classes = _check_int(num_classes, "num_classes", 0)
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio must be a positive float, got {mlp_ratio!r}")
+        if init_values is not None and (
+            isinstance(init_values, bool) or not isinstance(init_values, (int, float))
+        ):
+            raise TypeError(f"init_values must be a float or None, got {init_values!r}")
+        drop_path_rate = _check_rate(drop_path_rate, "drop_path_rate")
+        rates = {
+            name: _check_rate(value, name)
+            for name, value in (
+                ("pos_drop_rate", pos_drop_rate),
+                ("attn_drop_rate", attn_drop_rate),
+                ("proj_drop_rate", proj_drop_rate),
+            )
+        }
+        for name, flag in (("qkv_bias", qkv_bias), ("qk_norm", qk_norm),
+                           ("class_token", class_token), ("no_embed_class", no_embed_class),
+                           ("pre_norm", pre_norm)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+
+        self.num_classes = num_classes
+        self.embed_dim = self.num_features = embed_dim
+        self.has_class_token = class_token
+        self.num_reg_tokens = reg_tokens
+        self.num_prefix_tokens = int(class_token) + reg_tokens
+        self.no_embed_class = no_embed_class
+        self.dynamic_img_size = False
+
+        self.patch_embed = PatchEmbed(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+            bias=not pre_norm,
+        )
+        num_patches = self.patch_embed.num_patches
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        self.reg_token = nn.Parameter(torch.zeros(1, reg_tokens, embed_dim)) if reg_tokens else None
+        embed_len = num_patches if no_embed_class else num_patches + self.num_prefix_tokens
+        self.pos_embed = nn.Parameter(torch.zeros(1, embed_len, embed_dim))
+        self.pos_drop = nn.Dropout(rates["pos_drop_rate"])
+        self.patch_drop = nn.Identity()
+        self.norm_pre = nn.LayerNorm(embed_dim, eps=1e-6) if pre_norm else nn.Identity()
+        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.Sequential(*[
+            Block(
+                embed_dim, num_heads=num_heads, mlp_ratio=float(mlp_ratio), qkv_bias=qkv_bias,
+                qk_norm=qk_norm, init_values=init_values, drop_path=dpr[i],
+                attn_drop=rates["attn_drop_rate"], proj_drop=rates["proj_drop_rate"],
+            )
+            for i in range(depth)
+        ])
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes else nn.Identity()
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        if self.reg_token is not None:
+            nn.init.normal_(self.reg_token, std=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        w = self.patch_embed.proj.weight
+        nn.init.trunc_normal_(w, std=math.sqrt(1.0 / w[0].numel()))
+
+    def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Add position embeddings and prepend class/register tokens: ``(B, N, C) -> (B, P+N, C)``."""
+        prefix = []
+        if self.cls_token is not None:
+            prefix.append(self.cls_token.expand(x.shape[0], -1, -1))
+        if self.reg_token is not None:
+            prefix.append(self.reg_token.expand(x.shape[0], -1, -1))
+        if self.no_embed_class:
+            x = x + self.pos_embed
+            if prefix:
+                x = torch.cat([*prefix, x], dim=1)
+        else:
+            if prefix:
+                x = torch.cat([*prefix, x], dim=1)
+            x = x + self.pos_embed
+        return self.pos_drop(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm_pre(self.patch_drop(self._pos_embed(self.patch_embed(x))))
+        return self.norm(self.blocks(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        pooled = x[:, 0] if self.cls_token is not None else x[:, self.num_prefix_tokens :].mean(1)
+        return self.head(pooled)
+
+
+def _build(
+    embed_dim: int, num_heads: int, *, img_size: int | tuple[int, int], patch_size: int | tuple[int, int],
+    depth: int, reg_tokens: int, no_embed_class: bool, num_classes: int, drop_path_rate: float,
+) -> VisionTransformer:
+    return VisionTransformer(
+        img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
+        num_heads=num_heads, reg_tokens=reg_tokens, no_embed_class=no_embed_class,
+        num_classes=num_classes, drop_path_rate=drop_path_rate,
+    )
+
+
+def deit_tiny(
+    *, img_size: int | tuple[int, int] = (256, 128), patch_size: int | tuple[int, int] = 16,
+    depth: int = 12, reg_tokens: int = 0, no_embed_class: bool = False, num_classes: int = 0,
+    drop_path_rate: float = 0.0,
+) -> VisionTransformer:
+    """DeiT-Ti shape: 192 dim, 3 heads, 12 blocks (timm ``deit_tiny_patch16_224`` keys)."""
+    return _build(192, 3, img_size=img_size, patch_size=patch_size, depth=depth,
+                  reg_tokens=reg_tokens, no_embed_class=no_embed_class, num_classes=num_classes,
+                  drop_path_rate=drop_path_rate)
+
+
+def deit_small(
+    *, img_size: int | tuple[int, int] = (256, 128), patch_size: int | tuple[int, int] = 16,
+    depth: int = 12, reg_tokens: int = 0, no_embed_class: bool = False, num_classes: int = 0,
+    drop_path_rate: float = 0.0,
+) -> VisionTransformer:
+    """DeiT-S shape: 384 dim, 6 heads, 12 blocks (timm ``deit_small_patch16_224`` keys).
+
+    Example:
+        >>> deit_small(img_size=(256, 128)).patch_embed.num_patches
+        128
+    """
+    return _build(384, 6, img_size=img_size, patch_size=patch_size, depth=depth,
+                  reg_tokens=reg_tokens, no_embed_class=no_embed_class, num_classes=num_classes,
+                  drop_path_rate=drop_path_rate)
+
+
+def vit_base(
+    *, img_size: int | tuple[int, int] = (256, 128), patch_size: int | tuple[int, int] = 16,
+    depth: int = 12, reg_tokens: int = 0, no_embed_class: bool = False, num_classes: int = 0,
+    drop_path_rate: float = 0.0,
+) -> VisionTransformer:
+    """ViT-B shape: 768 dim, 12 heads, 12 blocks (timm ``vit_base_patch16_224`` keys)."""
+    return _build(768, 12, img_size=img_size, patch_size=patch_size, depth=depth,
+                  reg_tokens=reg_tokens, no_embed_class=no_embed_class, num_classes=num_classes,
+                  drop_path_rate=drop_path_rate)
