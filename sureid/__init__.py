@@ -24,6 +24,17 @@ _LAZY: dict[str, str] = {
     "DecisionModule": "sureid.models.decision",
     # losses
     "RatioLoss": "sureid.losses.ratio",
+    # transforms (NODA, RandomPatch, dual-view batches)
+    "NODA": "sureid.transforms.noda",
+    "OccluderBank": "sureid.transforms.occluders",
+    "make_procedural_occluders": "sureid.transforms.occluders",
+    "save_occluders": "sureid.transforms.occluders",
+    "RandomPatch": "sureid.transforms.random_patch",
+    "reid_random_erasing": "sureid.transforms.random_patch",
+    "DualViewDataset": "sureid.transforms.dual",
+    "DualBatch": "sureid.transforms.dual",
+    "dual_collate": "sureid.transforms.dual",
+    "paper_dual_views": "sureid.transforms.dual",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -48,3 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models.hts_vit import HTSViT
     from .models.output import HTSOutput
     from .models.vit import VisionTransformer, deit_small, deit_tiny, vit_base
+    from .transforms.dual import DualBatch, DualViewDataset, dual_collate, paper_dual_views
+    from .transforms.noda import NODA
+    from .transforms.occluders import OccluderBank, make_procedural_occluders, save_occluders
+    from .transforms.random_patch import RandomPatch, reid_random_erasing
