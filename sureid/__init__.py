@@ -35,6 +35,10 @@ _LAZY: dict[str, str] = {
     "DualBatch": "sureid.transforms.dual",
     "dual_collate": "sureid.transforms.dual",
     "paper_dual_views": "sureid.transforms.dual",
+    # data: synthetic occluded-ReID benchmark
+    "make_synthetic_reid": "sureid.data.synthetic",
+    "summarize_reid_folder": "sureid.data.synthetic",
+    "SYNTHETIC_PRESETS": "sureid.data.synthetic",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -54,6 +58,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .data.synthetic import SYNTHETIC_PRESETS, make_synthetic_reid, summarize_reid_folder
     from .losses.ratio import RatioLoss
     from .models.decision import DecisionModule
     from .models.hts_vit import HTSViT

@@ -1035,8 +1035,13 @@ def _generate(out: Path, cfg: dict[str, Any], progress: bool) -> None:
         "sureid_version": _sureid_version(),
         "config": _jsonable(cfg),
         "counts": {k: asdict(v) for k, v in counts.items()},
-        "occluded_images": {k: len(v) for k, v in occ_cov.items()},
-        "mean_occlusion": {k: (float(np.mean(v)) if v else 0.0) for k, v in occ_cov.items()},
+        # fraction of the person's pixels hidden, over the occluded images of each split
+        "occlusion": {
+            k: dict(images=len(v), mean_coverage=round(float(np.mean(v)), 4) if v else 0.0,
+                    min_coverage=round(min(v), 4) if v else 0.0,
+                    max_coverage=round(max(v), 4) if v else 0.0)
+            for k, v in occ_cov.items()
+        },
     }
     # the manifest is written last: a folder without it is never mistaken for a finished dataset
     with open(out / MANIFEST_NAME, "w", encoding="utf-8") as f:
