@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .npkd import NPKDLoss
+from .ratio import RatioLoss
 from .reid import (
     CrossEntropyLabelSmooth,
     TripletLoss,
@@ -74,9 +75,10 @@ class SUReIDLoss(nn.Module):
         id_loss: ``L_cls(logits, labels)``; ``None`` builds
             ``CrossEntropyLabelSmooth(epsilon=0.1)``.
         triplet: ``L_tri(features, labels)``; ``None`` builds ``TripletLoss(margin=0.3)``.
-        ratio: ``L_ratio``; ``None`` builds :class:`sureid.RatioLoss` (Eq. 9) when ``use_ratio``.
-            Called as ``ratio(keep_masks)``, or ``ratio(keep_masks, target_ratios)`` when
-            ``target_ratios`` is passed to ``forward``.
+        ratio: ``L_ratio``; ``None`` builds ``RatioLoss()`` (Eq. 9, :class:`sureid.RatioLoss`)
+            when ``use_ratio``; pass ``RatioLoss(model.keep_ratios)`` to fix the targets once,
+            or give ``target_ratios`` to every call. Called as ``ratio(keep_masks)`` or
+            ``ratio(keep_masks, target_ratios)``.
         use_cls, use_tri, use_kd, use_ratio, use_reweight: switch the terms on or off.
         aux_weight: weight of the reweight head's ID + triplet terms inside the ``β`` group.
 
@@ -128,11 +130,8 @@ class SUReIDLoss(nn.Module):
         self.id_loss = id_loss if id_loss is not None else CrossEntropyLabelSmooth(epsilon=0.1)
         self.triplet = triplet if triplet is not None else TripletLoss(margin=0.3)
         self.kd = kd if kd is not None or not self.use_kd else NPKDLoss()
-        if ratio is None and self.use_ratio:
-            from .ratio import RatioLoss  # Eq. 9 lives there; imported here to keep it single
-
-            ratio = RatioLoss()
-        self.ratio = ratio
+        # Eq. 9 lives in sureid.losses.ratio only; targets may come at call time
+        self.ratio = ratio if ratio is not None or not self.use_ratio else RatioLoss()
 
     def forward(
         self,
@@ -143,7 +142,7 @@ class SUReIDLoss(nn.Module):
         teacher_feat: torch.Tensor | None = None,
         teacher_logits: torch.Tensor | None = None,
         keep_masks: Sequence[torch.Tensor] | None = None,
-        target_ratios: Sequence[float] | torch.Tensor | None = None,
+        target_ratios: Sequence[float] | None = None,
         aux_feat: torch.Tensor | None = None,
         aux_logits: torch.Tensor | None = None,
     ) -> SUReIDLossOutput:
@@ -156,7 +155,8 @@ class SUReIDLoss(nn.Module):
             teacher_feat, teacher_logits: ``(B, C_t)``, ``(B, K)``; required when ``use_kd``.
             keep_masks: per-stage ``(B, N)`` keep masks (``HTSOutput.keep_masks``); required
                 when ``use_ratio``.
-            target_ratios: per-stage keep ratios, forwarded to the ratio loss when given.
+            target_ratios: per-stage keep ratios ``p^j`` (e.g. ``HTSViT.keep_ratios``),
+                forwarded to the ratio loss when given.
             aux_feat, aux_logits: the reweight head's ``(B, C_s)`` feature and ``(B, K)`` logits;
                 used when ``use_reweight`` (either may be ``None`` to skip its term).
 

@@ -1,0 +1,195 @@
+import math
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from sureid.losses.npkd import NPKDLoss, interpolate_features, kd_kl_div
+
+
+def _explicit_kl(p, q):
+    """mean over batch of sum_k p log(p / q), with plain Python floats."""
+    total = 0.0
+    for pb, qb in zip(p.tolist(), q.tolist(), strict=True):
+        total += sum(pk * math.log(pk / qk) for pk, qk in zip(pb, qb, strict=True))
+    return total / len(p)
+
+
+def _softmax(x, t):
+    return torch.softmax(x.double() / t, dim=1)
+
+
+# ----------------------------------------------------------------------------- interpolation
+
+
+@pytest.mark.parametrize("c_in, c_out", [(768, 384), (384, 768), (7, 3), (3, 11), (2, 5)])
+def test_interpolating_a_linear_ramp_gives_a_linear_ramp(c_in, c_out):
+    a, b = 0.7, -2.0
+    x = torch.stack([a * torch.arange(c_in, dtype=torch.float64) + b, torch.zeros(c_in).double()])
+    y = interpolate_features(x, c_out)
+    assert y.shape == (2, c_out)
+    # align_corners=True: endpoints are kept and the ramp is resampled evenly
+    expected = b + a * torch.linspace(0, c_in - 1, c_out, dtype=torch.float64)
+    torch.testing.assert_close(y[0], expected)
+    torch.testing.assert_close(y[1], torch.zeros(c_out, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dim", [1, 5, 384])
+def test_interpolation_is_identity_when_dims_match(dim):
+    x = torch.randn(3, dim)
+    assert interpolate_features(x, dim) is x
+
+
+def test_interpolation_passes_gradient_and_leaves_input_alone():
+    x = torch.randn(2, 6, requires_grad=True)
+    before = x.detach().clone()
+    interpolate_features(x, 4).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert torch.equal(x.detach(), before)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_interpolation_bad_out_dim(bad):
+    with pytest.raises(ValueError, match="out_dim"):
+        interpolate_features(torch.randn(2, 4), bad)
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 3, 4)])
+def test_interpolation_rejects_non_2d(shape):
+    with pytest.raises(ValueError, match=r"2-D.*" + re.escape(str(shape))):
+        interpolate_features(torch.randn(shape), 3)
+
+
+# ----------------------------------------------------------------------------- KL
+
+
+@pytest.mark.parametrize("t", [1.0, 2.0, 0.5])
+def test_kl_forward_and_reverse_against_explicit_formula(t):
+    s, te = torch.randn(5, 7), torch.randn(5, 7)
+    ps, pt = _softmax(s, t), _softmax(te, t)
+    fwd = kd_kl_div(s.double(), te.double(), t)
+    rev = kd_kl_div(s.double(), te.double(), t, mode="reverse")
+    assert fwd.item() == pytest.approx(_explicit_kl(pt, ps), rel=1e-9)  # KL(p_t || p_s)
+    assert rev.item() == pytest.approx(_explicit_kl(ps, pt), rel=1e-9)  # KL(p_s || p_t)
+    assert fwd.item() != pytest.approx(rev.item())
+
+
+def test_kl_is_zero_for_equal_logits():
+    s = torch.randn(4, 9)
+    assert kd_kl_div(s, s.clone()).abs().item() < 1e-6
+
+
+def test_kl_matches_torch_kl_div_argument_order():
+    s, te = torch.randn(4, 6), torch.randn(4, 6)
+    ref = nn.functional.kl_div(
+        torch.log_softmax(s, 1), torch.softmax(te, 1), reduction="batchmean"
+    )
+    torch.testing.assert_close(kd_kl_div(s, te), ref)
+
+
+# ----------------------------------------------------------------------------- NPKDLoss
+
+
+@pytest.mark.parametrize("direction", ["t2s", "s2t"])
+@pytest.mark.parametrize("cs, ct", [(8, 8), (6, 12), (12, 6)])
+def test_npkd_equals_explicit_formula(direction, cs, ct):
+    b, k, lam, t = 4, 5, 0.1, 1.0
+    fs, ft = torch.randn(b, cs).double(), torch.randn(b, ct).double()
+    gs, gt = torch.randn(b, k).double(), torch.randn(b, k).double()
+    loss = NPKDLoss(kl_weight=lam, temperature=t, direction=direction)(fs, gs, ft, gt)
+    # explicit: linear interpolation by hand, then the squared L2 norm per sample
+    src, dst = (ft, fs) if direction == "t2s" else (fs, ft)
+    c_in, c_out = src.shape[1], dst.shape[1]
+    aligned = torch.empty(b, c_out, dtype=torch.float64)
+    for j in range(c_out):
+        pos = j * (c_in - 1) / (c_out - 1) if c_out > 1 else 0.0
+        lo = min(int(math.floor(pos)), c_in - 1)
+        hi = min(lo + 1, c_in - 1)
+        w = pos - lo
+        aligned[:, j] = (1 - w) * src[:, lo] + w * src[:, hi]
+    feat = sum(float(((dst[i] - aligned[i]) ** 2).sum()) for i in range(b)) / b
+    kl = _explicit_kl(_softmax(gt, t), _softmax(gs, t))
+    assert loss.item() == pytest.approx(lam * kl + feat, rel=1e-9)
+
+
+def test_npkd_t2_scale_multiplies_kl_only():
+    fs, ft, gs, gt = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 5), torch.randn(3, 5)
+    a = NPKDLoss(temperature=2.0).terms(fs, gs, ft, gt)
+    b = NPKDLoss(temperature=2.0, t2_scale=True).terms(fs, gs, ft, gt)
+    torch.testing.assert_close(b[0], 4.0 * a[0])
+    torch.testing.assert_close(b[1], a[1])
+
+
+@pytest.mark.parametrize("align, direction", [("interpolate", "t2s"), ("interpolate", "s2t"),
+                                              ("linear", "t2s"), ("linear", "s2t")])
+def test_teacher_gets_no_gradient_student_side_does(align, direction):
+    cs, ct, k = 6, 10, 4
+    loss_fn = NPKDLoss(align=align, direction=direction, student_dim=cs, teacher_dim=ct)
+    student = nn.Linear(3, cs)
+    teacher = nn.Linear(3, ct)
+    x = torch.randn(5, 3)
+    fs = student(x)
+    gs = fs @ torch.randn(cs, k)
+    ft = teacher(x)  # not detached on purpose: the loss must do it
+    gt = ft @ torch.randn(ct, k)
+    ft.retain_grad()
+    gt.retain_grad()
+    loss_fn(fs, gs, ft, gt).backward()
+    assert ft.grad is None and gt.grad is None
+    assert all(p.grad is None for p in teacher.parameters())
+    for p in [*student.parameters(), *loss_fn.parameters()]:
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    assert (len(list(loss_fn.parameters())) > 0) == (align == "linear")
+
+
+def test_inputs_not_modified():
+    tensors = [torch.randn(3, 4), torch.randn(3, 5), torch.randn(3, 8), torch.randn(3, 5)]
+    copies = [t.clone() for t in tensors]
+    NPKDLoss()(*tensors)
+    assert all(torch.equal(a, b) for a, b in zip(tensors, copies, strict=True))
+
+
+@pytest.mark.parametrize(
+    "shapes, match",
+    [
+        (((3, 4), (3, 5), (2, 8), (2, 5)), r"batch sizes differ.*\(3, 4\).*\(2, 8\)"),
+        (((3, 4), (3, 5), (3, 8), (3, 6)), r"same number of classes.*\(3, 5\).*\(3, 6\)"),
+        (((3, 4, 1), (3, 5), (3, 8), (3, 5)), r"student_feat must be 2-D.*\(3, 4, 1\)"),
+        (((3, 4), (3, 5), (8,), (3, 5)), r"teacher_feat must be 2-D.*\(8,\)"),
+    ],
+)
+def test_bad_shapes_raise_value_error_with_shapes(shapes, match):
+    with pytest.raises(ValueError, match=match):
+        NPKDLoss()(*[torch.randn(s) for s in shapes])
+
+
+def test_configured_dims_are_checked():
+    loss = NPKDLoss(student_dim=4, teacher_dim=8)
+    with pytest.raises(ValueError, match=r"teacher_feat must have 8 channels.*\(3, 9\)"):
+        loss(torch.randn(3, 4), torch.randn(3, 5), torch.randn(3, 9), torch.randn(3, 5))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"align": "conv"}, "align must be one of.*'conv'"),
+        ({"direction": "up"}, "direction must be one of.*'up'"),
+        ({"kl_mode": "both"}, "kl_mode must be one of.*'both'"),
+        ({"align": "linear"}, "needs student_dim and teacher_dim.*student_dim=None"),
+        ({"align": "linear", "student_dim": 4}, "teacher_dim=None"),
+        ({"temperature": 0.0}, "temperature must be"),
+        ({"kl_weight": -1.0}, "kl_weight must be"),
+        ({"student_dim": 0}, "student_dim must be"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        NPKDLoss(**kwargs)
+
+
+def test_kd_kl_div_bad_arguments():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        kd_kl_div(torch.randn(2, 3), torch.randn(2, 3), mode="sym")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        kd_kl_div(torch.randn(2, 3), torch.randn(2, 3), 0.0)

@@ -1,0 +1,215 @@
+import pytest
+import torch
+from torch import nn
+
+from sureid.losses.npkd import NPKDLoss
+from sureid.losses.objective import SUReIDLoss
+from sureid.losses.ratio import RatioLoss
+from sureid.losses.reid import CrossEntropyLabelSmooth, TripletLoss
+from sureid.models.heads import BNNeck
+from sureid.models.reweight import ClsTokenReweight
+from sureid.models.teacher import FrozenTeacher
+
+B, C_S, C_T, K, N = 8, 6, 10, 4, 12
+RATIOS = (0.7, 0.49)
+
+
+def _batch(requires_grad=False):
+    labels = torch.arange(K).repeat(B // K)
+    t = {
+        "student_feat": torch.randn(B, C_S, requires_grad=requires_grad),
+        "student_logits": torch.randn(B, K, requires_grad=requires_grad),
+        "labels": labels,
+        "teacher_feat": torch.randn(B, C_T),
+        "teacher_logits": torch.randn(B, K),
+        "keep_masks": [(torch.rand(B, N) > 0.3).float(), (torch.rand(B, N) > 0.5).float()],
+        "target_ratios": RATIOS,
+        "aux_feat": torch.randn(B, C_S, requires_grad=requires_grad),
+        "aux_logits": torch.randn(B, K, requires_grad=requires_grad),
+    }
+    return t
+
+
+def _call(crit, t):
+    kw = {k: v for k, v in t.items() if k not in ("student_feat", "student_logits", "labels")}
+    return crit(t["student_feat"], t["student_logits"], t["labels"], **kw)
+
+
+def _ratio_by_hand(masks, ratios):
+    total = 0.0
+    for b in range(B):
+        total += sum((p - float(m[b].mean())) ** 2 for m, p in zip(masks, ratios, strict=True))
+    return total / B
+
+
+@pytest.mark.parametrize("alpha, beta, ratio_weight, aux_weight", [(1, 1, 2, 1), (2, 1, 2, 0.5)])
+def test_total_is_eq_14(alpha, beta, ratio_weight, aux_weight):
+    t = _batch()
+    crit = SUReIDLoss(alpha, beta, ratio_weight, aux_weight=aux_weight)
+    out = _call(crit, t)
+    ce, tri, kd = CrossEntropyLabelSmooth(K, 0.1), TripletLoss(0.3), NPKDLoss()
+    l_cls = ce(t["student_logits"], t["labels"])
+    l_tri = tri(t["student_feat"], t["labels"])
+    l_kd = kd(t["student_feat"], t["student_logits"], t["teacher_feat"], t["teacher_logits"])
+    l_ratio = _ratio_by_hand(t["keep_masks"], RATIOS)
+    l_aux = ce(t["aux_logits"], t["labels"]) + tri(t["aux_feat"], t["labels"])
+    expected = alpha * (l_kd + ratio_weight * l_ratio) + beta * (l_cls + l_tri + aux_weight * l_aux)
+    torch.testing.assert_close(out.total, expected)
+    torch.testing.assert_close(out.terms["ratio"], torch.tensor(l_ratio))
+    torch.testing.assert_close(out.terms["kd"], l_kd)
+    torch.testing.assert_close(out.terms["kd"], 0.1 * out.terms["kd_kl"] + out.terms["kd_feat"])
+    assert set(out.terms) == {"cls", "tri", "kd", "kd_kl", "kd_feat", "ratio", "aux_cls", "aux_tri"}
+    assert all(not v.requires_grad for v in out.terms.values())
+    floats = out.to_floats()
+    assert floats["total"] == pytest.approx(out.total.item())
+
+
+@pytest.mark.parametrize(
+    "row, flags, names",
+    [
+        ("vanilla", {"use_kd": False, "use_ratio": False}, {"cls", "tri"}),
+        ("+HTS", {"use_kd": False}, {"cls", "tri", "ratio"}),
+        ("+HTS+NPKD", {}, {"cls", "tri", "ratio", "kd", "kd_kl", "kd_feat"}),
+        ("kd only", {"use_cls": False, "use_tri": False, "use_ratio": False},
+         {"kd", "kd_kl", "kd_feat"}),
+    ],
+)
+def test_table_iv_rows_switch_terms(row, flags, names):
+    t = _batch()
+    crit = SUReIDLoss(**flags, use_reweight=False)
+    out = _call(crit, t)
+    assert set(out.terms) == names, row
+    expected = 0.0
+    for name in names - {"kd_kl", "kd_feat"}:
+        expected = expected + (2.0 if name == "ratio" else 1.0) * out.terms[name]
+    torch.testing.assert_close(out.total.detach(), torch.as_tensor(expected))
+
+
+def test_vanilla_row_needs_no_teacher_or_masks():
+    t = _batch()
+    out = SUReIDLoss(use_kd=False, use_ratio=False)(t["student_feat"], t["student_logits"],
+                                                     t["labels"])
+    assert set(out.terms) == {"cls", "tri"}
+
+
+def test_reweight_switch_ignores_aux_inputs():
+    t = _batch()
+    on = _call(SUReIDLoss(), t)
+    off = _call(SUReIDLoss(use_reweight=False), t)
+    torch.testing.assert_close(
+        on.total - off.total, on.terms["aux_cls"] + on.terms["aux_tri"]
+    )
+    assert "aux_cls" not in off.terms
+
+
+def test_teacher_gets_no_gradient_student_side_does():
+    t = _batch(requires_grad=True)
+    t["teacher_feat"].requires_grad_(True)
+    t["teacher_logits"].requires_grad_(True)
+    t["keep_masks"] = [m.requires_grad_(True) for m in t["keep_masks"]]
+    _call(SUReIDLoss(), t).total.backward()
+    assert t["teacher_feat"].grad is None and t["teacher_logits"].grad is None
+    for name in ("student_feat", "student_logits", "aux_feat", "aux_logits"):
+        assert t[name].grad is not None and torch.isfinite(t[name].grad).all(), name
+    assert all(m.grad is not None for m in t["keep_masks"])
+
+
+def test_inputs_not_modified():
+    t = _batch()
+    snapshot = {k: v.clone() for k, v in t.items() if isinstance(v, torch.Tensor)}
+    _call(SUReIDLoss(), t)
+    assert all(torch.equal(t[k], v) for k, v in snapshot.items())
+
+
+def test_no_valid_triplet_anchor_still_finite():
+    t = _batch(requires_grad=True)
+    t["labels"] = torch.arange(B)  # every identity once: no positives
+    for name in ("student_logits", "teacher_logits", "aux_logits"):
+        t[name] = torch.randn(B, B, requires_grad=name != "teacher_logits")
+    out = _call(SUReIDLoss(), t)
+    assert out.terms["tri"].item() == 0.0 and torch.isfinite(out.total)
+    out.total.backward()
+    assert torch.isfinite(t["student_feat"].grad).all()
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"teacher_feat": None}, "use_kd=True needs teacher_feat.*teacher_feat=None"),
+        ({"keep_masks": None}, "use_ratio=True needs keep_masks"),
+        ({"student_logits": torch.randn(B - 1, K)}, r"batch sizes differ.*\(7, 4\)"),
+        ({"teacher_logits": torch.randn(B, K + 1)}, r"same number of classes.*\(8, 5\)"),
+        ({"student_feat": torch.randn(B, C_S, 1)}, r"student_feat must be 2-D.*\(8, 6, 1\)"),
+        ({"labels": torch.zeros(B - 2, dtype=torch.long)}, r"labels must have shape \(8,\)"),
+        ({"aux_feat": torch.randn(B + 1, C_S)}, r"batch sizes differ.*aux_feat=\(9, 6\)"),
+        ({"keep_masks": [torch.ones(B, N, 1)] * 2}, r"keep_masks\[0\] must be \(B=8, N\)"),
+        ({"target_ratios": (0.5,)}, "one keep mask per target ratio"),
+    ],
+)
+def test_bad_input(change, match):
+    t = _batch()
+    t.update(change)
+    with pytest.raises(ValueError, match=match):
+        _call(SUReIDLoss(), t)
+
+
+def test_ratio_targets_fixed_at_construction():
+    t = _batch()
+    t.pop("target_ratios")
+    out = _call(SUReIDLoss(ratio=RatioLoss(RATIOS)), t)
+    assert out.terms["ratio"].item() == pytest.approx(_ratio_by_hand(t["keep_masks"], RATIOS))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"use_cls": False, "use_tri": False, "use_kd": False, "use_ratio": False}, "every term"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"ratio_weight": "2"}, "ratio_weight"),
+    ],
+)
+def test_bad_constructor(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SUReIDLoss(**kwargs)
+
+
+# ----------------------------------------------------------------------------- integration
+
+
+def test_tiny_hts_vit_end_to_end_every_trainable_parameter_gets_gradient():
+    from sureid.models.hts_vit import HTSViT
+    from sureid.models.vit import VisionTransformer
+
+    img = (32, 16)
+    vit = VisionTransformer(img_size=img, patch_size=8, embed_dim=16, depth=3, num_heads=2)
+    student = HTSViT(vit, keep_ratio=0.7, prune_layers=(1, 2)).train()
+    neck = BNNeck(16, K)
+    reweight = ClsTokenReweight(16, num_classes=K)
+    teacher_vit = VisionTransformer(img_size=img, patch_size=8, embed_dim=24, depth=1,
+                                    num_heads=2)
+    teacher = FrozenTeacher(teacher_vit, torch.randn(K, 24))
+    crit = SUReIDLoss(ratio=RatioLoss(student.keep_ratios))
+
+    x = torch.randn(B, 3, *img)
+    labels = torch.arange(K).repeat(B // K)
+    out = student(x)
+    _, logits = neck(out.features)
+    aux = reweight.from_output(out)
+    f_t, g_t = teacher(x)
+    loss = crit(out.features, logits, labels, teacher_feat=f_t, teacher_logits=g_t,
+                keep_masks=out.keep_masks, aux_feat=aux.feature, aux_logits=aux.logits)
+    assert torch.isfinite(loss.total)
+    loss.total.backward()
+
+    trainable = {
+        f"{prefix}.{n}": p
+        for prefix, mod in (("student", student), ("neck", neck), ("reweight", reweight))
+        for n, p in mod.named_parameters()
+        if p.requires_grad
+    }
+    missing = [n for n, p in trainable.items() if p.grad is None]
+    assert not missing, missing
+    assert all(torch.isfinite(p.grad).all() for p in trainable.values())
+    assert reweight.lam.grad.abs() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+    assert isinstance(teacher_vit, nn.Module) and not teacher_vit.training

@@ -1,0 +1,88 @@
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from sureid.losses.npkd import NPKDLoss
+from sureid.models.heads import BNNeck
+from sureid.models.teacher import FrozenTeacher
+
+
+def _backbone(dim=8):
+    # Dropout + BatchNorm make train/eval mode observable in the output
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(12, dim), nn.BatchNorm1d(dim), nn.Dropout(0.5)
+    )
+
+
+class _TupleModel(nn.Module):
+    def forward(self, x):
+        return x, x
+
+
+@pytest.mark.parametrize("as_linear", [False, True])
+def test_logits_are_bias_free_linear_on_the_raw_feature(as_linear):
+    model = _backbone()
+    w = torch.randn(5, 8)
+    clf = nn.Linear(8, 5, bias=False)
+    with torch.no_grad():
+        clf.weight.copy_(w)
+    teacher = FrozenTeacher(model, clf if as_linear else w)
+    x = torch.randn(3, 3, 2, 2)
+    feat, logits = teacher(x)
+    torch.testing.assert_close(feat, model.eval()(x))
+    torch.testing.assert_close(logits, feat @ w.t())  # no BN between feature and classifier
+    assert teacher.num_classes == 5
+
+
+def test_stays_frozen_and_in_eval_whatever_the_caller_does():
+    teacher = FrozenTeacher(_backbone(), torch.randn(5, 8))
+    teacher.train()
+    teacher.requires_grad_(True)
+    assert not teacher.training and not teacher.model.training
+    assert all(not p.requires_grad for p in teacher.parameters())
+    teacher.model.train()  # behind the wrapper's back
+    x = torch.randn(4, 3, 2, 2)
+    a, _ = teacher(x)
+    b, _ = teacher(x)
+    assert torch.equal(a, b) and not teacher.model.training  # no dropout, running BN stats
+    assert not a.requires_grad
+
+
+def test_teacher_parameters_get_no_gradient_student_parameters_do():
+    teacher = FrozenTeacher(_backbone(16), torch.randn(4, 16))
+    student = nn.Sequential(nn.Flatten(), nn.Linear(12, 8))
+    neck = BNNeck(8, 4)
+    x = torch.randn(6, 3, 2, 2)
+    f_t, g_t = teacher(x)
+    f_s = student(x)
+    _, g_s = neck(f_s)
+    NPKDLoss()(f_s, g_s, f_t, g_t).backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    for p in [*student.parameters(), *neck.parameters()]:
+        if p.requires_grad:
+            assert p.grad is not None
+
+
+def test_feature_only_teacher_and_pickling():
+    teacher = FrozenTeacher(_backbone())
+    feat, logits = teacher(torch.randn(2, 3, 2, 2))
+    assert logits is None and feat.shape == (2, 8) and teacher.num_classes is None
+    clone = pickle.loads(pickle.dumps(teacher))
+    assert not clone.training
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="nn.Module"):
+        FrozenTeacher(lambda x: x)
+    with pytest.raises(ValueError, match="bias-free"):
+        FrozenTeacher(_backbone(), nn.Linear(8, 5))
+    with pytest.raises(TypeError, match="classifier must be"):
+        FrozenTeacher(_backbone(), [[1.0]])
+    with pytest.raises(ValueError, match=r"2-D.*\(8,\)"):
+        FrozenTeacher(_backbone(), torch.randn(8))
+    with pytest.raises(ValueError, match=r"8 channels.*\(5, 7\)"):
+        FrozenTeacher(_backbone(), torch.randn(5, 7))(torch.randn(2, 3, 2, 2))
+    with pytest.raises(TypeError, match="feature tensor"):
+        FrozenTeacher(_TupleModel())(torch.randn(2, 3))
