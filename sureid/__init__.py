@@ -24,6 +24,14 @@ _LAZY: dict[str, str] = {
     "DecisionModule": "sureid.models.decision",
     # losses
     "RatioLoss": "sureid.losses.ratio",
+    "NPKDLoss": "sureid.losses.npkd",
+    "SUReIDLoss": "sureid.losses.objective",
+    "CrossEntropyLabelSmooth": "sureid.losses.reid",
+    "TripletLoss": "sureid.losses.reid",
+    # training heads / teacher
+    "BNNeck": "sureid.models.heads",
+    "ClsTokenReweight": "sureid.models.reweight",
+    "FrozenTeacher": "sureid.models.teacher",
     # transforms (NODA, RandomPatch, dual-view batches)
     "NODA": "sureid.transforms.noda",
     "OccluderBank": "sureid.transforms.occluders",
@@ -59,7 +67,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data.synthetic import SYNTHETIC_PRESETS, make_synthetic_reid, summarize_reid_folder
+    from .losses.npkd import NPKDLoss
+    from .losses.objective import SUReIDLoss
     from .losses.ratio import RatioLoss
+    from .losses.reid import CrossEntropyLabelSmooth, TripletLoss
+    from .models.heads import BNNeck
+    from .models.reweight import ClsTokenReweight
+    from .models.teacher import FrozenTeacher
     from .models.decision import DecisionModule
     from .models.hts_vit import HTSViT
     from .models.output import HTSOutput

@@ -19,3 +19,10 @@ __all__ = [
     "select_topk_tokens",
     "vit_base",
 ]
+
+# training heads and the NPKD teacher wrapper (objectives)
+from .heads import BNNeck  # noqa: E402
+from .reweight import ClsTokenReweight, ReweightOutput, cls_token_reweight  # noqa: E402
+from .teacher import FrozenTeacher  # noqa: E402
+
+__all__ += ["BNNeck", "ClsTokenReweight", "FrozenTeacher", "ReweightOutput", "cls_token_reweight"]
