@@ -1,1 +1,3 @@
 """sureid.data."""
+
+from .synthetic import SYNTHETIC_PRESETS, make_synthetic_reid, summarize_reid_folder

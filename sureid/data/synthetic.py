@@ -44,6 +44,7 @@ __all__ = [
 GENERATOR_VERSION = 1
 MANIFEST_NAME = "synthetic_manifest.json"
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+_BOX = getattr(Image, "Resampling", Image).BOX  # Pillow < 9.1 has no Resampling enum
 NAME_RE = re.compile(r"^(\d{4})_c(\d)_f(\d{7})\.jpg$")
 
 # Sizes only; every preset shares the rendering and occlusion settings (which can be overridden).
@@ -703,7 +704,7 @@ def _render_image(
     arr = (arr - mean) * contrast + mean
     arr = arr * gain.astype(np.float32)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-    img = img.resize((img_size[1], img_size[0]), Image.Resampling.BOX)
+    img = img.resize((img_size[1], img_size[0]), _BOX)
     radius = style["blur"] + float(rng.uniform(0.0, 0.5))
     if radius > 0.3:
         img = img.filter(ImageFilter.GaussianBlur(radius))
