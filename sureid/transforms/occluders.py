@@ -322,7 +322,7 @@ def _draw_mask(rng: np.random.Generator, kind: str, L: int):
             d.rectangle([0, y, w - 1, min(h - 1, y + rail)], fill=255)
         post_w, gap = max(2, round(w * r(0.03, 0.06))), r(0.1, 0.25) * w
         x = r(0, gap / 2)
-        while x < w:
+        while round(x) < w:
             d.rectangle([round(x), 0, min(w - 1, round(x) + post_w), h - 1], fill=255)
             x += gap
     elif kind == "bike":

@@ -1,0 +1,156 @@
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sureid import NODA, OccluderBank, make_procedural_occluders, save_occluders
+from sureid.transforms import PROCEDURAL_KINDS
+from sureid.transforms._functional import pil_to_tensor
+
+
+def test_procedural_occluders_are_seeded_rgba_and_varied():
+    a = make_procedural_occluders(14, seed=3)
+    b = make_procedural_occluders(14, seed=3)
+    c = make_procedural_occluders(14, seed=4)
+    assert all(im.mode == "RGBA" for im in a)
+    assert [np.array(x).tobytes() for x in a] == [np.array(x).tobytes() for x in b]
+    assert [np.array(x).tobytes() for x in a] != [np.array(x).tobytes() for x in c]
+    aspects = [im.height / im.width for im in a]
+    assert any(r > 2 for r in aspects) and any(r <= 2 for r in aspects)
+    alphas = [np.array(im)[..., 3] for im in a]
+    # solid bodies; most have a transparent background (a plain pole crop may be all body)
+    assert all(al.max() == 255 for al in alphas)
+    assert sum(al.min() == 0 for al in alphas) >= len(a) - 3
+    for im, alpha in zip(a, alphas):
+        assert 64 <= max(im.size) <= 160
+        rgb = np.array(im)[..., :3][alpha == 255]
+        assert rgb.std() > 2  # textured, not flat
+    means = {tuple(np.array(im)[..., :3][np.array(im)[..., 3] == 255].mean(0).round(-1))
+             for im in a}
+    assert len(means) > 7  # colours vary
+
+
+@pytest.mark.parametrize("kind", PROCEDURAL_KINDS)
+def test_each_kind_draws(kind):
+    (im,) = make_procedural_occluders(1, seed=0, kinds=[kind], size=(32, 48))
+    assert im.mode == "RGBA" and 32 <= max(im.size) <= 48
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"n": 0}, {"n": 2.5}, {"n": 2, "size": (8, 20)}, {"n": 2, "size": (50, 40)},
+     {"n": 2, "kinds": ["dragon"]}, {"n": 2, "kinds": []}],
+)
+def test_procedural_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        make_procedural_occluders(**kwargs)
+
+
+def test_folder_round_trip(tmp_path):
+    occ = make_procedural_occluders(5, seed=1)
+    paths = save_occluders(occ, tmp_path / "occ")
+    (tmp_path / "occ" / "README.txt").write_text("not an image, ignored")
+    bank = OccluderBank(tmp_path / "occ", max_side=None)
+    assert len(bank) == 5 and [p.name for p in paths][0] == "occluder_0000.png"
+    for i, im in enumerate(occ):
+        assert torch.equal(bank[i], pil_to_tensor(im))
+    out = NODA(str(tmp_path / "occ"), p=1.0)(torch.zeros(3, 32, 16, dtype=torch.uint8))
+    assert out.any()
+
+
+def test_paths_pils_and_tensors_and_downscale(tmp_path):
+    (p,) = save_occluders([Image.new("RGB", (400, 100), (9, 9, 9))], tmp_path)
+    rgb_tensor = torch.full((3, 10, 30), 0.5)
+    bank = OccluderBank([p, Image.new("L", (20, 60), 100), rgb_tensor], max_side=160)
+    assert len(bank) == 3
+    assert tuple(bank[0].shape) == (4, 40, 160)  # longest side capped, aspect kept
+    assert bool((bank[0][3] == 255).all())  # RGB -> opaque
+    assert tuple(bank[1].shape) == (4, 60, 20) and bool((bank[1][:3] == 100).all())
+    assert bank[2].dtype == torch.uint8 and int(bank[2][0, 0, 0]) == 128
+    assert bank.nbytes == sum(t.numel() for t in (bank[0], bank[1], bank[2]))
+    assert "3 occluders" in repr(bank)
+    assert OccluderBank(bank)._items is bank._items
+    clone = pickle.loads(pickle.dumps(bank))
+    assert all(torch.equal(clone[i], bank[i]) for i in range(3))
+
+
+def test_palette_transparency_is_honoured():
+    im = Image.new("P", (10, 30), 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.paste(1, (0, 0, 5, 30))
+    im.info["transparency"] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = OccluderBank([im])[0]
+    assert t[3, :, :5].eq(255).all() and t[3, :, 5:].eq(0).all()
+
+
+def test_missing_folder(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match="nope"):
+        OccluderBank(missing)
+    with pytest.raises(FileNotFoundError, match="nope"):
+        NODA(missing)
+
+
+def test_empty_folder_and_folder_without_images(tmp_path):
+    with pytest.raises(ValueError, match="contains no images"):
+        OccluderBank(tmp_path)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="contains no images"):
+        NODA(tmp_path)
+
+
+def test_file_instead_of_folder(tmp_path):
+    (p,) = save_occluders(make_procedural_occluders(1), tmp_path)
+    with pytest.raises(ValueError, match="expected a folder"):
+        OccluderBank(p)
+
+
+def test_unreadable_file_is_named(tmp_path):
+    save_occluders(make_procedural_occluders(2), tmp_path)
+    (tmp_path / "broken.png").write_bytes(b"this is not a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        OccluderBank(tmp_path)
+    with pytest.raises(ValueError, match="broken.png"):
+        OccluderBank([tmp_path / "broken.png"])
+
+
+def test_unreadable_files_skipped_with_one_warning(tmp_path):
+    save_occluders(make_procedural_occluders(2), tmp_path)
+    for i in range(5):
+        (tmp_path / f"broken{i}.jpg").write_bytes(b"junk")
+    with pytest.warns(UserWarning, match="skipped 5 unreadable") as rec:
+        bank = OccluderBank(tmp_path, on_error="skip")
+    assert len(rec) == 1 and len(bank) == 2
+
+
+def test_all_unreadable_with_skip_is_empty_error(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"junk")
+    with pytest.warns(UserWarning, match="skipped 1"), pytest.raises(ValueError, match="empty"):
+        OccluderBank(tmp_path, on_error="skip")
+
+
+@pytest.mark.parametrize(
+    ("source", "exc", "match"),
+    [
+        ([], ValueError, "empty"),
+        ([3], TypeError, "#0"),
+        (Image.new("RGB", (4, 4)), TypeError, "wrap it in a list"),
+        (42, TypeError, "int"),
+        ([torch.zeros(2, 4, 4)], ValueError, r"\(3\|4, h, w\)"),
+        ([Image.new("RGB", (0, 4))], ValueError, "empty"),
+    ],
+)
+def test_bad_sources(source, exc, match):
+    with pytest.raises(exc, match=match):
+        OccluderBank(source)
+
+
+@pytest.mark.parametrize("kwargs", [{"max_side": 0}, {"on_error": "ignore"}])
+def test_bad_bank_arguments(kwargs):
+    with pytest.raises(ValueError):
+        OccluderBank(make_procedural_occluders(1), **kwargs)
