@@ -86,7 +86,8 @@ def masked_attention(
     ``softmax_G(A)_ij = exp(A_ij) G_ij / sum_k exp(A_ik) G_ik``. The row maximum over the
     entries with ``G > 0`` is subtracted first; since ``G_ii = 1`` that maximum is finite
     and the denominator is at least 1, so no epsilon is needed. Gradients flow into
-    ``keep``. With a hard mask this equals ordinary attention over the kept tokens only.
+    ``keep``. With a hard mask, the rows of kept tokens equal ordinary attention over the
+    kept tokens only; a dropped token ``i`` still reads the kept tokens and itself.
 
     Args:
         q, k, v: ``(B, H, T, D)``.
@@ -106,7 +107,10 @@ def masked_attention(
     eye = torch.eye(t, dtype=logits.dtype, device=logits.device)
     gate = keep.to(logits.dtype)[:, None, None, :] * (1.0 - eye) + eye  # Eq. 5
     row_max = torch.where(gate > 0, logits, float("-inf")).amax(-1, keepdim=True).detach()
-    weights = (logits - row_max).exp() * gate
+    # Entries with G > 0 are <= row_max, so the clamp only touches masked-out entries
+    # (weight 0 in the forward): it keeps exp() finite there (inf * 0 would be NaN) and caps
+    # their gradient towards ``keep`` at that of a logit equal to the row maximum.
+    weights = (logits - row_max).clamp_max(0.0).exp() * gate
     attn = weights / weights.sum(-1, keepdim=True)  # Eq. 6
     used = F.dropout(attn, p=dropout_p) if dropout_p > 0 else attn
     return used @ v, attn

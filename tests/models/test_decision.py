@@ -1,0 +1,78 @@
+"""DecisionModule (Eq. 1)."""
+
+import pytest
+import torch
+
+from sureid.models.decision import DecisionModule
+
+
+@pytest.mark.parametrize(("dim", "hidden"), [(16, None), (32, 8), (384, None)])
+def test_log_probabilities(dim, hidden):
+    m = DecisionModule(dim, hidden_dim=hidden)
+    out = m(torch.randn(2, 10, dim), torch.ones(2, 10))
+    assert out.shape == (2, 10, 2)
+    torch.testing.assert_close(out.exp().sum(-1), torch.ones(2, 10))
+
+
+def test_default_hidden_dim_is_half_embed_dim():
+    assert DecisionModule(384).hidden_dim == 192
+
+
+def test_masked_equals_physically_dropped():
+    # the train path (mask) and the eval path (tokens gone) give the same decisions
+    m = DecisionModule(16)
+    x = torch.randn(2, 12, 16)
+    mask = torch.zeros(2, 12)
+    mask[0, [0, 3, 4, 9]] = 1
+    mask[1, [1, 2, 5, 11]] = 1
+    out = m(x, mask)
+    for b in range(2):
+        kept = mask[b].bool()
+        torch.testing.assert_close(out[b, kept], m(x[b : b + 1, kept])[0], atol=1e-6, rtol=1e-5)
+
+
+def test_dropped_tokens_do_not_influence_kept_ones():
+    m = DecisionModule(16)
+    x = torch.randn(1, 6, 16)
+    mask = torch.tensor([[1.0, 0.0, 1.0, 0.0, 1.0, 1.0]])
+    y = x.clone()
+    y[:, mask[0] == 0] = torch.randn(1, 2, 16) * 10
+    kept = mask[0].bool()
+    torch.testing.assert_close(m(x, mask)[:, kept], m(y, mask)[:, kept])
+    assert not torch.allclose(m(x)[:, kept], m(y)[:, kept])  # without the mask they would
+
+
+def test_none_mask_equals_all_ones():
+    m = DecisionModule(16)
+    x = torch.randn(2, 7, 16)
+    torch.testing.assert_close(m(x), m(x, torch.ones(2, 7)))
+
+
+def test_empty_mask_no_nan_and_gradients():
+    m = DecisionModule(16)
+    x = torch.randn(2, 7, 16, requires_grad=True)
+    mask = torch.zeros(2, 7, requires_grad=True)
+    out = m(x, mask)
+    assert torch.isfinite(out).all()
+    out[..., 1].sum().backward()
+    assert torch.isfinite(mask.grad).all() and torch.isfinite(x.grad).all()
+    for p in m.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("dim", "hidden", "err"),
+    [(0, None, ValueError), (16.0, None, ValueError), (16, 6.0, TypeError), (16, 2, ValueError),
+     (16, 7, ValueError)],
+)
+def test_bad_construction(dim, hidden, err):
+    with pytest.raises(err, match="embed_dim|hidden_dim"):
+        DecisionModule(dim, hidden_dim=hidden)
+
+
+def test_bad_input_shape():
+    m = DecisionModule(16)
+    with pytest.raises(ValueError, match="x must have shape"):
+        m(torch.randn(2, 7, 8))
+    with pytest.raises(ValueError, match="mask must have shape"):
+        m(torch.randn(2, 7, 16), torch.ones(2, 6))
