@@ -9,7 +9,7 @@ exactly like Occluded-Duke (``bounding_box_train/``, ``query/``, ``bounding_box_
 
 Example:
     >>> from sureid.data.synthetic import make_synthetic_reid
-    >>> summary = make_synthetic_reid("data/synth", preset="smoke", progress=False)  # doctest: +SKIP
+    >>> summary = make_synthetic_reid("data/synth", preset="smoke")  # doctest: +SKIP
     >>> summary.query.num_images  # doctest: +SKIP
     32
 """
@@ -135,7 +135,8 @@ _LOWER = np.array(
     dtype=np.float64,
 )
 _SKIN = np.array(
-    [(240, 206, 182), (226, 182, 146), (200, 150, 112), (162, 112, 78), (122, 82, 56), (90, 62, 42)],
+    [(240, 206, 182), (226, 182, 146), (200, 150, 112), (162, 112, 78), (122, 82, 56),
+     (90, 62, 42)],
     dtype=np.float64,
 )
 _HAIR = np.array(
@@ -183,7 +184,9 @@ def _sample_body(rng: np.random.Generator, ident: dict[str, Any]) -> None:
     ident["head"] = float(rng.uniform(0.9, 1.12))
     ident["skin"] = _pick(rng, _SKIN, 6)
     ident["hair"] = _pick(rng, _HAIR, 8)
-    ident["hair_style"] = _choice(rng, ["short", "long", "bald", "ponytail"], [0.5, 0.25, 0.1, 0.15])
+    ident["hair_style"] = _choice(
+        rng, ["short", "long", "bald", "ponytail"], [0.5, 0.25, 0.1, 0.15]
+    )
 
 
 def _sample_upper(rng: np.random.Generator, ident: dict[str, Any]) -> None:
@@ -196,7 +199,9 @@ def _sample_upper(rng: np.random.Generator, ident: dict[str, Any]) -> None:
         rng, ["solid", "hstripes", "vstripes", "checks", "logo"], [0.38, 0.2, 0.1, 0.12, 0.2]
     )
     ident["stripe"] = float(rng.uniform(0.035, 0.07))
-    ident["logo_shape"] = _choice(rng, ["circle", "square", "triangle", "bar"], [0.3, 0.3, 0.2, 0.2])
+    ident["logo_shape"] = _choice(
+        rng, ["circle", "square", "triangle", "bar"], [0.3, 0.3, 0.2, 0.2]
+    )
     ident["sleeves"] = _choice(rng, ["long", "short"], [0.55, 0.45])
 
 
@@ -402,7 +407,8 @@ def _draw_person(
     bag = ident["bag"]
     bside = ident["bag_side"] * (1 if view != "back" else -1)
     if bag is not None and not side:
-        limb([(-bside * sw * 0.7, sy + 0.005), (bside * hw * 0.9, hy - 0.02)], 0.018, _shade(bag, 0.7))
+        strap = [(-bside * sw * 0.7, sy + 0.005), (bside * hw * 0.9, hy - 0.02)]
+        limb(strap, 0.018, _shade(bag, 0.7))
 
     if not side:
         arm(-1.0, 1.0)
@@ -591,7 +597,8 @@ def _occluder_layer(
         else:  # board on a post
             bt = y0 + params["top"] * bh
             bb = bt + params["tall"] * bh
-            d.rectangle([(a + b) / 2 - 0.02 * W, bb, (a + b) / 2 + 0.02 * W, H], fill=(90, 90, 95, 255))
+            mid = (a + b) / 2
+            d.rectangle([mid - 0.02 * W, bb, mid + 0.02 * W, H], fill=(90, 90, 95, 255))
             d.rectangle([a, bt, b, bb], fill=c)
             d.rectangle([a + 0.1 * width, bt + 0.1 * (bb - bt), b - 0.1 * width,
                          bt + 0.25 * (bb - bt)], fill=(240, 240, 240, 255))
@@ -604,7 +611,8 @@ def _occluder_layer(
             d.rectangle([a + 0.1 * (b - a), top + 0.08 * H, b - 0.1 * (b - a), top + 0.2 * H],
                         fill=(60, 80, 100, 255))
             for wx in (a + 0.2 * (b - a), b - 0.2 * (b - a)):
-                d.ellipse([wx - 0.1 * W, H - 0.1 * W, wx + 0.1 * W, H + 0.1 * W], fill=(20, 20, 20, 255))
+                r = 0.1 * W
+                d.ellipse([wx - r, H - r, wx + r, H + r], fill=(20, 20, 20, 255))
         elif kind == "bin":
             d.rectangle([a, top + 0.03 * H, b, H], fill=c)
             d.rectangle([a - 0.02 * W, top, b + 0.02 * W, top + 0.04 * H], fill=dark)
@@ -733,7 +741,8 @@ def _plan(cfg: dict[str, Any]) -> list[tuple[str, int, int, int, bool]]:
         prng = np.random.default_rng([seed, 505, pid])
         for cam in cams_of(prng, lo_c, hi_c):
             for i in range(int(prng.integers(lo_i, hi_i + 1))):
-                plan.append(("train", pid, cam, i, bool(prng.random() < cfg["train_occlusion_rate"])))
+                occ = bool(prng.random() < cfg["train_occlusion_rate"])
+                plan.append(("train", pid, cam, i, occ))
     for pid in sorted(int(p) for p in test):
         prng = np.random.default_rng([seed, 505, pid])
         cams = cams_of(prng, lo_c, hi_c)
@@ -844,8 +853,8 @@ def summarize_reid_folder(root: str | os.PathLike[str]) -> dict[str, SplitCounts
     for split, sub in SPLIT_DIRS.items():
         folder = root / sub
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder} is not a directory (expected the Occluded-Duke layout "
-                                    f"{sorted(SPLIT_DIRS.values())})")
+            raise FileNotFoundError(f"{folder} is not a directory (expected the Occluded-Duke "
+                                    f"layout {sorted(SPLIT_DIRS.values())})")
         pids, cams, n = set(), set(), 0
         for name in os.listdir(folder):
             m = NAME_RE.match(name)
@@ -858,7 +867,8 @@ def summarize_reid_folder(root: str | os.PathLike[str]) -> dict[str, SplitCounts
 
 
 def _jsonable(cfg: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}))
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
+    return json.loads(json.dumps(plain))
 
 
 def _read_manifest(root: Path) -> dict[str, Any] | None:
@@ -983,8 +993,9 @@ def make_synthetic_reid(
         if _matches(manifest, cfg):
             return summary(True)
         if manifest is None or manifest.get("format") != "sureid-synthetic-reid":
-            raise FileExistsError(f"root {str(root)!r} exists and is not a sureid synthetic dataset "
-                                  f"(no {MANIFEST_NAME}); refusing to touch it, pick another path")
+            raise FileExistsError(f"root {str(root)!r} exists and is not a sureid synthetic "
+                                  f"dataset (no {MANIFEST_NAME}); refusing to touch it, "
+                                  f"pick another path")
         if not overwrite:
             raise FileExistsError(f"root {str(root)!r} holds a synthetic dataset with a different "
                                   f"config or generator version; pass overwrite=True to replace it")
