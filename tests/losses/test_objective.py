@@ -213,3 +213,19 @@ def test_tiny_hts_vit_end_to_end_every_trainable_parameter_gets_gradient():
     assert reweight.lam.grad.abs() > 0
     assert all(p.grad is None for p in teacher.parameters())
     assert isinstance(teacher_vit, nn.Module) and not teacher_vit.training
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SUReIDLoss(kd=NPKDLoss(align="linear", student_dim=C_S, teacher_dim=C_T)),
+        lambda: SUReIDLoss(use_kd=False, ratio=RatioLoss(RATIOS)),
+    ],
+)
+def test_pickle_round_trip_gives_same_loss(make):
+    import pickle
+
+    crit = make()
+    clone = pickle.loads(pickle.dumps(crit))
+    t = _batch()
+    torch.testing.assert_close(_call(clone, t).total, _call(crit, t).total)
