@@ -1,1 +1,7 @@
-"""sureid.metrics."""
+"""sureid.metrics: exact ReID retrieval metrics (CMC, mAP, mINP) at any gallery size."""
+
+from .distance import pairwise_distance
+from .evaluate import evaluate
+from .rank import RankResult, evaluate_rank
+
+__all__ = ["RankResult", "evaluate", "evaluate_rank", "pairwise_distance"]

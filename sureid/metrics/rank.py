@@ -36,6 +36,8 @@ _CMP_ELEMS = 1 << 24
 # Above this many true matches in a row, sorting the row is cheaper than counting.
 _MAX_POS_FOR_COUNT = 192
 _INT64_MAX = np.iinfo(np.int64).max
+# Above this share of candidate negatives, compare densely instead of gathering them.
+_SPARSE_FRACTION = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,21 +155,38 @@ def _check_finite_block(d: np.ndarray, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------- kernels
-def _num_positives(qp, qc, gp, gc) -> np.ndarray:
-    """Per query: gallery items with the same pid and a different camera, ``(Q,)``."""
-    pid_count: dict[int, int] = {}
-    pair_count: dict[tuple[int, int], int] = {}
-    for p, c in zip(gp.tolist(), gc.tolist()):
-        pid_count[p] = pid_count.get(p, 0) + 1
-        pair_count[(p, c)] = pair_count.get((p, c), 0) + 1
-    return np.array(
-        [pid_count.get(p, 0) - pair_count.get((p, c), 0) for p, c in zip(qp.tolist(), qc.tolist())],
-        dtype=np.int64,
-    )
+class _PidIndex:
+    """Gallery indices grouped by pid (ascending), to list a query's matches without a scan."""
+
+    def __init__(self, gp: np.ndarray, gc: np.ndarray):
+        order = np.argsort(gp, kind="stable")
+        uniq, starts, counts = np.unique(gp[order], return_index=True, return_counts=True)
+        self.gc = gc
+        self._groups = {
+            int(p): order[s : s + c] for p, s, c in zip(uniq.tolist(), starts, counts)
+        }
+        self._empty = np.zeros(0, dtype=np.int64)
+
+    def same_pid(self, pid: int) -> np.ndarray:
+        return self._groups.get(int(pid), self._empty)
+
+    def num_positives(self, qp: np.ndarray, qc: np.ndarray) -> np.ndarray:
+        """Per query: gallery items with the same pid and another camera, ``(Q,)``."""
+        return np.array(
+            [np.count_nonzero(self.gc[self.same_pid(p)] != c) for p, c in zip(qp, qc)],
+            dtype=np.int64,
+        )
+
+    def matches(self, qp: np.ndarray, qc: np.ndarray):
+        """Row-major ``(rows, cols)`` of the true matches of a query block, and ``npos``."""
+        cols = [(g := self.same_pid(p))[self.gc[g] != c] for p, c in zip(qp, qc)]
+        npos = np.array([len(x) for x in cols], dtype=np.int64)
+        rows = np.repeat(np.arange(len(cols)), npos)
+        return rows, np.concatenate(cols) if cols else self._empty, npos
 
 
-def _packed_keys(d32: np.ndarray) -> np.ndarray:
-    """Order-preserving int64 keys ``(float bits, gallery index)`` for a float32 block (B, G).
+def _packed_keys(d32: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Order-preserving int64 keys of ``(distance, gallery index)`` pairs (float32 distances).
 
     Comparing keys equals comparing ``(distance, index)`` lexicographically, i.e. the
     stable sort order, with one integer comparison.
@@ -176,27 +195,50 @@ def _packed_keys(d32: np.ndarray) -> np.ndarray:
     bits = d32.view(np.int32)
     mono = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # negative floats: reverse order
     keys = mono.astype(np.int64) << 32
-    keys |= np.arange(d32.shape[1], dtype=np.int64)
+    keys |= cols
     return keys
 
 
-def _ranks_by_count(d32, same_pid, pos, npos, pmax) -> np.ndarray:
-    """Kept-list ranks of each row's true matches, sorted, ``(B, pmax)`` (padding arbitrary)."""
+def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
+    """Kept-list ranks of each row's true matches, sorted, ``(B, pmax)`` (padding arbitrary).
+
+    rank of match k = k + #negatives whose (distance, index) key is smaller. Only negatives
+    not farther than the row's hardest match can count, so usually few are compared.
+    """
     b, g = d32.shape
-    keys = _packed_keys(d32)
-    rows, cols = np.nonzero(pos)
     starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
-    slots = np.arange(len(rows)) - starts[rows]
+    pos_d = d32[rows, cols]
     poskey = np.full((b, pmax), _INT64_MAX, dtype=np.int64)
-    poskey[rows, slots] = keys[rows, cols]
+    poskey[rows, np.arange(len(rows)) - starts[rows]] = _packed_keys(pos_d, cols)
     poskey.sort(axis=1)
-    np.putmask(keys, same_pid, _INT64_MAX)  # only negatives take part in the count
-    counts = np.empty((b, pmax), dtype=np.int64)
-    step = max(1, _CMP_ELEMS // max(1, pmax * g))
-    for r in range(0, b, step):
-        cmp = keys[r : r + step, None, :] < poskey[r : r + step, :, None]
-        counts[r : r + step] = np.count_nonzero(cmp, axis=2)
-    return counts + np.arange(pmax)
+    dmax = np.full(b, -np.inf, dtype=np.float32)
+    np.maximum.at(dmax, rows, pos_d)
+    cand = d32 <= dmax[:, None]
+    if np.count_nonzero(cand) > _SPARSE_FRACTION * cand.size:
+        # dense: one (rows, pmax, G) comparison per slab, no gathers
+        keys = _packed_keys(d32, np.arange(g, dtype=np.int64))
+        np.putmask(keys, ~cand, _INT64_MAX)
+        for i, p in enumerate(qp):  # same-pid items are matches or removed, never negatives
+            keys[i, pidx.same_pid(p)] = _INT64_MAX
+        counts = np.empty((b, pmax), dtype=np.int64)
+        step = max(1, _CMP_ELEMS // max(1, pmax * g))
+        for r in range(0, b, step):
+            cmp = keys[r : r + step, None, :] < poskey[r : r + step, :, None]
+            counts[r : r + step] = np.count_nonzero(cmp, axis=2)
+        return counts + np.arange(pmax)
+    crow, ccol = np.nonzero(cand)
+    neg = gp[ccol] != qp[crow]
+    crow, ccol = crow[neg], ccol[neg]
+    ckey = _packed_keys(d32[crow, ccol], ccol)
+    bins = np.empty(len(crow), dtype=np.int64)
+    step = max(1, _CMP_ELEMS // max(1, pmax))
+    for r in range(0, len(crow), step):
+        sl = slice(r, r + step)
+        bins[sl] = np.count_nonzero(poskey[crow[sl]] < ckey[sl, None], axis=1)
+    # hist[b, k]: negatives between match k-1 and match k; those before match k sum to cumsum
+    hist = np.bincount(crow * (pmax + 1) + bins, minlength=b * (pmax + 1))
+    negbefore = np.cumsum(hist.reshape(b, pmax + 1)[:, :pmax], axis=1)
+    return negbefore + np.arange(pmax)
 
 
 def _ranks_by_sort(d, qp, qc, gp, gc, npos, pmax) -> np.ndarray:
@@ -213,11 +255,9 @@ def _ranks_by_sort(d, qp, qc, gp, gc, npos, pmax) -> np.ndarray:
     return ranks
 
 
-def _block_stats(d, qp, qc, gp, gc, strategy: str):
+def _block_stats(d, qp, qc, gp, gc, pidx: _PidIndex, strategy: str):
     """First-match rank, AP and INP for a block of query rows ``d`` (B, G)."""
-    same_pid = gp[None, :] == qp[:, None]
-    pos = same_pid & (gc[None, :] != qc[:, None])
-    npos = pos.sum(axis=1)
+    rows, cols, npos = pidx.matches(qp, qc)
     pmax = int(npos.max()) if len(npos) else 0
     b = d.shape[0]
     first = np.full(b, -1, dtype=np.int64)
@@ -230,13 +270,13 @@ def _block_stats(d, qp, qc, gp, gc, strategy: str):
         if d.dtype == np.float32:
             d32 = d
         else:
-            cand = d.astype(np.float32)
-            if np.array_equal(cand, d):  # exact in float32, so the packed keys are exact
-                d32 = cand
+            cast = d.astype(np.float32)
+            if np.array_equal(cast, d):  # exact in float32, so the packed keys are exact
+                d32 = cast
     if strategy == "count" and d32 is None:
         raise ValueError("strategy='count' needs float32-representable distances")
     if d32 is not None:
-        ranks = _ranks_by_count(d32, same_pid, pos, npos, pmax)
+        ranks = _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax)
     else:
         ranks = _ranks_by_sort(d, qp, qc, gp, gc, npos, pmax)
     valid = npos > 0
@@ -245,7 +285,8 @@ def _block_stats(d, qp, qc, gp, gc, strategy: str):
     prec = np.where(inside, (k[None, :] + 1.0) / (ranks + 1.0), 0.0)
     rv, nv = ranks[valid], npos[valid]
     first[valid] = rv[:, 0]
-    ap[valid] = prec[valid].sum(axis=1) / nv
+    # sequential sum: padding zeros at the end cannot change it, so blocks don't matter
+    ap[valid] = np.cumsum(prec[valid], axis=1)[:, -1] / nv
     inp[valid] = nv / (rv[np.arange(len(rv)), nv - 1] + 1.0)
     return first, ap, inp
 
@@ -270,7 +311,8 @@ def _run(
     if strategy not in ("auto", "count", "sort"):
         raise ValueError(f"strategy must be 'auto', 'count' or 'sort', got {strategy!r}")
     num_q, num_g = len(qp), len(gp)
-    npos = _num_positives(qp, qc, gp, gc)
+    pidx = _PidIndex(gp, gc)
+    npos = pidx.num_positives(qp, qc)
     order = np.argsort(npos, kind="stable")
     first = np.full(num_q, -1, dtype=np.int64)
     ap = np.full(num_q, np.nan)
@@ -283,7 +325,7 @@ def _run(
             idx = fetch[t : t + block]
             d = rows[t : t + block]
             _check_finite_block(d, what)
-            f, a, i = _block_stats(d, qp[idx], qc[idx], gp, gc, strategy)
+            f, a, i = _block_stats(d, qp[idx], qc[idx], gp, gc, pidx, strategy)
             first[idx], ap[idx], inp[idx] = f, a, i
     valid = first >= 0
     num_valid = int(valid.sum())

@@ -1,0 +1,102 @@
+"""Feature-level evaluation that never holds more than a chunk of the distance matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .distance import _METRICS, _cosine, _inv_norm, _sq_euclidean
+from .rank import RankResult, _check_labels, _check_max_rank, _run
+
+__all__ = ["evaluate"]
+
+# Default distance chunk: about this many float32 elements (512 MB).
+_CHUNK_ELEMS = 1 << 27
+
+
+def _as_feats(x, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (num, dim), got shape {tuple(x.shape)}")
+    if not (x.is_floating_point()):
+        raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
+    return x.detach()
+
+
+@torch.no_grad()
+def evaluate(
+    query_feats,
+    gallery_feats,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    *,
+    metric: str = "euclidean",
+    max_rank: int = 50,
+    chunk_size: int | None = None,
+    device: torch.device | str | None = None,
+) -> RankResult:
+    """CMC / mAP / mINP from features, computing distances one query chunk at a time.
+
+    Gives the same numbers as ``evaluate_rank(pairwise_distance(q, g, metric), ...)`` while the
+    peak extra memory is one ``(chunk_size, G)`` float32 block plus small working arrays.
+
+    Args:
+        query_feats: ``(Q, D)`` tensor or array.
+        gallery_feats: ``(G, D)`` tensor or array.
+        q_pids, q_camids: ``(Q,)`` integer labels.
+        g_pids, g_camids: ``(G,)`` integer labels.
+        metric: ``"euclidean"`` (squared, see :func:`pairwise_distance`) or ``"cosine"``.
+        max_rank: length of the CMC curve.
+        chunk_size: query rows per distance chunk; default ``2**27 // G`` (about 512 MB).
+        device: where distances are computed (default: the features' device); ranking runs
+            on the CPU.
+
+    Returns:
+        :class:`RankResult`.
+
+    Raises:
+        ValueError: bad shapes, mismatched lengths or dims, empty sets, unknown metric,
+            non-finite features, no valid query.
+        TypeError: non-float features, non-integer labels or chunk_size.
+
+    Example:
+        >>> q, g = torch.randn(4, 8), torch.randn(10, 8)
+        >>> r = evaluate(q, g, [0, 1, 2, 3], list(range(4)) * 2 + [0, 1], [0] * 4, [1] * 10)
+        >>> len(r.cmc)
+        50
+    """
+    max_rank = _check_max_rank(max_rank)
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    q = _as_feats(query_feats, "query_feats")
+    g = _as_feats(gallery_feats, "gallery_feats")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(
+            f"query_feats and gallery_feats differ in feature dim: {q.shape[1]} vs {g.shape[1]}"
+        )
+    qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, q.shape[0], g.shape[0])
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_ELEMS // g.shape[0])
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
+        raise TypeError(f"chunk_size must be an int, got {type(chunk_size).__name__}")
+    elif chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    dev = torch.device(device) if device is not None else g.device
+    g = g.to(dev, torch.float32)
+    q = q.to(dev, torch.float32)
+    if not (torch.isfinite(q).all() and torch.isfinite(g).all()):
+        raise ValueError("query_feats and gallery_feats must be finite (found NaN or inf)")
+    # per-gallery constants computed once; the (G, D) features are never copied
+    g_stat = _inv_norm(g) if metric == "cosine" else (g * g).sum(dim=1)
+
+    def rows(idx: np.ndarray) -> np.ndarray:
+        qi = q[torch.from_numpy(idx).to(dev)]
+        d = _cosine(qi, g, g_stat) if metric == "cosine" else _sq_euclidean(qi, g, g_stat)
+        return d.cpu().numpy()
+
+    return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances")
