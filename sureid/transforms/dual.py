@@ -63,7 +63,8 @@ class DualViewDataset(Dataset):
     Items are ``(view1, view2, *targets)``; use :func:`dual_collate` in the DataLoader.
 
     Example:
-        >>> ds = DualViewDataset([(torch.zeros(3, 8, 4), 7)], first=lambda x: x, second=lambda x: x + 1)
+        >>> items = [(torch.zeros(3, 8, 4), 7)]
+        >>> ds = DualViewDataset(items, first=lambda x: x, second=lambda x: x + 1)
         >>> v1, v2, pid = ds[0]
         >>> pid, float(v2.max())
         (7, 1.0)

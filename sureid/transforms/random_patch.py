@@ -48,9 +48,9 @@ def _pair(name: str, value, lo: float, hi: float) -> tuple[float, float]:
 class RandomPatch:
     """Paste a patch cropped from an earlier training image (Zhou et al., OSNet, 2019).
 
-    Every call crops a random patch (area U(``area``)·H·W, aspect h/w U(``ratio``),
-    first of 10 tries that fits, like the reference implementation) from the image into a FIFO pool of
-    ``pool_capacity`` patches. Once the pool holds ``min_sample_size`` patches, with
+    Every call crops a random patch (area U(``area``)·H·W, aspect h/w U(``ratio``), the
+    first of 10 tries that fits, like the reference implementation) from the image into a
+    FIFO pool of ``pool_capacity`` patches. Once the pool holds ``min_sample_size`` patches, with
     probability ``p`` a random pool patch (flipped with probability ``hflip``) is pasted,
     opaque, at a uniformly random position. Patches larger than the image are cropped to
     fit; a patch whose channel count differs from the image's is not pasted. The
@@ -90,7 +90,8 @@ class RandomPatch:
     ) -> None:
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        if isinstance(pool_capacity, bool) or not isinstance(pool_capacity, int) or pool_capacity < 1:
+        if (isinstance(pool_capacity, bool) or not isinstance(pool_capacity, int)
+                or pool_capacity < 1):
             raise ValueError(f"pool_capacity must be a positive int, got {pool_capacity!r}")
         if (isinstance(min_sample_size, bool) or not isinstance(min_sample_size, int)
                 or not 1 <= min_sample_size <= pool_capacity):
@@ -175,11 +176,14 @@ class RandomPatch:
                     f"RandomPatch expects a (C, H, W) tensor, got shape {tuple(image.shape)}"
                 )
             if image.dtype != torch.uint8 and not image.is_floating_point():
-                raise TypeError(f"RandomPatch expects a uint8 or floating tensor, got {image.dtype}")
+                raise TypeError(
+                    f"RandomPatch expects a uint8 or floating tensor, got {image.dtype}"
+                )
             H, W = image.shape[-2:]
         else:
             raise TypeError(
-                f"RandomPatch expects a PIL image or a (C, H, W) tensor, got {type(image).__name__}"
+                "RandomPatch expects a PIL image or a (C, H, W) tensor, "
+                f"got {type(image).__name__}"
             )
         return self.apply(image, self.make_params(H, W))
 

@@ -4,6 +4,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from sureid import NODA, OccluderBank, make_procedural_occluders
@@ -279,3 +281,26 @@ def test_odd_pil_modes_give_clear_error(tall_and_wide, mode):
 def test_bad_images(tall_and_wide, image, exc, match):
     with pytest.raises(exc, match=match):
         NODA(tall_and_wide, p=1.0)(image)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    H=st.integers(3, 90),
+    W=st.integers(3, 60),
+    lo=st.floats(0.05, 1.0),
+    width=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_band_geometry_property(H, W, lo, width, seed):
+    hi = lo + (1 - lo) * width
+    occ = [solid_occluder(120, 20), solid_occluder(20, 120)]
+    noda = NODA(occ, p=1.0, scale=(lo, hi), jitter=(0, 0, 0))
+    torch.manual_seed(seed)
+    params = noda.make_params()
+    out = noda.apply(torch.zeros(3, H, W, dtype=torch.uint8), params)
+    mask = (out != 0).any(0)
+    where, top, left, bh, bw = noda.layout(params, H, W)
+    assert int(mask.sum()) == bh * bw and bool(mask[top : top + bh, left : left + bw].all())
+    n, size = (W, bw) if where in ("left", "right") else (H, bh)
+    assert (bh == H) if where in ("left", "right") else (bw == W)
+    assert max(1, math.floor(lo * n)) <= size <= math.ceil(hi * n)

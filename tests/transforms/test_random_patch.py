@@ -79,15 +79,14 @@ def test_larger_patches_are_cropped_to_fit():
 
 
 def test_channel_mismatch_is_not_pasted():
-    rp = RandomPatch(p=1.0, min_sample_size=1, pool_capacity=1)
-    rp(torch.rand(1, 32, 16))
-    rp.pool.append(torch.rand(1, 8, 8))  # only grey patches in the pool
-    x = torch.zeros(3, 32, 16)
-    rp.pool.clear()
-    rp.pool.append(torch.rand(1, 8, 8))
+    rp = RandomPatch(p=1.0, min_sample_size=1)
+    rp.pool.append(torch.rand(1, 8, 8))  # only a grey patch in the pool
     params = rp.make_params(32, 16)
     params = type(params)(harvest=None, paste=True, pick=0.0, y=0.0, x=0.0, flip=False)
+    x = torch.zeros(3, 32, 16)
     assert rp.apply(x, params) is x
+    grey = torch.zeros(1, 32, 16)
+    assert (rp.apply(grey, params) != 0).any()
 
 
 @pytest.mark.parametrize(
