@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -103,6 +104,7 @@ class NODA:
         hflip: probability of flipping the occluder horizontally.
 
     Example:
+        >>> from sureid import NODA, make_procedural_occluders
         >>> noda = NODA(make_procedural_occluders(16, seed=0), p=1.0)
         >>> out = noda(torch.zeros(3, 256, 128, dtype=torch.uint8))
         >>> out.shape, out.dtype
@@ -120,11 +122,11 @@ class NODA:
         crop: tuple[float, float] = (0.8, 1.0),
         hflip: float = 0.5,
     ) -> None:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         self.scale = _check_range("scale", scale, 0.0, 1.0)
         self.crop = _check_range("crop", crop, 0.0, 1.0)
-        if not isinstance(vertical_aspect, (int, float)) or not vertical_aspect > 0:
+        if not isinstance(vertical_aspect, numbers.Real) or not vertical_aspect > 0:
             raise ValueError(f"vertical_aspect must be > 0, got {vertical_aspect!r}")
         try:
             jit = tuple(float(j) for j in jitter)
@@ -134,7 +136,7 @@ class NODA:
             raise ValueError(
                 f"jitter must be (brightness, contrast, saturation) >= 0, got {jitter!r}"
             )
-        if isinstance(hflip, bool) or not isinstance(hflip, (int, float)) or not 0 <= hflip <= 1:
+        if isinstance(hflip, bool) or not isinstance(hflip, numbers.Real) or not 0 <= hflip <= 1:
             raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")
         self.bank = occluders if isinstance(occluders, OccluderBank) else OccluderBank(occluders)
         self.p = float(p)
