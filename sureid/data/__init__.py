@@ -1,3 +1,33 @@
-"""sureid.data."""
+"""sureid.data: dataset readers, an image Dataset and the P x K identity sampler."""
 
+from .datasets import (
+    DATASETS,
+    ImageRecord,
+    ReIDDataset,
+    build_dataset,
+    read_dukemtmc,
+    read_market1501,
+    read_occluded_duke,
+    read_occluded_reid,
+    read_partial_reid,
+)
+from .image_dataset import ImageDataset
+from .sampler import RandomIdentitySampler
 from .synthetic import SYNTHETIC_PRESETS, make_synthetic_reid, summarize_reid_folder
+
+__all__ = [
+    "DATASETS",
+    "ImageDataset",
+    "ImageRecord",
+    "RandomIdentitySampler",
+    "ReIDDataset",
+    "SYNTHETIC_PRESETS",
+    "build_dataset",
+    "make_synthetic_reid",
+    "read_dukemtmc",
+    "read_market1501",
+    "read_occluded_duke",
+    "read_occluded_reid",
+    "read_partial_reid",
+    "summarize_reid_folder",
+]

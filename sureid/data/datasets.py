@@ -1,0 +1,236 @@
+"""Readers for the standard person re-ID folder layouts.
+
+Every reader returns a :class:`ReIDDataset` of :class:`ImageRecord` ``(path, pid, camid)``
+with zero-based camids and train pids relabelled to ``0..K-1`` (sorted raw pids). Query and
+gallery keep their raw pids, so the two sets line up for evaluation.
+
+Layouts (``root`` may be the dataset folder itself or its parent holding one of the usual
+folder names, e.g. ``Market-1501-v15.09.15``):
+
+* Market-1501: ``bounding_box_train/``, ``query/``, ``bounding_box_test/``; names
+  ``0002_c1s1_000451_03.jpg``. Junk images (pid -1) are dropped; distractors (pid 0) are kept.
+* DukeMTMC-reID and Occluded-DukeMTMC: same three folders; names ``0001_c2_f0046182.jpg``.
+* Occluded-REID: ``occluded_body_images/`` (query) and ``whole_body_images/`` (gallery).
+* Partial-REID: ``partial_body_images/`` (query) and ``whole_body_images/`` (gallery).
+
+Occluded-REID and Partial-REID are test-only (``train`` is empty). Images may be ``.jpg``,
+``.jpeg``, ``.png``, ``.bmp``, ``.tif`` or ``.tiff``, flat or in per-identity subfolders
+(the original release is ``<folder>/001/001_01.tif``). The pid is the leading number of the
+file name (``001_01.tif`` -> 1) or, failing that, a numeric parent folder name.
+Camera policy: every query gets camid 0 and every gallery image camid 1, so the Market-1501
+same-camera rule removes nothing and all of an identity's holistic images count as matches;
+Rank-1 / Rank-3 are ``cmc[0]`` / ``cmc[2]`` of :func:`sureid.metrics.evaluate`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+__all__ = [
+    "DATASETS",
+    "ImageRecord",
+    "ReIDDataset",
+    "build_dataset",
+    "read_dukemtmc",
+    "read_market1501",
+    "read_occluded_duke",
+    "read_occluded_reid",
+    "read_partial_reid",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# Market-1501 "0002_c1s1_000451_03", Duke "0001_c2_f0046182", synthetic "0001_c2_f0000001"
+_CAMERA_STYLE = re.compile(r"^(-?\d+)_c(\d+)")
+_LEADING_PID = re.compile(r"^(\d+)")
+
+
+class ImageRecord(NamedTuple):
+    """One image: file path, identity, zero-based camera."""
+
+    path: str
+    pid: int
+    camid: int
+
+
+@dataclass(frozen=True)
+class ReIDDataset:
+    """Train / query / gallery record lists of one dataset."""
+
+    name: str
+    train: list[ImageRecord] = field(repr=False)
+    query: list[ImageRecord] = field(repr=False)
+    gallery: list[ImageRecord] = field(repr=False)
+
+    @property
+    def num_train_pids(self) -> int:
+        return len({r.pid for r in self.train})
+
+    @property
+    def num_train_cams(self) -> int:
+        return len({r.camid for r in self.train})
+
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        """``{split: (num_images, num_pids, num_cams)}``."""
+        return {
+            split: (len(recs), len({r.pid for r in recs}), len({r.camid for r in recs}))
+            for split, recs in (("train", self.train), ("query", self.query), ("gallery", self.gallery))
+        }
+
+    def __repr__(self) -> str:
+        c = self.counts()
+        parts = ", ".join(f"{k}={v[0]} imgs/{v[1]} ids" for k, v in c.items())
+        return f"ReIDDataset({self.name!r}, {parts})"
+
+
+# ----------------------------------------------------------------------------- helpers
+def _locate(root, folders: Sequence[str], aliases: Sequence[str], name: str) -> Path:
+    """``root`` itself if it holds ``folders``, else ``root/<alias>`` that does."""
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise FileNotFoundError(f"{name}: dataset root {str(base)!r} does not exist")
+    for cand in (base, *(base / a for a in aliases)):
+        if all((cand / f).is_dir() for f in folders):
+            return cand
+    missing = [f for f in folders if not (base / f).is_dir()]
+    raise FileNotFoundError(
+        f"{name}: expected folder(s) {missing} under {str(base)!r} "
+        f"(or under one of its subfolders {list(aliases)})"
+    )
+
+
+def _images(folder: Path, recursive: bool) -> list[Path]:
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted(p for p in it if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {str(folder)!r}")
+    return files
+
+
+def _read_camera_style(folder: Path, name: str, keep_distractors: bool) -> list[ImageRecord]:
+    records = []
+    for p in _images(folder, recursive=False):
+        m = _CAMERA_STYLE.match(p.name)
+        if m is None:
+            raise ValueError(
+                f"{name}: file name {p.name!r} in {str(folder)!r} does not match "
+                "'<pid>_c<camera>...' (e.g. 0002_c1s1_000451_03.jpg or 0001_c2_f0046182.jpg)"
+            )
+        pid, cam = int(m.group(1)), int(m.group(2))
+        if pid == -1 or (pid == 0 and not keep_distractors):
+            continue  # junk (-1) is never used; distractors (0) only in the gallery
+        if cam < 1:
+            raise ValueError(f"{name}: camera numbers start at 1, got {cam} in {p.name!r}")
+        records.append(ImageRecord(str(p), pid, cam - 1))
+    return records
+
+
+def _relabel(records: list[ImageRecord]) -> list[ImageRecord]:
+    mapping = {pid: i for i, pid in enumerate(sorted({r.pid for r in records}))}
+    return [r._replace(pid=mapping[r.pid]) for r in records]
+
+
+def _read_three_folder(root, name: str, aliases: Sequence[str]) -> ReIDDataset:
+    folders = ("bounding_box_train", "query", "bounding_box_test")
+    base = _locate(root, folders, aliases, name)
+    train = _read_camera_style(base / folders[0], name, keep_distractors=False)
+    query = _read_camera_style(base / folders[1], name, keep_distractors=False)
+    gallery = _read_camera_style(base / folders[2], name, keep_distractors=True)
+    return ReIDDataset(name, _relabel(train), query, gallery)
+
+
+def _read_pid_only(folder: Path, name: str, camid: int) -> list[ImageRecord]:
+    records = []
+    for p in _images(folder, recursive=True):
+        m = _LEADING_PID.match(p.stem)
+        if m is not None:
+            pid = int(m.group(1))
+        elif p.parent != folder and p.parent.name.isdigit():
+            pid = int(p.parent.name)
+        else:
+            raise ValueError(
+                f"{name}: cannot read a pid from {str(p.relative_to(folder))!r} in "
+                f"{str(folder)!r}; expected '<pid>_<n>.<ext>' or a '<pid>/' subfolder"
+            )
+        records.append(ImageRecord(str(p), pid, camid))
+    return records
+
+
+def _read_query_whole(root, name, query_folder, aliases) -> ReIDDataset:
+    folders = (query_folder, "whole_body_images")
+    base = _locate(root, folders, aliases, name)
+    query = _read_pid_only(base / query_folder, name, camid=0)
+    gallery = _read_pid_only(base / "whole_body_images", name, camid=1)
+    return ReIDDataset(name, [], query, gallery)
+
+
+# ----------------------------------------------------------------------------- readers
+def read_market1501(root) -> ReIDDataset:
+    """Market-1501 (12,936 train / 751 ids, 3,368 query, 19,732 gallery incl. distractors).
+
+    Raises:
+        FileNotFoundError: ``root`` or one of its three folders is missing (named).
+        ValueError: a folder without images or with a file name not in the Market pattern.
+    """
+    return _read_three_folder(root, "market1501", ("Market-1501-v15.09.15", "Market-1501", "market1501"))
+
+
+def read_dukemtmc(root) -> ReIDDataset:
+    """DukeMTMC-reID (16,522 train / 702 ids, 2,228 query, 17,661 gallery). Raises as above."""
+    return _read_three_folder(root, "dukemtmc", ("DukeMTMC-reID", "dukemtmc-reid", "dukemtmcreid"))
+
+
+def read_occluded_duke(root) -> ReIDDataset:
+    """Occluded-DukeMTMC (15,618 train / 702 ids, 2,210 query, 17,661 gallery). Raises as above."""
+    return _read_three_folder(
+        root, "occluded_duke", ("Occluded_Duke", "Occluded-DukeMTMC", "occluded_duke", "OccludedDuke")
+    )
+
+
+def read_occluded_reid(root) -> ReIDDataset:
+    """Occluded-REID (test only): occluded queries (camid 0) vs holistic gallery (camid 1)."""
+    return _read_query_whole(
+        root, "occluded_reid", "occluded_body_images",
+        ("OccludedREID", "Occluded_REID", "Occluded-REID", "occluded_reid"),
+    )
+
+
+def read_partial_reid(root) -> ReIDDataset:
+    """Partial-REID (test only): partial queries (camid 0) vs holistic gallery (camid 1)."""
+    return _read_query_whole(
+        root, "partial_reid", "partial_body_images",
+        ("Partial-REID", "Partial_REID", "PartialREID", "Partial-REID_Dataset", "partial_reid"),
+    )
+
+
+DATASETS: dict[str, Callable[..., ReIDDataset]] = {
+    "market1501": read_market1501,
+    "dukemtmc": read_dukemtmc,
+    "occluded_duke": read_occluded_duke,
+    "occluded_reid": read_occluded_reid,
+    "partial_reid": read_partial_reid,
+}
+_ALIASES = {
+    "market": "market1501", "dukemtmcreid": "dukemtmc", "duke": "dukemtmc",
+    "occludedduke": "occluded_duke", "occludeddukemtmc": "occluded_duke",
+    "occludedreid": "occluded_reid", "partialreid": "partial_reid",
+}
+
+
+def build_dataset(name: str, root) -> ReIDDataset:
+    """Read dataset ``name`` (a key of :data:`DATASETS`, case/dash-insensitive) from ``root``.
+
+    Example:
+        >>> build_dataset("Occluded-Duke", "data/")  # doctest: +SKIP
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    key = name.lower().replace("-", "_")
+    if key not in DATASETS:
+        key = _ALIASES.get(key.replace("_", ""), key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    return DATASETS[key](root)

@@ -1,0 +1,61 @@
+"""A torch ``Dataset`` over ``(path, pid, camid)`` records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .datasets import ImageRecord
+
+__all__ = ["ImageDataset"]
+
+
+class ImageDataset(Dataset):
+    """Reads each record's image with PIL (RGB) and applies ``transform``.
+
+    ``dataset[i]`` is ``(img, pid, camid)``; ``img`` is a PIL image when ``transform`` is
+    None, else whatever it returns. ``dataset.records[i].path`` gives the file.
+
+    Args:
+        records: sequence of :class:`ImageRecord` or ``(path, pid, camid)`` tuples.
+        transform: callable applied to the PIL image, or None.
+
+    Example:
+        >>> ds = ImageDataset(build_dataset("market1501", root).train)  # doctest: +SKIP
+        >>> img, pid, camid = ds[0]  # doctest: +SKIP
+    """
+
+    def __init__(self, records: Sequence, transform: Callable[[Any], Any] | None = None):
+        if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
+            raise TypeError(f"records must be a sequence of (path, pid, camid), got {type(records).__name__}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
+        recs = []
+        for i, r in enumerate(records):
+            if not (isinstance(r, tuple) and len(r) == 3):
+                raise TypeError(f"records[{i}] must be a (path, pid, camid) tuple, got {r!r}")
+            recs.append(ImageRecord(str(r[0]), int(r[1]), int(r[2])))
+        self.records = recs
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        path, pid, camid = self.records[index]
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, pid, camid
+
+    @property
+    def pids(self) -> list[int]:
+        """Identity of every record, e.g. for :class:`RandomIdentitySampler`."""
+        return [r.pid for r in self.records]
+
+    def __repr__(self) -> str:
+        return f"ImageDataset(num_images={len(self)}, transform={self.transform!r})"

@@ -1,0 +1,53 @@
+import pickle
+
+import pytest
+import torch
+from PIL import Image
+
+from sureid.data import ImageDataset, ImageRecord
+
+
+@pytest.fixture()
+def records(tmp_path):
+    recs = []
+    for i, mode in enumerate(["RGB", "L", "RGBA"]):
+        p = tmp_path / f"{i:04d}_c1_f{i:07d}.png"
+        Image.new(mode, (5, 7)).save(p)
+        recs.append(ImageRecord(str(p), i, i % 2))
+    return recs
+
+
+def _to_tensor(img):
+    return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(img.height, img.width, 3)
+
+
+def test_reads_rgb_and_labels(records):
+    ds = ImageDataset(records)
+    assert len(ds) == 3 and ds.pids == [0, 1, 2]
+    for i in range(3):
+        img, pid, camid = ds[i]
+        assert img.mode == "RGB" and img.size == (5, 7)
+        assert (pid, camid) == (i, i % 2)
+    assert ds.records[1].path == records[1].path
+
+
+def test_transform_and_dataloader(records):
+    ds = ImageDataset([tuple(r) for r in records], transform=_to_tensor)
+    img, pid, camid = ds[0]
+    assert img.shape == (7, 5, 3)
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=3)))
+    assert batch[0].shape == (3, 7, 5, 3) and batch[1].tolist() == [0, 1, 2]
+
+
+def test_pickles(records):
+    ds = pickle.loads(pickle.dumps(ImageDataset(records, transform=_to_tensor)))
+    assert ds[2][1] == 2
+
+
+def test_bad_input(records):
+    with pytest.raises(TypeError, match="records must be a sequence"):
+        ImageDataset("a.jpg")
+    with pytest.raises(TypeError, match=r"records\[0\] must be a \(path, pid, camid\) tuple"):
+        ImageDataset([("a.jpg", 1)])
+    with pytest.raises(TypeError, match="transform must be callable"):
+        ImageDataset(records, transform=3)
