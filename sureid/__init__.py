@@ -47,6 +47,23 @@ _LAZY: dict[str, str] = {
     "make_synthetic_reid": "sureid.data.synthetic",
     "summarize_reid_folder": "sureid.data.synthetic",
     "SYNTHETIC_PRESETS": "sureid.data.synthetic",
+    # data: readers, image dataset, identity sampler
+    "ImageRecord": "sureid.data.datasets",
+    "ReIDDataset": "sureid.data.datasets",
+    "DATASETS": "sureid.data.datasets",
+    "build_dataset": "sureid.data.datasets",
+    "read_market1501": "sureid.data.datasets",
+    "read_dukemtmc": "sureid.data.datasets",
+    "read_occluded_duke": "sureid.data.datasets",
+    "read_occluded_reid": "sureid.data.datasets",
+    "read_partial_reid": "sureid.data.datasets",
+    "ImageDataset": "sureid.data.image_dataset",
+    "RandomIdentitySampler": "sureid.data.sampler",
+    # metrics
+    "evaluate": "sureid.metrics.evaluate",
+    "evaluate_rank": "sureid.metrics.rank",
+    "RankResult": "sureid.metrics.rank",
+    "pairwise_distance": "sureid.metrics.distance",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -66,11 +83,27 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .data.datasets import (
+        DATASETS,
+        ImageRecord,
+        ReIDDataset,
+        build_dataset,
+        read_dukemtmc,
+        read_market1501,
+        read_occluded_duke,
+        read_occluded_reid,
+        read_partial_reid,
+    )
+    from .data.image_dataset import ImageDataset
+    from .data.sampler import RandomIdentitySampler
     from .data.synthetic import SYNTHETIC_PRESETS, make_synthetic_reid, summarize_reid_folder
     from .losses.npkd import NPKDLoss
     from .losses.objective import SUReIDLoss
     from .losses.ratio import RatioLoss
     from .losses.reid import CrossEntropyLabelSmooth, TripletLoss
+    from .metrics.distance import pairwise_distance
+    from .metrics.evaluate import evaluate
+    from .metrics.rank import RankResult, evaluate_rank
     from .models.heads import BNNeck
     from .models.reweight import ClsTokenReweight
     from .models.teacher import FrozenTeacher

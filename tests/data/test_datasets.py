@@ -143,3 +143,14 @@ def test_build_dataset_registry(tmp_path):
         build_dataset("cuhk03", tmp_path)
     with pytest.raises(TypeError, match="name must be a str"):
         build_dataset(3, tmp_path)
+
+
+def test_reads_the_synthetic_writer_output(tmp_path):
+    from sureid.data import make_synthetic_reid
+
+    summary = make_synthetic_reid(tmp_path, preset="smoke", progress=False)
+    ds = read_occluded_duke(tmp_path)
+    for split in ("train", "query", "gallery"):
+        want = getattr(summary, split)
+        assert ds.counts()[split] == (want.num_images, want.num_ids, want.num_cameras)
+    assert sorted({r.pid for r in ds.train}) == list(range(ds.num_train_pids))
