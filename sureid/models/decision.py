@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["DecisionModule"]
@@ -72,4 +73,11 @@ class DecisionModule(nn.Module):
             w = mask.to(h.dtype).unsqueeze(-1)
             count = w.sum(dim=1, keepdim=True).clamp_min(torch.finfo(h.dtype).eps)
             glob = (glob * w).sum(dim=1, keepdim=True) / count
-        return self.out_conv(torch.cat([local, glob.expand_as(local)], dim=-1))
+        # out_conv[0] on concat([local, glob]) without materialising the concat: the global
+        # half is the same for every token, so its product is computed once per image.
+        first = self.out_conv[0]
+        half = self.hidden_dim // 2
+        y = F.linear(local, first.weight[:, :half], first.bias) + F.linear(glob, first.weight[:, half:])
+        for layer in self.out_conv[1:]:
+            y = layer(y)
+        return y

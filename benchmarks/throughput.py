@@ -1,0 +1,173 @@
+"""Inference throughput of HTSViT vs the dense timm model and the slicing bound.
+
+DeiT-S (timm ``deit_small_patch16_224``, random init) at 256x128, batch 32 (the paper's
+setting) and batch 1. Variants, timed interleaved in one run (one call of each per round,
+minimum over rounds):
+
+* ``timm dense``: ``vit.forward_features(x)[:, 0]``.
+* ``HTS keep 1.0``: ``HTSViT.from_timm(vit, keep_ratio=1.0)``.
+* ``HTS p``: ``HTSViT`` at ``keep_ratio = p`` (stages before blocks 3, 6, 9 keep p, p^2, p^3).
+* ``slice p``: the *slicing bound*: the same blocks on the same token counts, tokens simply
+  sliced off with no decision module, top-k or gather. ``HTS p / slice p`` is what the
+  decision modules and gathers cost.
+
+Then one training step (forward + backward, batch 32) of HTSViT at p = 0.7 (Gumbel
+decisions, masked attention, ratio loss) vs timm dense.
+
+Usage::
+
+    python benchmarks/throughput.py            # full run
+    python benchmarks/throughput.py --quick    # a short smoke run
+    python benchmarks/throughput.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import timm
+import torch
+
+from sureid import HTSViT, RatioLoss
+from sureid.models.hts import num_kept_tokens
+from sureid.models.timm_adapter import embed_tokens
+
+
+def slicing_bound(vit: torch.nn.Module, ratios: tuple[float, ...], layers: tuple[int, ...]):
+    """Dense blocks on the token counts HTS keeps, with tokens sliced off for free."""
+    p = vit.num_prefix_tokens
+    stage_at = dict(zip(layers, ratios))
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        x = embed_tokens(vit, x)
+        n = x.shape[1] - p
+        for i, blk in enumerate(vit.blocks):
+            if i in stage_at:
+                x = x[:, : p + num_kept_tokens(n, stage_at[i])]
+            x = blk(x)
+        return vit.norm(x)[:, 0]
+
+    return run
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]],
+    rounds: int,
+    device: torch.device,
+    clock: Callable[[], float],
+    warmup: int = 1,
+) -> dict[str, float]:
+    """Seconds per call of each fn (min over rounds), calling them in turn every round.
+
+    The minimum, not the mean: on a shared machine it is the least-disturbed run.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = clock()
+            fn()
+            sync(device)
+            times[name].append(clock() - t0)
+    return {name: min(ts) for name, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few rounds, p in {0.5, 0.7}")
+    parser.add_argument("--rounds", type=int, default=None, help="timing rounds (default 7, quick 2)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument(
+        "--clock", choices=("cpu", "wall"), default=None,
+        help="cpu: process CPU time (default on CPU with 1 thread; robust to other jobs "
+        "sharing the cores); wall: perf_counter (default otherwise)",
+    )
+    parser.add_argument("--no-train", action="store_true", help="skip the training-step timing")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    clock_name = args.clock or ("cpu" if device.type == "cpu" and args.threads == 1 else "wall")
+    clock = time.process_time if clock_name == "cpu" else time.perf_counter
+    rounds = args.rounds or (2 if args.quick else 7)
+    ps = (0.5, 0.7) if args.quick else (0.5, 0.6, 0.7, 0.8, 0.9)
+    layers = (3, 6, 9)
+    torch.manual_seed(0)
+
+    vit = timm.create_model(
+        "deit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0
+    ).to(device).eval()
+    models = {1.0: HTSViT.from_timm(vit, keep_ratio=1.0).to(device).eval()}
+    for p in ps:
+        models[p] = HTSViT.from_timm(vit, keep_ratio=p, prune_layers=layers).to(device).eval()
+    print(
+        f"torch {torch.__version__}, timm {timm.__version__}, device {device}, "
+        f"threads {torch.get_num_threads()}, clock {clock_name}, rounds {rounds}"
+    )
+
+    for batch in (32, 1):
+        x = torch.randn(batch, 3, 256, 128, device=device)
+        fns: dict[str, Callable[[], object]] = {"timm dense": lambda: vit.forward_features(x)[:, 0]}
+        fns["HTS keep 1.0"] = lambda: models[1.0](x)
+        for p in ps:
+            bound = slicing_bound(vit, models[p].keep_ratios, layers)
+            fns[f"HTS p={p}"] = lambda m=models[p]: m(x)
+            fns[f"slice p={p}"] = lambda b=bound: b(x)
+        with torch.inference_mode():
+            sec = interleaved(fns, rounds if batch > 1 else rounds * 5, device, clock)
+        dense = sec["timm dense"]
+        print(f"\nbatch {batch}: img/s (x dense; HTS / slicing bound)")
+        print("| variant | img/s | vs dense | HTS / slice |\n|---|---:|---:|---:|")
+        for name, s in sec.items():
+            rel = ""
+            if name.startswith("HTS p="):
+                rel = f"{sec['slice ' + name[4:]] / s:.3f}"
+            print(f"| {name} | {batch / s:.1f} | {dense / s:.3f} | {rel} |")
+
+    if args.no_train:
+        return
+    batch = 32
+    x = torch.randn(batch, 3, 256, 128, device=device)
+    dense_train = timm.create_model(
+        "deit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0
+    ).to(device).train()
+    hts = HTSViT.from_timm(
+        timm.create_model(
+            "deit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0
+        ),
+        keep_ratio=0.7,
+    ).to(device).train()
+    ratio_loss = RatioLoss(hts.keep_ratios)
+
+    def step_dense() -> None:
+        dense_train.zero_grad(set_to_none=True)
+        dense_train.forward_features(x)[:, 0].square().mean().backward()
+
+    def step_hts() -> None:
+        hts.zero_grad(set_to_none=True)
+        out = hts(x)
+        (out.features.square().mean() + 2.0 * ratio_loss(out.keep_masks)).backward()
+
+    sec = interleaved(
+        {"timm dense": step_dense, "HTS p=0.7": step_hts}, max(2, rounds // 2), device, clock
+    )
+    print("\ntraining step (forward + backward), batch 32")
+    print("| variant | ms/step | vs dense |\n|---|---:|---:|")
+    for name, s in sec.items():
+        print(f"| {name} | {1000 * s:.0f} | {s / sec['timm dense']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
