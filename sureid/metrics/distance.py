@@ -25,7 +25,16 @@ def pairwise_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str = 
     q, g = query.float(), gallery.float()
     if metric == "cosine":
         return _cosine(q, g, _inv_norm(g))
-    return _sq_euclidean(q, g, (g * g).sum(dim=1))
+    return _sq_euclidean(q, g, _sq_norms(g))
+
+
+def _sq_norms(x: torch.Tensor, rows: int = 8192) -> torch.Tensor:
+    # in row slabs: (x * x) of a 520k x 768 gallery would be a 1.5 GB temporary
+    return torch.cat([(s * s).sum(dim=1) for s in x.split(rows)])
+
+
+def _all_finite(x: torch.Tensor, rows: int = 8192) -> bool:
+    return all(bool(torch.isfinite(s).all()) for s in x.split(rows))
 
 
 def _inv_norm(x: torch.Tensor) -> torch.Tensor:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .distance import _METRICS, _cosine, _inv_norm, _sq_euclidean
+from .distance import _METRICS, _all_finite, _cosine, _inv_norm, _sq_euclidean, _sq_norms
 from .rank import RankResult, _check_labels, _check_max_rank, _run
 
 __all__ = ["evaluate"]
 
-# Default distance chunk: about this many float32 elements (512 MB).
-_CHUNK_ELEMS = 1 << 27
+# Default distance chunk: about this many float32 elements (256 MB).
+_CHUNK_ELEMS = 1 << 26
 
 
 def _as_feats(x, name: str) -> torch.Tensor:
@@ -52,7 +52,7 @@ def evaluate(
         g_pids, g_camids: ``(G,)`` integer labels.
         metric: ``"euclidean"`` (squared, see :func:`pairwise_distance`) or ``"cosine"``.
         max_rank: length of the CMC curve.
-        chunk_size: query rows per distance chunk; default ``2**27 // G`` (about 512 MB).
+        chunk_size: query rows per distance chunk; default ``2**26 // G`` (about 256 MB).
         device: where distances are computed (default: the features' device); ranking runs
             on the CPU.
 
@@ -89,10 +89,10 @@ def evaluate(
     dev = torch.device(device) if device is not None else g.device
     g = g.to(dev, torch.float32)
     q = q.to(dev, torch.float32)
-    if not (torch.isfinite(q).all() and torch.isfinite(g).all()):
+    if not (_all_finite(q) and _all_finite(g)):
         raise ValueError("query_feats and gallery_feats must be finite (found NaN or inf)")
     # per-gallery constants computed once; the (G, D) features are never copied
-    g_stat = _inv_norm(g) if metric == "cosine" else (g * g).sum(dim=1)
+    g_stat = _inv_norm(g) if metric == "cosine" else _sq_norms(g)
 
     def rows(idx: np.ndarray) -> np.ndarray:
         qi = q[torch.from_numpy(idx).to(dev)]
