@@ -28,17 +28,20 @@ def pairwise_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str = 
     return _sq_euclidean(q, g, _sq_norms(g))
 
 
-def _sq_norms(x: torch.Tensor, rows: int = 8192) -> torch.Tensor:
-    # in row slabs: (x * x) of a 520k x 768 gallery would be a 1.5 GB temporary
-    return torch.cat([(s * s).sum(dim=1) for s in x.split(rows)])
+def _sq_norms(x: torch.Tensor) -> torch.Tensor:
+    # vector_norm reduces in place: (x * x).sum(1) would be a gallery-sized temporary
+    return torch.linalg.vector_norm(x, dim=1).square()
 
 
-def _all_finite(x: torch.Tensor, rows: int = 8192) -> bool:
-    return all(bool(torch.isfinite(s).all()) for s in x.split(rows))
+def _all_finite(x: torch.Tensor, norms: torch.Tensor | None = None) -> bool:
+    """True if every entry of ``x`` is finite; ``norms`` (row norms) make the usual case free."""
+    if norms is not None and bool(torch.isfinite(norms).all()):
+        return True  # a NaN or inf entry would have made its row norm NaN or inf
+    return all(bool(torch.isfinite(s).all()) for s in x.split(8192))
 
 
 def _inv_norm(x: torch.Tensor) -> torch.Tensor:
-    return 1.0 / x.norm(dim=1).clamp_min(1e-12)
+    return 1.0 / torch.linalg.vector_norm(x, dim=1).clamp_min(1e-12)
 
 
 def _sq_euclidean(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor) -> torch.Tensor:

@@ -89,10 +89,11 @@ def evaluate(
     dev = torch.device(device) if device is not None else g.device
     g = g.to(dev, torch.float32)
     q = q.to(dev, torch.float32)
-    if not (_all_finite(q) and _all_finite(g)):
-        raise ValueError("query_feats and gallery_feats must be finite (found NaN or inf)")
     # per-gallery constants computed once; the (G, D) features are never copied
-    g_stat = _inv_norm(g) if metric == "cosine" else _sq_norms(g)
+    g_sq = _sq_norms(g)
+    g_stat = _inv_norm(g) if metric == "cosine" else g_sq
+    if not (_all_finite(q) and _all_finite(g, g_sq)):
+        raise ValueError("query_feats and gallery_feats must be finite (found NaN or inf)")
 
     def rows(idx: np.ndarray) -> np.ndarray:
         qi = q[torch.from_numpy(idx).to(dev)]

@@ -65,9 +65,13 @@ def test_bad_input():
         evaluate(q, g, qp, gp, qc, gc, metric="hamming")
     with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
         evaluate(q, g, qp, gp, qc, gc, chunk_size=0)
-    bad = q.clone()
-    bad[0, 0] = float("nan")
-    with pytest.raises(ValueError, match="must be finite"):
-        evaluate(bad, g, qp, gp, qc, gc)
+    for value in (float("nan"), float("inf")):
+        for metric in ("euclidean", "cosine"):
+            bad = g.clone()
+            bad[3, 1] = value
+            with pytest.raises(ValueError, match="must be finite"):
+                evaluate(q, bad, qp, gp, qc, gc, metric=metric)
+            with pytest.raises(ValueError, match="must be finite"):
+                evaluate(bad[:4], g, qp, gp, qc, gc, metric=metric)
     with pytest.raises(ValueError, match="query set is empty"):
         evaluate(q[:0], g, [], gp, [], gc)
