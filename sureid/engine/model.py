@@ -1,0 +1,95 @@
+"""A ReID network for training: HTS backbone + BNNeck (+ optional reweight head)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..models.heads import BNNeck
+from ..models.output import HTSOutput
+from ..models.reweight import ClsTokenReweight
+
+
+@dataclass
+class ReIDTrainOutput:
+    """Training outputs of :class:`ReIDModel`.
+
+    Attributes:
+        hts: the backbone's :class:`~sureid.HTSOutput` (features, tokens, keep masks, cls_attn).
+        logits: ``(B, K)`` post-BN identity logits ``g^s`` (Eq. 10).
+        aux_feature, aux_logits: the reweight head's ``(B, C)`` feature and ``(B, K)`` logits
+            (Eqs. 7-8), ``None`` without the head.
+    """
+
+    hts: HTSOutput
+    logits: torch.Tensor
+    aux_feature: torch.Tensor | None = None
+    aux_logits: torch.Tensor | None = None
+
+    @property
+    def features(self) -> torch.Tensor:
+        """``(B, C)`` pre-BN class-token feature ``f^s`` (triplet and NPKD feature term)."""
+        return self.hts.features
+
+
+class ReIDModel(nn.Module):
+    """Backbone (an :class:`~sureid.HTSViT`, pruning on or off) with the ReID training heads.
+
+    * train: returns :class:`ReIDTrainOutput`;
+    * eval: returns the backbone's ``(B, C)`` embedding, computed on pruned tokens (the heads
+      cost nothing at inference, so ``model.backbone`` alone is what you deploy).
+
+    Args:
+        backbone: module whose train forward returns :class:`~sureid.HTSOutput` and whose
+            eval forward returns ``(B, C)``; ``backbone.embed_dim`` gives ``C``.
+        num_classes: number of training identities ``K``.
+        reweight: add the class-token reweight head (Eqs. 7-8, training only).
+        eval_feature: ``"before"`` (default) returns the pre-BN class token at eval, as the
+            exported backbone does; ``"after"`` returns the BNNeck feature (torchreid's
+            ``neck_feat='after'``).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        *,
+        reweight: bool = False,
+        eval_feature: str = "before",
+    ) -> None:
+        super().__init__()
+        embed_dim = getattr(backbone, "embed_dim", None)
+        if not isinstance(embed_dim, int):
+            raise TypeError(
+                f"backbone must expose an int `embed_dim` (e.g. sureid.HTSViT), "
+                f"got {type(backbone).__name__}"
+            )
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        if eval_feature not in ("before", "after"):
+            raise ValueError(f"eval_feature must be 'before' or 'after', got {eval_feature!r}")
+        self.backbone = backbone
+        self.neck = BNNeck(embed_dim, num_classes, eval_feature=eval_feature)
+        self.reweight = ClsTokenReweight(embed_dim, num_classes=num_classes) if reweight else None
+        self.embed_dim = embed_dim
+        self.num_classes = num_classes
+        self.eval_feature = eval_feature
+
+    @property
+    def classifier_weight(self) -> torch.Tensor:
+        """``(K, C)`` identity classifier weight ``W`` (Eq. 10); a teacher's ``g^t = W f^t``."""
+        return self.neck.classifier.weight
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor | ReIDTrainOutput:
+        if not self.training:
+            feat = self.backbone(images)
+            return self.neck(feat) if self.eval_feature == "after" else feat
+        hts = self.backbone(images)
+        _, logits = self.neck(hts.features)
+        aux_feature = aux_logits = None
+        if self.reweight is not None and hts.cls_attn is not None:
+            aux = self.reweight.from_output(hts)
+            aux_feature, aux_logits = aux.feature, aux.logits
+        return ReIDTrainOutput(hts=hts, logits=logits, aux_feature=aux_feature, aux_logits=aux_logits)

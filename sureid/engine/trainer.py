@@ -1,0 +1,225 @@
+"""A small, readable ReID training loop for the Eq. 14 objective."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..losses.objective import SUReIDLoss
+from ..models.teacher import FrozenTeacher
+from ..transforms.dual import DualBatch
+from .checkpoint import load_checkpoint, save_checkpoint
+from .progress import Progress
+
+
+def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images (B', 3, H, W), labels (B',))`` from a loader batch.
+
+    Accepts a :class:`~sureid.DualBatch` (both halves stacked, ``B' = 2B``, the paper's
+    dual-batch scheme) or a ``(images, pids, ...)`` tuple/list.
+    """
+    if isinstance(batch, DualBatch):
+        images, targets = batch.joint()
+        return images, targets[0]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise TypeError(
+        "a training batch must be a sureid.DualBatch or an (images, pids, ...) tuple, "
+        f"got {type(batch).__name__}"
+    )
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint resumes: the position in training and the best score so far."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    best_score: float = -math.inf
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Runs Eq. 14: ``α(L_KD + λ_ratio L_ratio) + β(L_cls + L_tri)`` on a :class:`ReIDModel`.
+
+    The teacher (if any) runs outside the loss, without gradient, on the same images.
+    Checkpoints hold model, optimizer, scheduler and objective state plus
+    :class:`TrainState`, are written atomically and load with ``weights_only=True``.
+
+    Args:
+        model: a :class:`~sureid.engine.ReIDModel` (or a ``DistributedDataParallel`` around one).
+        objective: the :class:`~sureid.SUReIDLoss` with the terms of this run switched on.
+        optimizer: built over ``model`` and ``objective`` parameters (the latter matter
+            for ``NPKDLoss(align="linear")``).
+        scheduler: stepped once per iteration, or ``None``.
+        teacher: a :class:`~sureid.FrozenTeacher`, required when the objective uses KD.
+        device: where batches are moved.
+        grad_clip: max gradient norm, or ``None``.
+        is_main: whether this process logs and writes checkpoints (rank 0 under DDP).
+        log: called with each log line.
+
+    Example:
+        >>> trainer = Trainer(model, SUReIDLoss(use_kd=False), optimizer)  # doctest: +SKIP
+        >>> trainer.fit(loader, epochs=10, checkpoint_path="run/last.pt")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: SUReIDLoss,
+        optimizer: torch.optim.Optimizer,
+        *,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        teacher: FrozenTeacher | None = None,
+        device: str | torch.device = "cpu",
+        grad_clip: float | None = None,
+        is_main: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if not isinstance(objective, SUReIDLoss):
+            raise TypeError(f"objective must be a sureid.SUReIDLoss, got {type(objective).__name__}")
+        if objective.use_kd and teacher is None:
+            raise ValueError("objective uses NPKD (use_kd=True) but teacher is None; pass a FrozenTeacher")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"grad_clip must be a positive float or None, got {grad_clip!r}")
+        self.model = model
+        self.objective = objective
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.teacher = teacher
+        self.device = torch.device(device)
+        self.grad_clip = grad_clip
+        self.is_main = is_main
+        self.log = log if log is not None else (lambda line: print(line, flush=True))
+        self.state = TrainState()
+
+    @property
+    def module(self) -> nn.Module:
+        """The model without a DistributedDataParallel wrapper."""
+        return getattr(self.model, "module", self.model)
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        """One optimisation step; returns the loss terms as floats (for logging)."""
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        self.model.train()
+        out = self.model(images)
+        teacher_feat = teacher_logits = None
+        if self.objective.use_kd:
+            teacher_feat, teacher_logits = self.teacher(images)
+        backbone = self.module.backbone
+        loss = self.objective(
+            out.features,
+            out.logits,
+            labels,
+            teacher_feat=teacher_feat,
+            teacher_logits=teacher_logits,
+            keep_masks=out.hts.keep_masks if self.objective.use_ratio else None,
+            target_ratios=getattr(backbone, "keep_ratios", None) if self.objective.use_ratio else None,
+            aux_feat=out.aux_feature,
+            aux_logits=out.aux_logits,
+        )
+        if not torch.isfinite(loss.total):
+            raise FloatingPointError(f"non-finite loss at step {self.state.step}: {loss.to_floats()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        if self.grad_clip is not None:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.state.step += 1
+        return loss.to_floats()
+
+    def train_epoch(self, loader: Iterable, *, progress: bool = True) -> dict[str, float]:
+        """One pass over ``loader``; returns the mean of each loss term."""
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.state.epoch)
+        sums: dict[str, float] = {}
+        n = 0
+        bar = Progress(loader, desc=f"epoch {self.state.epoch + 1}", enabled=progress and self.is_main)
+        for batch in bar:
+            terms = self.train_step(*split_batch(batch))
+            n += 1
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(f"loss {terms['total']:.3f} lr {self.optimizer.param_groups[0]['lr']:.2e}")
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def fit(
+        self,
+        loader: Iterable,
+        *,
+        epochs: int,
+        eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+        eval_every: int = 0,
+        checkpoint_path: str | os.PathLike | None = None,
+        resume: bool = True,
+        progress: bool = True,
+    ) -> TrainState:
+        """Train until ``epochs`` epochs are completed, resuming from ``checkpoint_path`` if it exists.
+
+        Args:
+            eval_fn: called on the unwrapped model (in eval mode) every ``eval_every``
+                epochs and after the last one; returns metrics, ``"mAP"`` is the score
+                tracked as best.
+            checkpoint_path: written (main process only) after every epoch.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
+            self.load_state_dict(load_checkpoint(checkpoint_path, map_location=self.device))
+            if self.is_main:
+                self.log(f"resumed from {checkpoint_path} at epoch {self.state.epoch}")
+        while self.state.epoch < epochs:
+            terms = self.train_epoch(loader, progress=progress)
+            self.state.epoch += 1
+            record = {"epoch": float(self.state.epoch), **terms}
+            last = self.state.epoch == epochs
+            if eval_fn is not None and self.is_main and (last or (eval_every and self.state.epoch % eval_every == 0)):
+                metrics = eval_fn(self.module)
+                record.update(metrics)
+                self.state.best_score = max(self.state.best_score, metrics.get("mAP", -math.inf))
+            self.state.history.append(record)
+            if self.is_main:
+                self.log("  ".join(f"{k} {v:.4g}" for k, v in record.items()))
+                if checkpoint_path is not None:
+                    save_checkpoint(self.state_dict(), checkpoint_path)
+        return self.state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.module.state_dict(),
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "best_score": self.state.best_score,
+            "history": self.state.history,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["model"])
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.state = TrainState(
+            epoch=int(state["epoch"]),
+            step=int(state["step"]),
+            best_score=float(state["best_score"]),
+            history=list(state["history"]),
+        )
+        if state.get("torch_rng") is not None:  # Gumbel noise continues where it stopped
+            torch.set_rng_state(state["torch_rng"].cpu())
