@@ -78,6 +78,6 @@ class DecisionModule(nn.Module):
         first = self.out_conv[0]
         half = self.hidden_dim // 2
         y = F.linear(local, first.weight[:, :half], first.bias) + F.linear(glob, first.weight[:, half:])
-        for layer in self.out_conv[1:]:
+        for layer in list(self.out_conv)[1:]:
             y = layer(y)
         return y
