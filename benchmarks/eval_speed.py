@@ -41,7 +41,8 @@ def labels(rng, num_ids, total, num_cams, id_offset=1):
     counts = np.maximum(counts, 1)
     pids = np.repeat(np.arange(id_offset, id_offset + num_ids), counts)[:total]
     if len(pids) < total:
-        pids = np.concatenate([pids, rng.integers(id_offset, id_offset + num_ids, total - len(pids))])
+        extra = rng.integers(id_offset, id_offset + num_ids, total - len(pids))
+        pids = np.concatenate([pids, extra])
     return rng.permutation(pids), rng.integers(0, num_cams, total)
 
 
@@ -81,7 +82,7 @@ def part1(rng, max_rank):
 def part2(rng, max_rank, metric):
     nq, ng_market, n_distract, dim = 3368, 19732, 500_000, 768
     g_pids, g_cams = labels(rng, 751, ng_market, 6)
-    g_pids = np.concatenate([g_pids, np.zeros(n_distract, dtype=g_pids.dtype)])  # distractors: pid 0
+    g_pids = np.concatenate([g_pids, np.zeros(n_distract, dtype=g_pids.dtype)])  # distractors
     g_cams = np.concatenate([g_cams, rng.integers(0, 6, n_distract)])
     q_ids = np.unique(g_pids[:ng_market])[:750]
     q_pids, q_cams = rng.choice(q_ids, nq), rng.integers(0, 6, nq)

@@ -77,7 +77,9 @@ class ReIDDataset:
         """``{split: (num_images, num_pids, num_cams)}``."""
         return {
             split: (len(recs), len({r.pid for r in recs}), len({r.camid for r in recs}))
-            for split, recs in (("train", self.train), ("query", self.query), ("gallery", self.gallery))
+            for split, recs in (
+                ("train", self.train), ("query", self.query), ("gallery", self.gallery)
+            )
         }
 
     def __repr__(self) -> str:
@@ -175,7 +177,8 @@ def read_market1501(root) -> ReIDDataset:
         FileNotFoundError: ``root`` or one of its three folders is missing (named).
         ValueError: a folder without images or with a file name not in the Market pattern.
     """
-    return _read_three_folder(root, "market1501", ("Market-1501-v15.09.15", "Market-1501", "market1501"))
+    aliases = ("Market-1501-v15.09.15", "Market-1501", "market1501")
+    return _read_three_folder(root, "market1501", aliases)
 
 
 def read_dukemtmc(root) -> ReIDDataset:
@@ -186,7 +189,9 @@ def read_dukemtmc(root) -> ReIDDataset:
 def read_occluded_duke(root) -> ReIDDataset:
     """Occluded-DukeMTMC (15,618 train / 702 ids, 2,210 query, 17,661 gallery). Raises as above."""
     return _read_three_folder(
-        root, "occluded_duke", ("Occluded_Duke", "Occluded-DukeMTMC", "occluded_duke", "OccludedDuke")
+        root,
+        "occluded_duke",
+        ("Occluded_Duke", "Occluded-DukeMTMC", "occluded_duke", "OccludedDuke"),
     )
 
 

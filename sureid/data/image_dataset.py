@@ -30,7 +30,10 @@ class ImageDataset(Dataset):
 
     def __init__(self, records: Sequence, transform: Callable[[Any], Any] | None = None):
         if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
-            raise TypeError(f"records must be a sequence of (path, pid, camid), got {type(records).__name__}")
+            raise TypeError(
+                "records must be a sequence of (path, pid, camid), "
+                f"got {type(records).__name__}"
+            )
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
         recs = []

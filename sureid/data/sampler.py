@@ -65,7 +65,8 @@ class RandomIdentitySampler(Sampler[int]):
         if world_size is None or rank is None:
             dist = torch.distributed
             on = dist.is_available() and dist.is_initialized()
-            world_size = world_size if world_size is not None else (dist.get_world_size() if on else 1)
+            if world_size is None:
+                world_size = dist.get_world_size() if on else 1
             rank = rank if rank is not None else (dist.get_rank() if on else 0)
         if world_size < 1:
             raise ValueError(f"world_size must be >= 1, got {world_size}")

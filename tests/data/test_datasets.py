@@ -87,7 +87,8 @@ def test_synthetic_name_pattern_accepted(tmp_path):
 def test_occluded_reid_subfolders_and_tif(tmp_path):
     root = tmp_path / "OccludedREID"
     for pid in (1, 2):
-        write(root / "occluded_body_images" / f"{pid:03d}", [f"{pid:03d}_01.tif", f"{pid:03d}_02.tif"], TIFF)
+        names = [f"{pid:03d}_01.tif", f"{pid:03d}_02.tif"]
+        write(root / "occluded_body_images" / f"{pid:03d}", names, TIFF)
         write(root / "whole_body_images" / f"{pid:03d}", [f"{pid:03d}_01.tif"], TIFF)
     write(root / "whole_body_images" / "003", ["img_a.jpg"])  # pid from the folder name
     ds = read_occluded_reid(tmp_path)
@@ -115,7 +116,8 @@ def test_missing_root_and_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_market1501(tmp_path / "nope")
     write(tmp_path / "bounding_box_train", ["0001_c1s1_000001_01.jpg"])
-    with pytest.raises(FileNotFoundError, match=r"expected folder\(s\) \['query', 'bounding_box_test'\]"):
+    msg = r"expected folder\(s\) \['query', 'bounding_box_test'\]"
+    with pytest.raises(FileNotFoundError, match=msg):
         read_market1501(tmp_path)
     with pytest.raises(FileNotFoundError, match="whole_body_images"):
         read_occluded_reid(tmp_path)
@@ -138,7 +140,9 @@ def test_bad_names_and_empty_folders(tmp_path):
 
 
 def test_build_dataset_registry(tmp_path):
-    assert set(DATASETS) == {"market1501", "dukemtmc", "occluded_duke", "occluded_reid", "partial_reid"}
+    assert set(DATASETS) == {
+        "market1501", "dukemtmc", "occluded_duke", "occluded_reid", "partial_reid"
+    }
     with pytest.raises(ValueError, match="unknown dataset 'cuhk03'"):
         build_dataset("cuhk03", tmp_path)
     with pytest.raises(TypeError, match="name must be a str"):

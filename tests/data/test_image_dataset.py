@@ -18,7 +18,8 @@ def records(tmp_path):
 
 
 def _to_tensor(img):
-    return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(img.height, img.width, 3)
+    data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return data.view(img.height, img.width, 3)
 
 
 def test_reads_rgb_and_labels(records):

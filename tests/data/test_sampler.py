@@ -51,7 +51,10 @@ def test_seeded_repeat_and_epochs_differ():
 def test_ranks_get_disjoint_batches_covering_the_global_order():
     labels = make_labels(1, num_ids=40)
     world = 3
-    ranks = [RandomIdentitySampler(labels, 16, 4, seed=0, rank=r, world_size=world) for r in range(world)]
+    ranks = [
+        RandomIdentitySampler(labels, 16, 4, seed=0, rank=r, world_size=world)
+        for r in range(world)
+    ]
     single = RandomIdentitySampler(labels, 16, 4, seed=0, rank=0, world_size=1)
     glob = [b.tolist() for b in single.batches()]
     per_rank = [[b.tolist() for b in s.batches()] for s in ranks]

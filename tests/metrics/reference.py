@@ -16,7 +16,7 @@ import numpy as np
 
 
 def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
-    """Return ``(cmc, mAP, mINP, num_valid, per_query_ap)``; raises ValueError if nothing is valid."""
+    """Return ``(cmc, mAP, mINP, num_valid, per_query_ap)``; ValueError if no query is valid."""
     distmat = np.asarray(distmat)
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
