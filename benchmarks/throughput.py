@@ -86,7 +86,10 @@ def interleaved(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, p in {0.5, 0.7}")
-    parser.add_argument("--rounds", type=int, default=None, help="timing rounds at batch 32 (default 10, quick 2); batch 1 runs 5x as many")
+    parser.add_argument(
+        "--rounds", type=int, default=None,
+        help="timing rounds at batch 32 (default 10, quick 2); batch 1 runs 5x as many",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument(

@@ -63,7 +63,9 @@ class RatioLoss(nn.Module):
         elif self.target_ratios is not None:
             ratios = self.target_ratios
         else:
-            raise ValueError("target_ratios must be given to RatioLoss(...) or to the call, got neither")
+            raise ValueError(
+                "target_ratios must be given to RatioLoss(...) or to the call, got neither"
+            )
         if isinstance(keep_masks, torch.Tensor) or not isinstance(keep_masks, Sequence):
             raise TypeError(
                 f"keep_masks must be a sequence of (B, N) tensors, got {type(keep_masks).__name__}"

@@ -77,7 +77,8 @@ class DecisionModule(nn.Module):
         # half is the same for every token, so its product is computed once per image.
         first = self.out_conv[0]
         half = self.hidden_dim // 2
-        y = F.linear(local, first.weight[:, :half], first.bias) + F.linear(glob, first.weight[:, half:])
+        y = F.linear(local, first.weight[:, :half], first.bias)
+        y = y + F.linear(glob, first.weight[:, half:])
         for layer in list(self.out_conv)[1:]:
             y = layer(y)
         return y

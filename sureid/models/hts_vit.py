@@ -39,7 +39,9 @@ def _stage_ratios(keep_ratio: float | Sequence[float], num_stages: int) -> tuple
         if not 0.0 < r <= 1.0:
             raise ValueError(f"keep_ratio entries must be in (0, 1], got {r!r} in {ratios}")
     if any(b > a for a, b in zip(ratios, ratios[1:])):
-        raise ValueError(f"keep_ratio entries must be non-increasing (masks are cumulative), got {ratios}")
+        raise ValueError(
+            f"keep_ratio entries must be non-increasing (masks are cumulative), got {ratios}"
+        )
     return tuple(float(r) for r in ratios)
 
 
@@ -160,7 +162,8 @@ class HTSViT(nn.Module):
 
         Example:
             >>> import timm  # doctest: +SKIP
-            >>> vit = timm.create_model("deit_small_patch16_224", img_size=(256, 128))  # doctest: +SKIP
+            >>> vit = timm.create_model("deit_small_patch16_224",
+            ...                         img_size=(256, 128))  # doctest: +SKIP
             >>> model = HTSViT.from_timm(vit, keep_ratio=0.7)  # doctest: +SKIP
         """
         timm_vit = require("timm.models.vision_transformer", purpose="HTSViT.from_timm")
@@ -171,10 +174,11 @@ class HTSViT(nn.Module):
                 f"got {type(vit).__module__}.{type(vit).__name__}"
             )
         for i, blk in enumerate(vit.blocks):
-            if not isinstance(blk, timm_vit.Block) or not isinstance(blk.attn, timm_layers.Attention):
+            attn = getattr(blk, "attn", None)
+            if not isinstance(blk, timm_vit.Block) or not isinstance(attn, timm_layers.Attention):
                 raise TypeError(
                     f"vit.blocks[{i}] must be a timm Block with timm.layers.Attention, got "
-                    f"{type(blk).__name__} with {type(getattr(blk, 'attn', None)).__name__}"
+                    f"{type(blk).__name__} with {type(attn).__name__}"
                 )
         return cls(
             vit, keep_ratio=keep_ratio, prune_layers=prune_layers, tau=tau,
@@ -182,7 +186,9 @@ class HTSViT(nn.Module):
             compute_cls_attn=compute_cls_attn,
         )
 
-    def load_backbone_state_dict(self, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True):
+    def load_backbone_state_dict(
+        self, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True
+    ):
         """Load a plain ViT/timm checkpoint (keys without ``backbone.``) into ``self.backbone``.
 
         Decision modules are left as they are. Equivalent to
@@ -243,7 +249,8 @@ class HTSViT(nn.Module):
         for blk, stage in zip(vit.blocks, self._stage_of_block):
             if stage >= 0 and self._active(stage):
                 score = self.decision[stage](x[:, p:])[..., 1]
-                x, idx = select_topk_tokens(x, score, num_kept_tokens(n, self.keep_ratios[stage]), p)
+                k = num_kept_tokens(n, self.keep_ratios[stage])
+                x, idx = select_topk_tokens(x, score, k, p)
                 if return_indices:
                     orig = idx if orig is None else orig.gather(1, idx)
                     kept.append(orig)

@@ -42,7 +42,8 @@ def check_vit_structure(vit: object, *, name: str = "vit") -> None:
         raise ValueError(f"{name} must have at least one block, got 0")
     for i, blk in enumerate(vit.blocks):
         missing = [p for p in _BLOCK_PARTS if not hasattr(blk, p)]
-        missing += [f"attn.{p}" for p in _ATTN_PARTS if hasattr(blk, "attn") and not hasattr(blk.attn, p)]
+        if hasattr(blk, "attn"):
+            missing += [f"attn.{p}" for p in _ATTN_PARTS if not hasattr(blk.attn, p)]
         if missing:
             raise ValueError(
                 f"{name}.blocks[{i}] ({type(blk).__name__}) is not a pre-norm ViT block with "

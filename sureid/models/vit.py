@@ -240,7 +240,9 @@ class VisionTransformer(nn.Module):
         reg_tokens = _check_int(reg_tokens, "reg_tokens", 0)
         num_classes = _check_int(num_classes, "num_classes", 0)
         if embed_dim % num_heads:
-            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+            raise ValueError(
+                f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
+            )
         if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio must be a positive float, got {mlp_ratio!r}")
         if init_values is not None and (
@@ -310,7 +312,7 @@ class VisionTransformer(nn.Module):
         nn.init.trunc_normal_(w, std=math.sqrt(1.0 / w[0].numel()))
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Add position embeddings and prepend class/register tokens: ``(B, N, C) -> (B, P+N, C)``."""
+        """Add position embeddings, prepend class/register tokens: ``(B, N, C) -> (B, P+N, C)``."""
         prefix = []
         if self.cls_token is not None:
             prefix.append(self.cls_token.expand(x.shape[0], -1, -1))
@@ -337,7 +339,8 @@ class VisionTransformer(nn.Module):
 
 
 def _build(
-    embed_dim: int, num_heads: int, *, img_size: int | tuple[int, int], patch_size: int | tuple[int, int],
+    embed_dim: int, num_heads: int, *, img_size: int | tuple[int, int],
+    patch_size: int | tuple[int, int],
     depth: int, reg_tokens: int, no_embed_class: bool, num_classes: int, drop_path_rate: float,
 ) -> VisionTransformer:
     return VisionTransformer(

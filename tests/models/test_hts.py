@@ -35,7 +35,8 @@ def test_num_kept_tokens_never_zero_never_above_n(n):
 
 @pytest.mark.parametrize(
     ("n", "ratio", "err", "match"),
-    [(128, 0.0, ValueError, "ratio"), (128, 1.5, ValueError, "ratio"), (128, -0.1, ValueError, "ratio"),
+    [(128, 0.0, ValueError, "ratio"), (128, 1.5, ValueError, "ratio"),
+     (128, -0.1, ValueError, "ratio"),
      (0, 0.5, ValueError, "num_patches"), (128.0, 0.5, TypeError, "num_patches"),
      (True, 0.5, TypeError, "num_patches")],
 )

@@ -28,12 +28,16 @@ def test_timm_state_dict_gives_timm_numbers(extra):
     ours.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
-        torch.testing.assert_close(ours.forward_features(x), ref.forward_features(x), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            ours.forward_features(x), ref.forward_features(x), atol=1e-5, rtol=0
+        )
         torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=0)
 
 
 def test_deit_small_loads_timm_deit_small_at_256x128():
-    ref = timm.create_model("deit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0)
+    ref = timm.create_model(
+        "deit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0
+    )
     ours = deit_small(img_size=(256, 128))
     ours.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(2, 3, 256, 128)
@@ -50,7 +54,9 @@ def test_deit_small_loads_timm_deit_small_at_256x128():
 )
 def test_constructors_have_timm_keys_and_shapes(ours, timm_name):
     model = ours(img_size=(256, 128), depth=2)
-    ref = timm.create_model(timm_name, pretrained=False, img_size=(256, 128), depth=2, num_classes=0)
+    ref = timm.create_model(
+        timm_name, pretrained=False, img_size=(256, 128), depth=2, num_classes=0
+    )
     assert {k: v.shape for k, v in model.state_dict().items()} == {
         k: v.shape for k, v in ref.state_dict().items()
     }
@@ -58,7 +64,9 @@ def test_constructors_have_timm_keys_and_shapes(ours, timm_name):
 
 
 def test_rectangular_patch_and_image():
-    vit = VisionTransformer(img_size=(48, 20), patch_size=(8, 4), embed_dim=16, depth=1, num_heads=2)
+    vit = VisionTransformer(
+        img_size=(48, 20), patch_size=(8, 4), embed_dim=16, depth=1, num_heads=2
+    )
     assert vit.patch_embed.num_patches == 6 * 5
     assert vit.forward_features(torch.randn(1, 3, 48, 20)).shape == (1, 31, 16)
 
