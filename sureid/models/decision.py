@@ -59,14 +59,14 @@ class DecisionModule(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+        if not torch.jit.is_tracing() and (x.ndim != 3 or x.shape[-1] != self.embed_dim):
             raise ValueError(f"x must have shape (B, N, {self.embed_dim}), got {tuple(x.shape)}")
         h = self.in_conv(x)
         local, glob = h.split(self.hidden_dim // 2, dim=-1)
         if mask is None:
             glob = glob.mean(dim=1, keepdim=True)
         else:
-            if mask.shape != x.shape[:2]:
+            if not torch.jit.is_tracing() and mask.shape != x.shape[:2]:
                 raise ValueError(
                     f"mask must have shape (B, N) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
                 )

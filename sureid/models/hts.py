@@ -145,13 +145,15 @@ def select_topk_tokens(
         >>> select_topk_tokens(x, torch.tensor([[0.1, 0.9, 0.2, 0.8]]), 2, 1)[1]
         tensor([[1, 3]])
     """
-    n = x.shape[1] - num_prefix_tokens
-    if keep_score.shape != (x.shape[0], n):
-        raise ValueError(
-            f"keep_score must have shape (B, N) = {(x.shape[0], n)}, got {tuple(keep_score.shape)}"
-        )
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be in [1, {n}], got {k}")
+    if not torch.jit.is_tracing():  # shapes are static under tracing (ONNX export)
+        n = x.shape[1] - num_prefix_tokens
+        if keep_score.shape != (x.shape[0], n):
+            raise ValueError(
+                f"keep_score must have shape (B, N) = {(x.shape[0], n)}, "
+                f"got {tuple(keep_score.shape)}"
+            )
+        if not 1 <= k <= n:
+            raise ValueError(f"k must be in [1, {n}], got {k}")
     idx = keep_score.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
     # One row gather over prefix + kept patches on the flattened batch: index_select copies
     # whole C-rows and is >10x faster on CPU than torch.gather with an expanded index.

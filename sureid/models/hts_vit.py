@@ -206,6 +206,7 @@ class HTSViT(nn.Module):
         if (
             img_size is not None
             and not dynamic
+            and not torch.jit.is_tracing()  # static shapes under ONNX export
             and getattr(pe, "strict_img_size", True)
             and tuple(x.shape[-2:]) != tuple(img_size)
         ):
@@ -213,6 +214,14 @@ class HTSViT(nn.Module):
                 f"images must be {tuple(img_size)} (H, W) for this model (built without "
                 f"dynamic_img_size), got {tuple(x.shape[-2:])}"
             )
+
+    def _num_patches(self, tokens: torch.Tensor) -> int:
+        # A Python int, also under tracing/ONNX export (k must be static): the patch grid
+        # is fixed unless the backbone resizes dynamically.
+        pe = self.backbone.patch_embed
+        if not getattr(self.backbone, "dynamic_img_size", False) and hasattr(pe, "num_patches"):
+            return int(pe.num_patches)
+        return int(tokens.shape[1]) - self.num_prefix_tokens
 
     def _active(self, stage: int) -> bool:
         return self.prune and self.keep_ratios[stage] < 1.0
@@ -243,7 +252,7 @@ class HTSViT(nn.Module):
         vit = self.backbone
         p = self.num_prefix_tokens
         x = embed_tokens(vit, x)
-        n = x.shape[1] - p
+        n = self._num_patches(x)
         kept: list[torch.Tensor] = []
         orig = None
         for blk, stage in zip(vit.blocks, self._stage_of_block):
@@ -282,7 +291,7 @@ class HTSViT(nn.Module):
         p = self.num_prefix_tokens
         x = embed_tokens(vit, x)
         b, t, _ = x.shape
-        n = t - p
+        n = self._num_patches(x)
         if keep_masks is not None:
             keep_masks = list(keep_masks)
             if len(keep_masks) != len(self.prune_layers) or any(

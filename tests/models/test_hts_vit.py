@@ -362,3 +362,13 @@ def test_training_keep_masks_argument_checked():
     model = tiny_hts(0.6).train()
     with pytest.raises(ValueError, match="keep_masks must be 3 tensors"):
         model.forward_train(torch.randn(2, 3, 64, 32), keep_masks=[torch.ones(2, N_TINY)])
+
+
+def test_eval_path_exports_with_static_k():
+    # static k, topk + index_select, no data-dependent Python control flow: torch.export
+    # (the ONNX exporter's front end) captures it and the graph replays on other images
+    model = tiny_hts(0.6, reg_tokens=2).eval()
+    program = torch.export.export(model, (torch.randn(2, 3, 64, 32),))
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x), atol=1e-5, rtol=0)
