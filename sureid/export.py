@@ -14,43 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ._optional import require
-from .models.hts import num_kept_tokens, select_topk_tokens
 from .models.hts_vit import HTSViT
-from .models.timm_adapter import embed_tokens
 
 __all__ = ["SUPPORTED_OPSETS", "export_onnx"]
 
 # LayerNormalization is a single op from 17 on; scaled_dot_product_attention needs >= 14.
 # 20 is the newest opset the TorchScript exporter writes.
 SUPPORTED_OPSETS = tuple(range(14, 21))
-
-
-class _PrunedEmbedding(nn.Module):
-    """``HTSViT.forward`` in eval mode with the kept-token counts as Python ints.
-
-    The TorchScript tracer turns ``x.shape[1]`` into a tensor, so the counts
-    ``k_s = num_kept_tokens(N, ratio_s)`` are computed once here from the static patch count
-    ``N``; the maths (decision modules, ``select_topk_tokens``, blocks, norm) is the model's own.
-    """
-
-    def __init__(self, model: HTSViT, num_patches: int) -> None:
-        super().__init__()
-        self.model = model
-        self.ks = tuple(num_kept_tokens(num_patches, r) for r in model.keep_ratios)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        vit, p = m.backbone, m.num_prefix_tokens
-        x = embed_tokens(vit, images)
-        for blk, stage in zip(vit.blocks, m._stage_of_block):
-            if stage >= 0 and m._active(stage):
-                score = m.decision[stage](x[:, p:])[..., 1]
-                x, _ = select_topk_tokens(x, score, self.ks[stage], p)
-            x = blk(x)
-        return vit.norm(x)[:, 0]
 
 
 def _check_img_size(img_size: object) -> tuple[int, int]:
@@ -153,7 +125,7 @@ def export_onnx(
     if not sizes or min(sizes) < 1:
         raise ValueError(f"verify_batch_sizes must be positive ints, got {verify_batch_sizes!r}")
     img_size = _check_img_size(img_size)
-    num_patches = _num_patches(model, img_size)
+    _num_patches(model, img_size)
     require("onnx", purpose="export_onnx")
     ort = require("onnxruntime", purpose="export_onnx(verify=True)") if verify else None
 
@@ -162,15 +134,14 @@ def export_onnx(
     param = next(model.parameters())
     example = torch.randn(max(2, sizes[0]) if dynamic_batch else sizes[0], 3, *img_size,
                           device=param.device, dtype=param.dtype)
-    wrapper = _PrunedEmbedding(model, num_patches).eval()
     with warnings.catch_warnings():
-        # Expected: TracerWarnings for shape checks on static sizes (k_s is a Python int by
-        # design) and the TorchScript exporter's deprecation notice (the dynamo exporter
+        # Expected: TracerWarnings where the tracer freezes static sizes (k_s is a Python int
+        # by design) and the TorchScript exporter's deprecation notice (the dynamo exporter
         # needs onnxscript). Correctness is checked against PyTorch in `verify`.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            wrapper,
+            model,
             (example,),
             str(path),
             dynamo=False,
@@ -180,8 +151,6 @@ def export_onnx(
             dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}} if dynamic_batch else None,
             do_constant_folding=True,
         )
-    model.eval()  # the exporter restores the wrapper's mode; keep the caller's model in eval
-
     if verify:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for b in sizes if dynamic_batch else sizes[:1]:
