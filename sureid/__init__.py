@@ -64,6 +64,8 @@ _LAZY: dict[str, str] = {
     "evaluate_rank": "sureid.metrics.rank",
     "RankResult": "sureid.metrics.rank",
     "pairwise_distance": "sureid.metrics.distance",
+    # deployment
+    "export_onnx": "sureid.export",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -97,6 +99,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.image_dataset import ImageDataset
     from .data.sampler import RandomIdentitySampler
     from .data.synthetic import SYNTHETIC_PRESETS, make_synthetic_reid, summarize_reid_folder
+    from .export import export_onnx
     from .losses.npkd import NPKDLoss
     from .losses.objective import SUReIDLoss
     from .losses.ratio import RatioLoss
