@@ -1,0 +1,328 @@
+"""Multi-process training helpers: torchrun set-up, DDP wrapping, clean shutdown.
+
+Typical use (one process per GPU, launched by ``torchrun``)::
+
+    dist_info = init_distributed(timeout_s=600)          # gloo on CPU, nccl on GPUs
+    model = wrap_ddp(ReIDModel(...).to(dist_info.device), objective=objective)
+    trainer = Trainer(model, objective, opt, device=dist_info.device, is_main=dist_info.is_main)
+    ...
+    cleanup()
+
+Without torchrun (no ``WORLD_SIZE`` in the environment) everything degrades to a single
+process: :func:`init_distributed` initialises nothing and :func:`wrap_ddp` is not needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import inspect
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..models.hts_vit import HTSViT
+from ..models.output import HTSOutput
+from .model import ReIDModel, ReIDTrainOutput
+
+__all__ = [
+    "DistInfo",
+    "barrier",
+    "broadcast_module",
+    "cleanup",
+    "get_rank",
+    "get_world_size",
+    "init_distributed",
+    "is_main_process",
+    "sync_gradients",
+    "unused_parameters",
+    "wrap_ddp",
+]
+
+_BACKENDS = ("gloo", "nccl")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: ``rank`` of ``world_size``, ``local_rank`` on its node."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: logs, evaluates and writes checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an int, got {value!r}") from None
+
+
+def init_distributed(
+    backend: str | None = None, *, timeout_s: float = 600.0, device: str | torch.device | None = None
+) -> DistInfo:
+    """Initialise the default process group from torchrun's environment.
+
+    Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (and ``MASTER_ADDR``/``MASTER_PORT`` via the
+    ``env://`` rendezvous). With ``WORLD_SIZE`` unset or 1 nothing is initialised and a
+    single-process :class:`DistInfo` is returned, so one script serves both cases.
+
+    ``timeout_s`` bounds every collective: a rank that dies or hangs makes the others fail
+    with an error after at most that long instead of waiting forever (torchrun also tears
+    the whole job down as soon as one worker exits with an error). For nccl, asynchronous
+    error handling is switched on so the timeout really aborts the communicator.
+
+    Args:
+        backend: ``"gloo"`` or ``"nccl"``; default nccl when CUDA is available, else gloo.
+        timeout_s: collective / rendezvous timeout in seconds, > 0. Keep it above the
+            longest stretch one rank spends alone (rank 0's evaluation).
+        device: override the device; default ``cuda:LOCAL_RANK`` for nccl, else CPU.
+
+    Returns:
+        :class:`DistInfo`; ``device`` is set as the current CUDA device for nccl.
+
+    Raises:
+        ValueError: unknown backend, bad timeout, nccl without CUDA, bad env values.
+    """
+    if backend is not None and backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS} or None, got {backend!r}")
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+        raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= RANK < WORLD_SIZE, got RANK={rank} WORLD_SIZE={world_size}")
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise ValueError("backend='nccl' needs CUDA GPUs; use backend='gloo' on CPU")
+    if device is None:
+        device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_size == 1:
+        return DistInfo(0, 1, local_rank, device, None)
+    if backend == "nccl":
+        # abort the communicator on timeout/error instead of hanging in a collective
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
+    if not dist.is_initialized():
+        kwargs = {}
+        if backend == "nccl" and "device_id" in inspect.signature(dist.init_process_group).parameters:
+            kwargs["device_id"] = device  # eager NCCL init: errors surface at start-up
+        dist.init_process_group(
+            backend, init_method="env://", rank=rank, world_size=world_size,
+            timeout=datetime.timedelta(seconds=float(timeout_s)), **kwargs,
+        )
+    return DistInfo(rank, world_size, local_rank, device, backend)
+
+
+def get_rank() -> int:
+    """This process's rank (0 when not distributed)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def get_world_size() -> int:
+    """Number of processes (1 when not distributed)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """Whether this is rank 0 (or the only process)."""
+    return get_rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op when not distributed)."""
+    if get_world_size() > 1:
+        dist.barrier()
+
+
+def cleanup() -> None:
+    """Destroy the default process group if one exists."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _register_outputs_as_pytrees() -> None:
+    # DDP passes forward outputs through pytree flattening (its _DDPSink, used with
+    # find_unused_parameters and static_graph). Unregistered dataclasses would be opaque
+    # leaves and the tensors inside would bypass the sink.
+    import torch.utils._pytree as pytree
+
+    register = getattr(pytree, "register_pytree_node", None) or pytree._register_pytree_node
+    for cls in (HTSOutput, ReIDTrainOutput):
+        if cls in pytree.SUPPORTED_NODES:
+            continue
+        names = [f.name for f in dataclasses.fields(cls)]
+
+        def flatten(obj, names=names):
+            return [getattr(obj, n) for n in names], names
+
+        def unflatten(values, names, cls=cls):
+            return cls(**dict(zip(names, values)))
+
+        register(cls, flatten, unflatten)
+
+
+def unused_parameters(model: nn.Module, objective: nn.Module | None = None) -> list[str]:
+    """Names of trainable parameters that a training step of ``model`` never uses.
+
+    Known by construction, so DDP only pays for unused-parameter search when needed:
+    decision modules of inactive stages (``prune=False`` or ratio 1), the wrapped ViT's
+    classification ``head``/``fc_norm`` (HTSViT returns the class token before them), the
+    reweight head when the backbone returns no ``cls_attn`` or ``objective.use_reweight``
+    is off. Active decision modules DO get gradients (through the straight-through masks
+    and the masked attention).
+
+    Args:
+        model: a :class:`ReIDModel` or an :class:`~sureid.HTSViT` (``module`` of a DDP).
+        objective: the :class:`~sureid.SUReIDLoss` of the run, if known.
+    """
+    model = getattr(model, "module", model)
+    hts = model.backbone if isinstance(model, ReIDModel) else model
+    prefix = "backbone." if isinstance(model, ReIDModel) else ""
+    names: list[str] = []
+
+    def add(module: nn.Module | None, name: str) -> None:
+        if module is not None:
+            names.extend(f"{name}.{n}" for n, p in module.named_parameters() if p.requires_grad)
+
+    if isinstance(hts, HTSViT):
+        for s, dec in enumerate(hts.decision):
+            if not hts._active(s):
+                add(dec, f"{prefix}decision.{s}")
+        for part in ("head", "fc_norm", "attn_pool"):
+            add(getattr(hts.backbone, part, None), f"{prefix}backbone.{part}")
+        no_cls_attn = not hts.compute_cls_attn
+    else:
+        no_cls_attn = False
+    if isinstance(model, ReIDModel) and model.reweight is not None:
+        if no_cls_attn or (objective is not None and not getattr(objective, "use_reweight", True)):
+            add(model.reweight, "reweight")
+    return names
+
+
+def wrap_ddp(
+    model: nn.Module,
+    *,
+    device: str | torch.device | None = None,
+    objective: nn.Module | None = None,
+    sync_batchnorm: bool = False,
+    find_unused_parameters: bool | None = None,
+    static_graph: bool = False,
+    sync_buffers: bool = True,
+) -> DistributedDataParallel:
+    """Wrap a :class:`ReIDModel` (or any module) in ``DistributedDataParallel``.
+
+    The training forward returns dataclasses (:class:`ReIDTrainOutput` holding an
+    :class:`~sureid.HTSOutput`); they are registered as pytrees so DDP sees the tensors in
+    them. ``find_unused_parameters=None`` turns DDP's per-step search on only when
+    :func:`unused_parameters` names a parameter (default config: all parameters get a
+    gradient, so no search). If your objective leaves another head unused, pass ``True``;
+    DDP otherwise stops with "Expected to have finished reduction" on the next step.
+
+    Args:
+        model: already on its device; parameters are broadcast from rank 0 by DDP.
+        device: the process's device; default the device of the model's parameters.
+        objective: the run's :class:`~sureid.SUReIDLoss`, to tell which heads it uses. Its
+            own parameters (``NPKDLoss(align="linear")``) are NOT part of DDP: call
+            :func:`broadcast_module` and :func:`sync_gradients` on it.
+        sync_batchnorm: convert BatchNorm layers (the BNNeck) to ``SyncBatchNorm``, which
+            normalises over the global batch. CUDA only (PyTorch has no CPU SyncBatchNorm).
+        find_unused_parameters: ``None`` (auto), ``True`` or ``False``.
+        static_graph: DDP's static-graph mode (same used parameters every step).
+        sync_buffers: copy rank 0's buffers (BN running stats) to all ranks before each
+            forward (DDP's ``forward_sync_buffers``, formerly ``broadcast_buffers``).
+
+    Raises:
+        RuntimeError: no process group initialised (call :func:`init_distributed`).
+        ValueError: ``sync_batchnorm`` on a CPU device.
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if isinstance(model, DistributedDataParallel):
+        raise TypeError("model is already wrapped in DistributedDataParallel")
+    for name, flag in (("sync_batchnorm", sync_batchnorm), ("static_graph", static_graph),
+                       ("sync_buffers", sync_buffers)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
+    if find_unused_parameters is not None and not isinstance(find_unused_parameters, bool):
+        raise TypeError(f"find_unused_parameters must be a bool or None, got {find_unused_parameters!r}")
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    device = torch.device(device)
+    if sync_batchnorm and device.type == "cpu":
+        raise ValueError(
+            "sync_batchnorm=True needs CUDA devices (PyTorch's SyncBatchNorm has no CPU "
+            f"kernel), got device {device}; use sync_batchnorm=False with gloo on CPU"
+        )
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(
+            "wrap_ddp needs an initialised process group: call init_distributed() under "
+            "torchrun first (single process: use the model without DDP)"
+        )
+    if sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if find_unused_parameters is None:
+        find_unused_parameters = bool(unused_parameters(model, objective))
+    _register_outputs_as_pytrees()
+    # torch >= 2.14 renamed broadcast_buffers (deprecated, warns) to forward_sync_buffers
+    new_name = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    buffers = {"forward_sync_buffers" if new_name else "broadcast_buffers": sync_buffers}
+    return DistributedDataParallel(
+        model,
+        device_ids=[device] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused_parameters,
+        static_graph=static_graph,
+        **buffers,
+    )
+
+
+def broadcast_module(module: nn.Module, src: int = 0) -> None:
+    """Copy ``module``'s parameters and buffers from rank ``src`` to all ranks (in place)."""
+    if get_world_size() == 1:
+        return
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src)
+
+
+def sync_gradients(module: nn.Module) -> list:
+    """Average the gradients of ``module``'s parameters over ranks as they are accumulated.
+
+    For trainable parameters outside the DDP model, e.g. an ``NPKDLoss(align="linear")``
+    projector inside the objective: without this each rank would step its own copy. Hooks
+    run synchronously during ``backward()``; call :func:`broadcast_module` first so the
+    copies start equal. Returns the hook handles (``handle.remove()`` undoes it).
+    """
+    if get_world_size() == 1:
+        return []
+    world = get_world_size()
+
+    def hook(p: torch.Tensor) -> None:
+        dist.all_reduce(p.grad)
+        p.grad.div_(world)
+
+    return [p.register_post_accumulate_grad_hook(hook) for p in module.parameters() if p.requires_grad]
