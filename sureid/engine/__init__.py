@@ -1,22 +1,42 @@
 """Training and evaluation engine: the loop the reference examples are built on."""
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import (
+    DistInfo,
+    barrier,
+    broadcast_module,
+    cleanup,
+    init_distributed,
+    sync_gradients,
+    unused_parameters,
+    wrap_ddp,
+)
 from .evaluation import evaluate_model, extract_features
 from .model import ReIDModel, ReIDTrainOutput
 from .progress import Progress
 from .schedule import cosine_with_warmup
+from .throughput import measure_throughput
 from .trainer import Trainer, TrainState, split_batch
 
 __all__ = [
+    "DistInfo",
     "Progress",
     "ReIDModel",
     "ReIDTrainOutput",
     "TrainState",
     "Trainer",
+    "barrier",
+    "broadcast_module",
+    "cleanup",
     "cosine_with_warmup",
     "evaluate_model",
     "extract_features",
+    "init_distributed",
     "load_checkpoint",
+    "measure_throughput",
     "save_checkpoint",
     "split_batch",
+    "sync_gradients",
+    "unused_parameters",
+    "wrap_ddp",
 ]
