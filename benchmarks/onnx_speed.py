@@ -40,7 +40,8 @@ def build(arch: str, img_size: tuple[int, int]) -> tuple[sureid.HTSViT, sureid.H
                                        num_heads=2)
         layers = (1, 3)
     else:
-        vit = {"deit_tiny": sureid.deit_tiny, "deit_small": sureid.deit_small}[arch](img_size=img_size)
+        make = {"deit_tiny": sureid.deit_tiny, "deit_small": sureid.deit_small}[arch]
+        vit = make(img_size=img_size)
         layers = (3, 6, 9)
     pruned = sureid.HTSViT(vit, keep_ratio=0.7, prune_layers=layers).eval()
     dense = sureid.HTSViT(vit, keep_ratio=0.7, prune_layers=layers, prune=False).eval()
@@ -95,6 +96,8 @@ def main() -> None:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = args.threads
     opts.inter_op_num_threads = 1
+    # idle ORT threads otherwise spin after each run and steal the CPU from the next timed call
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     with tempfile.TemporaryDirectory() as tmp:
         sessions = {}
         for name, model in (("pruned", pruned), ("dense", dense)):
@@ -103,7 +106,9 @@ def main() -> None:
             sureid.export_onnx(model, path, img_size, verify=False)
             print(f"exported {name}: {time.perf_counter() - t:.1f} s, "
                   f"{path.stat().st_size / 2**20:.1f} MiB")
-            sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            sessions[name] = ort.InferenceSession(
+                str(path), opts, providers=["CPUExecutionProvider"]
+            )
 
         for b in args.batch:
             x = torch.randn(b, 3, *img_size)
@@ -122,7 +127,8 @@ def main() -> None:
             with torch.no_grad():
                 times = interleaved(fns, args.rounds)
             print(f"batch {b}, {args.rounds} rounds:")
-            report(times, b, [("ort dense", "ort pruned"), ("torch eager dense", "torch eager pruned"),
+            report(times, b, [("ort dense", "ort pruned"),
+                              ("torch eager dense", "torch eager pruned"),
                               ("torch eager pruned", "ort pruned")])
 
     if args.skip_compile:

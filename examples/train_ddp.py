@@ -63,7 +63,8 @@ def build_backbone(arch: str, img_size: tuple[int, int], *, prune: bool) -> sure
                                        num_heads=2)
         layers = (1, 3)
     else:
-        vit = {"deit_tiny": sureid.deit_tiny, "deit_small": sureid.deit_small}[arch](img_size=img_size)
+        make = {"deit_tiny": sureid.deit_tiny, "deit_small": sureid.deit_small}[arch]
+        vit = make(img_size=img_size)
         layers = (3, 6, 9)
     return sureid.HTSViT(vit, keep_ratio=0.7, prune_layers=layers, prune=prune)
 
@@ -80,7 +81,8 @@ def build_teacher(args, num_classes: int, device: torch.device, log) -> sureid.F
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True, help="dataset root (synthetic smoke set made if missing)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="dataset root (a synthetic smoke set is written there if missing)")
     p.add_argument("--dataset", default="occluded_duke")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--arch", default="test", choices=["test", "deit_tiny", "deit_small"])

@@ -101,7 +101,8 @@ def export_onnx(
     if not isinstance(model, HTSViT):
         hint = " (for a ReIDModel pass model.backbone)" if hasattr(model, "backbone") else ""
         raise TypeError(
-            f"model must be a sureid.HTSViT{hint}, got {type(model).__module__}.{type(model).__name__}"
+            f"model must be a sureid.HTSViT{hint}, "
+            f"got {type(model).__module__}.{type(model).__name__}"
         )
     if model.training:
         raise ValueError(
@@ -148,7 +149,9 @@ def export_onnx(
             opset_version=opset,
             input_names=["images"],
             output_names=["embedding"],
-            dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}} if dynamic_batch else None,
+            dynamic_axes=(
+                {"images": {0: "batch"}, "embedding": {0: "batch"}} if dynamic_batch else None
+            ),
             do_constant_folding=True,
         )
     if verify:

@@ -77,7 +77,10 @@ def _env_int(name: str, default: int) -> int:
 
 
 def init_distributed(
-    backend: str | None = None, *, timeout_s: float = 600.0, device: str | torch.device | None = None
+    backend: str | None = None,
+    *,
+    timeout_s: float = 600.0,
+    device: str | torch.device | None = None,
 ) -> DistInfo:
     """Initialise the default process group from torchrun's environment.
 
@@ -127,7 +130,8 @@ def init_distributed(
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
     if not dist.is_initialized():
         kwargs = {}
-        if backend == "nccl" and "device_id" in inspect.signature(dist.init_process_group).parameters:
+        eager = "device_id" in inspect.signature(dist.init_process_group).parameters
+        if backend == "nccl" and eager:
             kwargs["device_id"] = device  # eager NCCL init: errors surface at start-up
         dist.init_process_group(
             backend, init_method="env://", rank=rank, world_size=world_size,
@@ -268,7 +272,9 @@ def wrap_ddp(
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
     if find_unused_parameters is not None and not isinstance(find_unused_parameters, bool):
-        raise TypeError(f"find_unused_parameters must be a bool or None, got {find_unused_parameters!r}")
+        raise TypeError(
+            f"find_unused_parameters must be a bool or None, got {find_unused_parameters!r}"
+        )
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
@@ -325,4 +331,5 @@ def sync_gradients(module: nn.Module) -> list:
         dist.all_reduce(p.grad)
         p.grad.div_(world)
 
-    return [p.register_post_accumulate_grad_hook(hook) for p in module.parameters() if p.requires_grad]
+    params = [p for p in module.parameters() if p.requires_grad]
+    return [p.register_post_accumulate_grad_hook(hook) for p in params]

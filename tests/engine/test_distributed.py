@@ -42,7 +42,8 @@ def torchrun(*args, timeout=120):
 
 
 def tiny_reid(prune=True, keep_ratio=0.7, compute_cls_attn=True):
-    vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=32, depth=4, num_heads=2)
+    vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=32, depth=4,
+                                   num_heads=2)
     hts = sureid.HTSViT(vit, keep_ratio=keep_ratio, prune_layers=(1, 3), prune=prune,
                         compute_cls_attn=compute_cls_attn)
     return ReIDModel(hts, num_classes=4, reweight=True)
@@ -127,7 +128,8 @@ def test_a_failing_rank_makes_the_others_fail_fast(failure):
 def test_unused_parameters_are_exactly_those_without_gradient(kwargs, expected):
     model = tiny_reid(**kwargs)
     objective = sureid.SUReIDLoss(use_kd=False, use_ratio=model.backbone.prune)
-    trainer = Trainer(model, objective, torch.optim.SGD(model.parameters(), lr=0.1), log=lambda s: None)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, objective, opt, log=lambda s: None)
     labels = torch.arange(4).repeat_interleave(2)
     trainer.train_step(torch.randn(8, 3, 32, 16), labels)
     no_grad = sorted(n for n, p in model.named_parameters() if p.requires_grad and p.grad is None)
