@@ -253,8 +253,10 @@ def wrap_ddp(
             :func:`broadcast_module` and :func:`sync_gradients` on it.
         sync_batchnorm: convert BatchNorm layers (the BNNeck) to ``SyncBatchNorm``, which
             normalises over the global batch. CUDA only (PyTorch has no CPU SyncBatchNorm).
-        find_unused_parameters: ``None`` (auto), ``True`` or ``False``.
-        static_graph: DDP's static-graph mode (same used parameters every step).
+        find_unused_parameters: ``None`` (auto; ``False`` with ``static_graph``), ``True``
+            or ``False``.
+        static_graph: DDP's static-graph mode (same used parameters every step; it detects
+            unused parameters in the first step, so the search is not needed).
         sync_buffers: copy rank 0's buffers (BN running stats) to all ranks before each
             forward (DDP's ``forward_sync_buffers``, formerly ``broadcast_buffers``).
 
@@ -291,8 +293,8 @@ def wrap_ddp(
         )
     if sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if find_unused_parameters is None:
-        find_unused_parameters = bool(unused_parameters(model, objective))
+    if find_unused_parameters is None:  # static_graph finds unused parameters by itself
+        find_unused_parameters = not static_graph and bool(unused_parameters(model, objective))
     _register_outputs_as_pytrees()
     # torch >= 2.14 renamed broadcast_buffers (deprecated, warns) to forward_sync_buffers
     new_name = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters

@@ -41,6 +41,21 @@ def torchrun(*args, timeout=120):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env(), cwd=ROOT)
 
 
+def launch_two(script, *args):
+    """Rank 0 and 1 as plain processes (no launcher) with torchrun's environment."""
+    port = str(free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+            env=env(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, WORLD_SIZE="2", RANK=str(r),
+                    LOCAL_RANK=str(r)),
+        )
+        for r in (0, 1)
+    ]
+    return procs
+
+
 def tiny_reid(prune=True, keep_ratio=0.7, compute_cls_attn=True):
     vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=32, depth=4,
                                    num_heads=2)
@@ -93,16 +108,7 @@ FAIL_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("failure", ["crash", "hang"])
 def test_a_failing_rank_makes_the_others_fail_fast(failure):
     # no launcher supervising: the collective timeout alone must end rank 0
-    port = str(free_port())
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", FAIL_SCRIPT, failure], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-            env=env(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, WORLD_SIZE="2", RANK=str(r),
-                    LOCAL_RANK=str(r)),
-        )
-        for r in (0, 1)
-    ]
+    procs = launch_two(FAIL_SCRIPT, failure)
     start = time.monotonic()
     try:
         _, err = procs[0].communicate(timeout=45)
@@ -114,6 +120,46 @@ def test_a_failing_rank_makes_the_others_fail_fast(failure):
             if p.poll() is None:
                 p.kill()
             p.communicate()
+
+
+UNUSED_SCRIPT = textwrap.dedent("""
+    import torch, sureid
+    from sureid.engine import ReIDModel, Trainer, init_distributed, wrap_ddp
+    info = init_distributed(timeout_s=30)
+    for static in (False, True):  # auto find_unused_parameters, then DDP's static graph
+        torch.manual_seed(0)
+        vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=32, depth=4,
+                                       num_heads=2)
+        hts = sureid.HTSViT(vit, keep_ratio=[1.0, 0.5], prune_layers=(1, 3))  # decision.0 unused
+        model = ReIDModel(hts, 4, reweight=True)
+        objective = sureid.SUReIDLoss(use_kd=False)
+        ddp = wrap_ddp(model, objective=objective, static_graph=static)
+        assert ddp.find_unused_parameters == (not static)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        trainer = Trainer(ddp, objective, opt, is_main=info.is_main, log=lambda s: None)
+        g = torch.Generator().manual_seed(info.rank)  # different data per rank
+        for _ in range(3):
+            trainer.train_step(torch.randn(8, 3, 32, 16, generator=g),
+                               torch.arange(4).repeat_interleave(2))
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        both = [torch.zeros_like(flat) for _ in range(2)]
+        torch.distributed.all_gather(both, flat)
+        assert torch.equal(both[0], both[1]), static
+    print("ok", info.rank)
+""")
+
+
+def test_ddp_with_unused_decision_module_auto_and_static_graph():
+    procs = launch_two(UNUSED_SCRIPT)
+    try:
+        for r, p in enumerate(procs):
+            out, err = p.communicate(timeout=90)
+            assert p.returncode == 0 and f"ok {r}" in out, err[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
 
 
 @pytest.mark.parametrize(
