@@ -29,12 +29,16 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import sureid
-from sureid.engine import ReIDModel, Trainer, cosine_with_warmup, evaluate_model, load_checkpoint
-from sureid.engine.distributed import (
+from sureid.engine import (
+    ReIDModel,
+    Trainer,
     barrier,
     broadcast_module,
     cleanup,
+    cosine_with_warmup,
+    evaluate_model,
     init_distributed,
+    load_checkpoint,
     sync_gradients,
     wrap_ddp,
 )
