@@ -8,6 +8,7 @@ batch dimension can stay dynamic.
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ def _check_img_size(img_size: object) -> tuple[int, int]:
     return int(img_size[0]), int(img_size[1])
 
 
-def _num_patches(model: HTSViT, img_size: tuple[int, int]) -> int:
+def _check_model_img_size(model: HTSViT, img_size: tuple[int, int]) -> None:
     pe = model.backbone.patch_embed
     fixed = getattr(pe, "img_size", None)
     dynamic = getattr(model.backbone, "dynamic_img_size", False)
@@ -50,7 +51,6 @@ def _num_patches(model: HTSViT, img_size: tuple[int, int]) -> int:
     ph, pw = getattr(pe, "patch_size", (None, None))
     if ph is None or img_size[0] % ph or img_size[1] % pw:
         raise ValueError(f"img_size {img_size} must be divisible by the patch size {(ph, pw)}")
-    return (img_size[0] // ph) * (img_size[1] // pw)
 
 
 def export_onnx(
@@ -126,15 +126,19 @@ def export_onnx(
     if not sizes or min(sizes) < 1:
         raise ValueError(f"verify_batch_sizes must be positive ints, got {verify_batch_sizes!r}")
     img_size = _check_img_size(img_size)
-    _num_patches(model, img_size)
+    _check_model_img_size(model, img_size)
     require("onnx", purpose="export_onnx")
     ort = require("onnxruntime", purpose="export_onnx(verify=True)") if verify else None
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     param = next(model.parameters())
+    gen = torch.Generator().manual_seed(0)  # leaves the caller's RNG stream alone
     example = torch.randn(max(2, sizes[0]) if dynamic_batch else sizes[0], 3, *img_size,
-                          device=param.device, dtype=param.dtype)
+                          generator=gen, dtype=param.dtype).to(param.device)
+    # torch < 2.5 has no `dynamo` argument (and only the TorchScript exporter)
+    has_dynamo = "dynamo" in inspect.signature(torch.onnx.export).parameters
+    legacy = {"dynamo": False} if has_dynamo else {}
     with warnings.catch_warnings():
         # Expected: TracerWarnings where the tracer freezes static sizes (k_s is a Python int
         # by design) and the TorchScript exporter's deprecation notice (the dynamo exporter
@@ -145,7 +149,7 @@ def export_onnx(
             model,
             (example,),
             str(path),
-            dynamo=False,
+            **legacy,
             opset_version=opset,
             input_names=["images"],
             output_names=["embedding"],
@@ -157,7 +161,7 @@ def export_onnx(
     if verify:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for b in sizes if dynamic_batch else sizes[:1]:
-            x = torch.randn(b, 3, *img_size, dtype=param.dtype)
+            x = torch.randn(b, 3, *img_size, generator=gen, dtype=param.dtype)
             with torch.no_grad():
                 ref = model(x.to(param.device)).float().cpu()
             got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0]).float()

@@ -76,11 +76,13 @@ def test_graph_prunes_tokens(exported, tmp_path):
     assert [t for t, d in pruned if d == 4 * C] == [9, 1 + k1, 1 + k1, 1 + k2]
 
 
-def test_export_leaves_model_unchanged(tmp_path):
+def test_export_leaves_model_and_rng_unchanged(tmp_path):
     model = tiny_hts()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    export_onnx(model, tmp_path / "sub" / "m.onnx", IMG, verify=False, dynamic_batch=False)
+    rng = torch.get_rng_state()
+    export_onnx(model, tmp_path / "sub" / "m.onnx", IMG, dynamic_batch=False)
     assert not model.training
+    assert torch.equal(torch.get_rng_state(), rng)  # inputs come from a local generator
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
 
