@@ -167,3 +167,14 @@ def paste(
     # where alpha is 0 keep the original values exactly (no float round trip)
     region.copy_(torch.where(a > 0, blended, region))
     return out
+
+
+def check_range(name: str, value, lo_open: float, hi: float) -> tuple[float, float]:
+    """``(a, b)`` from a pair with ``lo_open < a <= b <= hi``; ``ValueError`` quoting it otherwise."""
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (min, max), got {value!r}") from None
+    if not lo_open < a <= b <= hi:  # also False for NaN
+        raise ValueError(f"{name} must satisfy {lo_open} < min <= max <= {hi}, got {value!r}")
+    return a, b

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -14,6 +13,7 @@ from ._functional import (
     PIL_MODES,
     adjust_colour,
     check_pil_mode,
+    check_range,
     paste,
     pil_to_tensor,
     resize_rgba,
@@ -50,18 +50,6 @@ class NODAParams:
     saturation: float
     fraction: float
     far_side: bool
-
-
-def _check_range(name: str, value, lo_open: float, hi: float) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (min, max), got {value!r}") from None
-    if not (lo_open < a <= b <= hi) or math.isnan(a) or math.isnan(b):
-        raise ValueError(
-            f"{name} must satisfy {lo_open} < min <= max <= {hi}, got {value!r}"
-        )
-    return a, b
 
 
 class NODA:
@@ -124,8 +112,8 @@ class NODA:
     ) -> None:
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        self.scale = _check_range("scale", scale, 0.0, 1.0)
-        self.crop = _check_range("crop", crop, 0.0, 1.0)
+        self.scale = check_range("scale", scale, 0.0, 1.0)
+        self.crop = check_range("crop", crop, 0.0, 1.0)
         if not isinstance(vertical_aspect, numbers.Real) or not vertical_aspect > 0:
             raise ValueError(f"vertical_aspect must be > 0, got {vertical_aspect!r}")
         try:

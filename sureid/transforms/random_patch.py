@@ -12,7 +12,14 @@ import torch
 from PIL import Image
 
 from .._optional import require
-from ._functional import check_pil_mode, from_float, pil_to_tensor, tensor_to_pil, to_float
+from ._functional import (
+    check_pil_mode,
+    check_range,
+    from_float,
+    pil_to_tensor,
+    tensor_to_pil,
+    to_float,
+)
 
 __all__ = ["RandomPatch", "RandomPatchParams", "reid_random_erasing"]
 
@@ -34,16 +41,6 @@ class RandomPatchParams:
     y: float
     x: float
     flip: bool
-
-
-def _pair(name: str, value, lo: float, hi: float) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (min, max), got {value!r}") from None
-    if not lo < a <= b <= hi:
-        raise ValueError(f"{name} must satisfy {lo} < min <= max <= {hi}, got {value!r}")
-    return a, b
 
 
 class RandomPatch:
@@ -105,8 +102,8 @@ class RandomPatch:
         self.p = float(p)
         self.pool_capacity = pool_capacity
         self.min_sample_size = min_sample_size
-        self.area = _pair("area", area, 0.0, 1.0)
-        self.ratio = _pair("ratio", ratio, 0.0, math.inf)
+        self.area = check_range("area", area, 0.0, 1.0)
+        self.ratio = check_range("ratio", ratio, 0.0, math.inf)
         self.hflip = float(hflip)
         self.pool: deque[torch.Tensor] = deque(maxlen=pool_capacity)
 

@@ -1,0 +1,62 @@
+"""End-to-end: the Table IV reproduction on the smoke preset, and its input checks."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "reproduce_table4.py"
+
+
+def run(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.slow
+def test_smoke_preset_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    proc = run("--preset", "smoke", "--output-dir", out, "--workers", "0", "--no-progress")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads((out / "table4.json").read_text())
+    assert [r["name"] for r in rows] == ["vanilla", "+HTS", "+HTS+NPKD", "+HTS+NPKD+NODA"]
+    for r in rows:
+        assert {"name", "throughput", "rank1", "mAP"} <= set(r)
+        assert all(math.isfinite(r[k]) for k in ("throughput", "rank1", "mAP"))
+        assert 0 <= r["rank1"] <= 100 and 0 <= r["mAP"] <= 100
+    vanilla = rows[0]["throughput"]
+    assert all(r["throughput"] > vanilla for r in rows[1:]), rows
+    md = (out / "table4.md").read_text()
+    assert md.count("\n|") == 6 and "synthetic" in md
+    assert (out / "fig6_kept_tokens.png").stat().st_size > 0
+    assert (out / "teacher.pt").is_file()
+    # the teacher is trained once: a second run reuses it (and the generated data)
+    assert "teacher loaded" not in proc.stdout
+
+
+def test_data_root_that_is_not_a_dataset_fails_before_training(tmp_path):
+    (tmp_path / "not_a_dataset").mkdir()
+    proc = run("--preset", "smoke", "--data-root", tmp_path / "not_a_dataset", "--output-dir", tmp_path / "o")
+    assert proc.returncode != 0
+    assert "bounding_box_train" in proc.stderr
+    assert not (tmp_path / "o" / "teacher.pt").exists() and "epoch" not in proc.stdout
+
+
+def test_missing_teacher_checkpoint_fails_before_training(tmp_path):
+    proc = run("--preset", "smoke", "--teacher-checkpoint", tmp_path / "nope.pt", "--output-dir", tmp_path / "o")
+    assert proc.returncode != 0
+    assert "nope.pt" in proc.stderr and "does not exist" in proc.stderr
+    assert "epoch" not in proc.stdout
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--keep-ratio", "1.5"], "--keep-ratio"),
+    (["--epochs", "0"], "--epochs"),
+])
+def test_bad_numbers(tmp_path, args, match):
+    proc = run("--preset", "smoke", "--output-dir", tmp_path / "o", *args)
+    assert proc.returncode != 0 and match in proc.stderr
