@@ -99,6 +99,8 @@ class Preset:
     weight_decay: float = 1e-4
     warmup_epochs: int = 1
     padding: int = 10
+    erasing_p: float = 0.5  # view 1: random erasing probability
+    patch_p: float = 0.5  # view 1: RandomPatch probability
     keep_ratio: float = 0.7
     alpha: float = 1.0
     beta: float = 1.0
@@ -122,11 +124,11 @@ PRESETS = {
     ),
     # README main job: minutes on a laptop CPU, from scratch (no pretrained weights here)
     "quick": Preset(
-        synthetic="quick", synthetic_overrides=(("num_train_ids", 200),), img_size=(128, 64),
-        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=16),
-        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=16),
+        synthetic="quick", synthetic_overrides=(("num_train_ids", 200),), img_size=(96, 48),
+        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8),
+        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8),
         epochs=10, teacher_epochs=14, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-        warmup_epochs=1, padding=6,
+        warmup_epochs=1, padding=4, erasing_p=0.25, patch_p=0.25,
     ),
     # the paper's settings (Sec. IV-B): DeiT-S student, ViT-B teacher, 256x128, 200 epochs
     "paper": Preset(
@@ -200,7 +202,10 @@ def transforms(preset: Preset, occluders):
 
     v2 = require("torchvision.transforms.v2", purpose="the example's augmentations")
     noda = sureid.NODA(occluders, p=0.5)
-    first, second = sureid.paper_dual_views(noda, size=preset.img_size, padding=preset.padding, mean=MEAN, std=STD)
+    first, second = sureid.paper_dual_views(
+        noda, size=preset.img_size, padding=preset.padding, mean=MEAN, std=STD,
+        random_patch=sureid.RandomPatch(p=preset.patch_p), erasing_p=preset.erasing_p,
+    )
     test = v2.Compose([
         v2.ToImage(), v2.Resize(list(preset.img_size), antialias=True),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(MEAN), list(STD)),

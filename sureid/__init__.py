@@ -64,6 +64,9 @@ _LAZY: dict[str, str] = {
     "evaluate_rank": "sureid.metrics.rank",
     "RankResult": "sureid.metrics.rank",
     "pairwise_distance": "sureid.metrics.distance",
+    # training engine
+    "ReIDModel": "sureid.engine.model",
+    "Trainer": "sureid.engine.trainer",
     # deployment
     "export_onnx": "sureid.export",
 }
@@ -98,6 +101,8 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .data.image_dataset import ImageDataset
     from .data.sampler import RandomIdentitySampler
+    from .engine.model import ReIDModel
+    from .engine.trainer import Trainer
     from .data.synthetic import SYNTHETIC_PRESETS, make_synthetic_reid, summarize_reid_folder
     from .export import export_onnx
     from .losses.npkd import NPKDLoss

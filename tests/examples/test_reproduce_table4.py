@@ -60,3 +60,28 @@ def test_missing_teacher_checkpoint_fails_before_training(tmp_path):
 def test_bad_numbers(tmp_path, args, match):
     proc = run("--preset", "smoke", "--output-dir", tmp_path / "o", *args)
     assert proc.returncode != 0 and match in proc.stderr
+
+
+def _load_example():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_table4", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_rows_switch_the_paper_components():
+    ex = _load_example()
+    t4 = ex.table_rows(4, 0.7)
+    assert [(r.hts, r.npkd, r.noda) for r in t4] == [
+        (False, False, False), (True, False, False), (True, True, False), (True, True, True)]
+    assert [r.keep_ratio for r in ex.table_rows(5, 0.7)] == [0.5, 0.6, 0.7, 0.8, 0.9]
+    assert {(r.align, r.direction) for r in ex.table_rows(6, 0.7)} == {
+        ("linear", "s2t"), ("linear", "t2s"), ("interpolate", "s2t"), ("interpolate", "t2s")}
+    assert [(r.hts, r.noda) for r in ex.table_rows(7, 0.7)] == [
+        (False, False), (False, True), (True, False), (True, True)]
+    assert set(ex.PRESETS) == {"smoke", "quick", "paper"}
+    assert ex.PRESETS["paper"].img_size == (256, 128) and ex.PRESETS["paper"].optimizer == "sgd"
+    assert ex.PRESETS["paper"].ids_per_batch * ex.PRESETS["paper"].instances == 64
