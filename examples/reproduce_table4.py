@@ -127,8 +127,8 @@ PRESETS = {
         synthetic="quick", synthetic_overrides=(("num_train_ids", 200),), img_size=(96, 48),
         student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8),
         teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8),
-        epochs=10, teacher_epochs=14, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-        warmup_epochs=1, padding=4, erasing_p=0.25, patch_p=0.25,
+        epochs=10, teacher_epochs=12, optimizer="adamw", lr=2e-3, weight_decay=0.05,
+        warmup_epochs=1, padding=4, erasing_p=0.25, patch_p=0.25, throughput_rounds=10,
     ),
     # the paper's settings (Sec. IV-B): DeiT-S student, ViT-B teacher, 256x128, 200 epochs
     "paper": Preset(

@@ -22,14 +22,18 @@ def measure_throughput(
 ) -> dict[str, float]:
     """Images per second of each eval-mode model on the same random batch.
 
-    Models are timed in interleaved rounds (A B C, A B C, ...) and the best round of each
-    is kept, so background load on a shared machine hits all models alike; report ratios
-    between models of one call rather than absolute numbers across calls.
+    Models are timed in interleaved rounds (A B C, A B C, ...), every forward on its own, and
+    each model's fastest forward is kept: background load on a shared machine only ever slows
+    a forward down, so the minimum is the most repeatable estimate (as ``timeit`` advises) and
+    hits all models alike. Report ratios between models of one call rather than absolute
+    numbers across calls.
 
     Args:
         models: name -> model; each is put in eval mode (and restored afterwards).
         input_shape: ``(C, H, W)`` of one image.
         batch_size: images per forward (the paper uses 32).
+        rounds, iters: ``rounds`` interleaved rounds of ``iters`` timed forwards per model.
+        warmup: untimed forwards per model first.
 
     Returns:
         name -> images per second.
@@ -50,12 +54,12 @@ def measure_throughput(
                 m(x)
         for _ in range(rounds):
             for name, m in models.items():
-                _sync(device)
-                start = time.perf_counter()
                 for _ in range(iters):
+                    _sync(device)
+                    start = time.perf_counter()
                     m(x)
-                _sync(device)
-                best[name] = max(best[name], iters * batch_size / (time.perf_counter() - start))
+                    _sync(device)
+                    best[name] = max(best[name], batch_size / (time.perf_counter() - start))
     finally:
         for name, m in models.items():
             m.train(modes[name])
