@@ -185,9 +185,8 @@ def table_rows(table: int, keep_ratio: float) -> list[Row]:
 
 def build_backbone(arch: Arch, img_size, *, pretrained: bool, keep_ratio: float, prune: bool):
     if arch.timm_name is not None:
-        from sureid._optional import require
+        import timm  # pip install 'sureid[timm]'
 
-        timm = require("timm", purpose="--student/--teacher timm model names")
         vit = timm.create_model(arch.timm_name, pretrained=pretrained, img_size=img_size, num_classes=0)
         return sureid.HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune=prune)
     vit = sureid.VisionTransformer(
@@ -198,9 +197,8 @@ def build_backbone(arch: Arch, img_size, *, pretrained: bool, keep_ratio: float,
 
 
 def transforms(preset: Preset, occluders):
-    from sureid._optional import require
+    from torchvision.transforms import v2  # pip install 'sureid[vision]'
 
-    v2 = require("torchvision.transforms.v2", purpose="the example's augmentations")
     noda = sureid.NODA(occluders, p=0.5)
     first, second = sureid.paper_dual_views(
         noda, size=preset.img_size, padding=preset.padding, mean=MEAN, std=STD,
