@@ -120,7 +120,7 @@ PRESETS = {
         teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8),
         epochs=1, teacher_epochs=1, ids_per_batch=8, instances=4,
         optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup_epochs=0, padding=4,
-        max_steps_per_epoch=3, throughput_rounds=5,
+        max_steps_per_epoch=3, throughput_rounds=10,
     ),
     # README main job: minutes on a laptop CPU, from scratch (no pretrained weights here)
     "quick": Preset(
