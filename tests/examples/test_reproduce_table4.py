@@ -34,8 +34,15 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert md.count("\n|") == 6 and "synthetic" in md
     assert (out / "fig6_kept_tokens.png").stat().st_size > 0
     assert (out / "teacher.pt").is_file()
-    # the teacher is trained once: a second run reuses it (and the generated data)
     assert "teacher loaded" not in proc.stdout
+
+    # a rerun reuses the teacher and the finished rows' checkpoints: no training, same accuracy
+    again = run("--preset", "smoke", "--output-dir", out, "--workers", "0", "--no-progress")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "teacher loaded" in again.stdout and again.stdout.count("resumed from") == 4
+    assert "epoch 1 " not in again.stdout
+    rows2 = json.loads((out / "table4.json").read_text())
+    assert [(r["rank1"], r["mAP"]) for r in rows2] == [(r["rank1"], r["mAP"]) for r in rows]
 
 
 def test_data_root_that_is_not_a_dataset_fails_before_training(tmp_path):
