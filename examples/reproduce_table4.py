@@ -80,6 +80,7 @@ class Arch:
     depth: int = 12
     num_heads: int = 6
     patch_size: int = 16
+    stem: str = "patch"  # "conv": sureid's ConvStem, for training from scratch
     timm_name: str | None = None
 
 
@@ -191,7 +192,7 @@ def build_backbone(arch: Arch, img_size, *, pretrained: bool, keep_ratio: float,
         return sureid.HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune=prune)
     vit = sureid.VisionTransformer(
         img_size=img_size, patch_size=arch.patch_size, embed_dim=arch.embed_dim,
-        depth=arch.depth, num_heads=arch.num_heads,
+        depth=arch.depth, num_heads=arch.num_heads, stem=arch.stem,
     )
     return sureid.HTSViT(vit, keep_ratio=keep_ratio, prune=prune)
 

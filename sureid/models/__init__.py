@@ -4,12 +4,14 @@ from .decision import DecisionModule
 from .hts import gumbel_keep_decision, masked_attention, num_kept_tokens, select_topk_tokens
 from .hts_vit import HTSViT
 from .output import HTSOutput
-from .vit import VisionTransformer, deit_small, deit_tiny, vit_base
+from .vit import ConvStem, PatchEmbed, VisionTransformer, deit_small, deit_tiny, vit_base
 
 __all__ = [
+    "ConvStem",
     "DecisionModule",
     "HTSOutput",
     "HTSViT",
+    "PatchEmbed",
     "VisionTransformer",
     "deit_small",
     "deit_tiny",

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VisionTransformer", "deit_small", "deit_tiny", "vit_base"]
+__all__ = ["ConvStem", "PatchEmbed", "VisionTransformer", "deit_small", "deit_tiny", "vit_base"]
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -72,15 +72,68 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # shape checks are skipped while tracing (ONNX export): shapes are static there
-        if not torch.jit.is_tracing() and (
-            x.ndim != 4 or x.shape[1] != self.in_chans or tuple(x.shape[-2:]) != self.img_size
-        ):
-            raise ValueError(
-                f"expected images of shape (B, {self.in_chans}, {self.img_size[0]}, "
-                f"{self.img_size[1]}), got {tuple(x.shape)}"
-            )
+        _check_images(x, self.in_chans, self.img_size)
         return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def _check_images(x: torch.Tensor, in_chans: int, img_size: tuple[int, int]) -> None:
+    # shape checks are skipped while tracing (ONNX export): shapes are static there
+    if not torch.jit.is_tracing() and (
+        x.ndim != 4 or x.shape[1] != in_chans or tuple(x.shape[-2:]) != img_size
+    ):
+        raise ValueError(
+            f"expected images of shape (B, {in_chans}, {img_size[0]}, {img_size[1]}), "
+            f"got {tuple(x.shape)}"
+        )
+
+
+class ConvStem(nn.Module):
+    """Convolutional stem (Xiao et al., 2021, "Early convolutions help transformers see
+    better"): ``log2(p)`` stride-2 3×3 conv-BN-ReLU layers, then a 1×1 conv to ``embed_dim``.
+
+    A drop-in for :class:`PatchEmbed` (same attributes: ``img_size``, ``patch_size``,
+    ``grid_size``, ``num_patches``, ``proj``), giving the same ``N`` tokens. It makes a ViT
+    trained from scratch on little data learn much faster, at a few percent of the FLOPs.
+
+    Args:
+        img_size, in_chans, embed_dim: as :class:`PatchEmbed`.
+        patch_size: square, a power of two >= 2 (one stride-2 conv per factor of two).
+
+    Shapes:
+        ``(B, in_chans, H, W) -> (B, (H/p)(W/p), embed_dim)``.
+    """
+
+    def __init__(
+        self, *, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int,
+        embed_dim: int,
+    ) -> None:
+        super().__init__()
+        p = patch_size[0]
+        if patch_size[0] != patch_size[1] or p < 2 or p & (p - 1):
+            raise ValueError(
+                f"stem='conv' needs a square power-of-two patch_size >= 2, got {patch_size}"
+            )
+        if img_size[0] % p or img_size[1] % p:
+            raise ValueError(f"img_size {img_size} must be divisible by patch_size {patch_size}")
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        self.grid_size = (img_size[0] // p, img_size[1] // p)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.strict_img_size = True
+        n = p.bit_length() - 1
+        layers: list[nn.Module] = []
+        c_in, c_out = in_chans, max(16, embed_dim >> n)
+        for _ in range(n):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            c_in, c_out = c_out, c_out * 2
+        self.stem = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(c_in, embed_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_images(x, self.in_chans, self.img_size)
+        return self.proj(self.stem(x)).flatten(2).transpose(1, 2)
 
 
 class Attention(nn.Module):
@@ -199,6 +252,8 @@ class VisionTransformer(nn.Module):
         num_classes: size of a linear ``head`` on the class token (0: none).
         drop_path_rate: stochastic depth, linearly increasing to this value.
         pos_drop_rate, attn_drop_rate, proj_drop_rate: dropout rates.
+        stem: ``"patch"`` (one strided conv, timm's ``PatchEmbed``) or ``"conv"``
+            (:class:`ConvStem`: better for training from scratch on small data).
 
     Shapes:
         ``forward_features(x (B, in_chans, H, W)) -> (B, P + N, C)`` after the final norm;
@@ -233,6 +288,7 @@ class VisionTransformer(nn.Module):
         pos_drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
+        stem: str = "patch",
     ) -> None:
         super().__init__()
         img_size = _pair(img_size, "img_size")
@@ -276,10 +332,17 @@ class VisionTransformer(nn.Module):
         self.no_embed_class = no_embed_class
         self.dynamic_img_size = False
 
-        self.patch_embed = PatchEmbed(
-            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
-            bias=not pre_norm,
-        )
+        if stem == "patch":
+            self.patch_embed: nn.Module = PatchEmbed(
+                img_size=img_size, patch_size=patch_size, in_chans=in_chans,
+                embed_dim=embed_dim, bias=not pre_norm,
+            )
+        elif stem == "conv":
+            self.patch_embed = ConvStem(
+                img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+            )
+        else:
+            raise ValueError(f"stem must be 'patch' or 'conv', got {stem!r}")
         num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.reg_token = nn.Parameter(torch.zeros(1, reg_tokens, embed_dim)) if reg_tokens else None
@@ -314,6 +377,9 @@ class VisionTransformer(nn.Module):
                     nn.init.zeros_(m.bias)
         w = self.patch_embed.proj.weight
         nn.init.trunc_normal_(w, std=math.sqrt(1.0 / w[0].numel()))
+        for m in self.patch_embed.modules():
+            if isinstance(m, nn.Conv2d) and m is not self.patch_embed.proj:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         """Add position embeddings, prepend class/register tokens: ``(B, N, C) -> (B, P+N, C)``."""
