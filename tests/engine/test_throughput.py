@@ -38,3 +38,27 @@ def test_bad_arguments(kw, match):
         measure_throughput({"m": Sleepy(0)}, (3, 2, 2), **kw)
     with pytest.raises(ValueError, match="at least one model"):
         measure_throughput({}, (3, 2, 2))
+
+
+class Logged(torch.nn.Module):
+    """Sleeps ``slow`` on the calls listed in ``spikes`` and ``base`` otherwise; logs calls."""
+
+    def __init__(self, name, log, base, spikes=(), slow=0.0):
+        super().__init__()
+        self.name, self.log, self.base, self.spikes, self.slow = name, log, base, set(spikes), slow
+
+    def forward(self, x):
+        self.log.append(self.name)
+        time.sleep(self.slow if len(self.log) in self.spikes else self.base)
+        return x.flatten(1)
+
+
+def test_forwards_alternate_order_and_median_ignores_bursts():
+    log = []
+    # "a" is hit by a long burst on 2 of its 5 timed calls (global calls 3 and 6; 1-2 warm up)
+    a = Logged("a", log, 0.004, spikes={3, 6}, slow=0.1)
+    b = Logged("b", log, 0.008)
+    r = measure_throughput({"a": a, "b": b}, (1, 1, 1), batch_size=8, rounds=5, iters=1, warmup=1)
+    assert log == ["a", "b"] + ["a", "b", "b", "a"] * 2 + ["a", "b"]
+    assert r["a"] > 1.5 * r["b"]  # a mean would rank "a" slower than "b"
+    assert r["a"] <= 8 / 0.004 and r["b"] <= 8 / 0.008
