@@ -86,3 +86,24 @@ def test_bad_arguments():
         FrozenTeacher(_backbone(), torch.randn(5, 7))(torch.randn(2, 3, 2, 2))
     with pytest.raises(TypeError, match="feature tensor"):
         FrozenTeacher(_TupleModel())(torch.randn(2, 3))
+
+
+def test_bnneck_teacher_with_after_feature_gives_its_trained_logits():
+    """The recipe of docs/objectives.md: g^t equals the teacher's own (BN) logits."""
+    from sureid import HTSViT, VisionTransformer
+    from sureid.engine import ReIDModel
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=16, depth=2, num_heads=2)
+    net = ReIDModel(HTSViT(vit, keep_ratio=1.0, prune=False, prune_layers=[1]), 5, eval_feature="after")
+    for _ in range(3):  # give the BN running statistics something to hold
+        net.train()(torch.randn(8, 3, 32, 16))
+    teacher = FrozenTeacher(net, net.classifier_weight)
+    x = torch.randn(4, 3, 32, 16)
+    f_t, g_t = teacher(x)
+    with torch.no_grad():
+        raw = net.backbone.eval()(x)
+        bn = (raw - net.neck.bn.running_mean) / torch.sqrt(net.neck.bn.running_var + net.neck.bn.eps)
+        bn = bn * net.neck.bn.weight + net.neck.bn.bias
+        torch.testing.assert_close(f_t, bn)
+        torch.testing.assert_close(g_t, bn @ net.neck.classifier.weight.t())
