@@ -20,6 +20,7 @@ def measure_throughput(
     iters: int = 10,
     warmup: int = 3,
     device: str | torch.device = "cpu",
+    num_threads: int | None = None,
 ) -> dict[str, float]:
     """Images per second of each eval-mode model on the same random batch.
 
@@ -38,13 +39,18 @@ def measure_throughput(
         batch_size: images per forward (the paper uses 32).
         rounds, iters: every model runs ``rounds * iters`` timed forwards.
         warmup: untimed forwards per model first.
+        num_threads: CPU intra-op threads during the measurement (restored afterwards);
+            ``None`` keeps ``torch.get_num_threads()``. ``1`` measures throughput per core, the
+            figure that matters when a CPU server runs one single-threaded worker per core
+            (the throughput-optimal way to serve batches on a CPU).
 
     Returns:
         name -> images per second.
     """
     if not models:
         raise ValueError("models must name at least one model")
-    for name, value in (("batch_size", batch_size), ("rounds", rounds), ("iters", iters)):
+    for name, value in (("batch_size", batch_size), ("rounds", rounds), ("iters", iters),
+                        ("num_threads", 1 if num_threads is None else num_threads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     device = torch.device(device)
@@ -52,6 +58,9 @@ def measure_throughput(
     modes = {name: m.training for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}
     order = list(models.items())
+    threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
     try:
         for m in models.values():
             m.eval()
@@ -65,6 +74,7 @@ def measure_throughput(
                 _sync(device)
                 times[name].append(time.perf_counter() - start)
     finally:
+        torch.set_num_threads(threads)
         for name, m in models.items():
             m.train(modes[name])
     return {name: batch_size / statistics.median(t) for name, t in times.items()}

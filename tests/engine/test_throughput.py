@@ -62,3 +62,23 @@ def test_forwards_alternate_order_and_median_ignores_bursts():
     assert log == ["a", "b"] + ["a", "b", "b", "a"] * 2 + ["a", "b"]
     assert r["a"] > 1.5 * r["b"]  # a mean would rank "a" slower than "b"
     assert r["a"] <= 8 / 0.004 and r["b"] <= 8 / 0.008
+
+
+class ThreadSpy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def forward(self, x):
+        self.seen.add(torch.get_num_threads())
+        return x.flatten(1)
+
+
+def test_num_threads_is_used_during_the_measurement_and_restored():
+    before = torch.get_num_threads()
+    spy = ThreadSpy()
+    measure_throughput({"m": spy}, (1, 1, 1), rounds=1, iters=2, warmup=1, num_threads=1)
+    assert spy.seen == {1}
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="num_threads"):
+        measure_throughput({"m": spy}, (1, 1, 1), num_threads=0)
