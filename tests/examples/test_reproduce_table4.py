@@ -31,7 +31,11 @@ def test_smoke_preset_end_to_end(tmp_path):
     vanilla = rows[0]["throughput"]
     assert all(r["throughput"] > vanilla for r in rows[1:]), rows
     md = (out / "table4.md").read_text()
-    assert md.count("\n|") == 6 and "synthetic" in md
+    assert md.count("\n|") == 6 and "synthetic" in md and "per core (1 thread)" in md
+    meta = json.loads((out / "table4_meta.json").read_text())
+    assert meta["throughput_threads"] == 1
+    if meta["throughput_all_cores"] is not None:  # recorded when the machine has > 1 thread
+        assert {r["name"] for r in rows} < set(meta["throughput_all_cores"])
     assert (out / "fig6_kept_tokens.png").stat().st_size > 0
     assert (out / "teacher.pt").is_file()
     assert "teacher loaded" not in proc.stdout
@@ -63,6 +67,7 @@ def test_missing_teacher_checkpoint_fails_before_training(tmp_path):
 @pytest.mark.parametrize("args,match", [
     (["--keep-ratio", "1.5"], "--keep-ratio"),
     (["--epochs", "0"], "--epochs"),
+    (["--throughput-threads", "0"], "--throughput-threads"),
 ])
 def test_bad_numbers(tmp_path, args, match):
     proc = run("--preset", "smoke", "--output-dir", tmp_path / "o", *args)
