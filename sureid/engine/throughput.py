@@ -29,8 +29,9 @@ def measure_throughput(
     ``batch_size`` over its median forward time. On a shared machine the background load
     comes and goes in bursts that last many forwards; taking turns this finely makes every
     model sample the same bursts, so the *ratios* between models are stable even when the
-    absolute numbers are not (measured on a noisy 2-core VM: the median ratio of two models
-    varied by ±0.01 between repeats where "fastest forward of 10 in a row" varied by ±0.1).
+    absolute numbers are not (measured on a noisy 2-core VM, four repeats in one process: the
+    median ratio of two models moved by ±0.01 where "fastest forward of 10 in a row" moved by
+    ±0.07; across processes with different load both move more).
     Report ratios between models of one call rather than absolute numbers across calls.
 
     Args:
@@ -42,7 +43,9 @@ def measure_throughput(
         num_threads: CPU intra-op threads during the measurement (restored afterwards);
             ``None`` keeps ``torch.get_num_threads()``. ``1`` measures throughput per core, the
             figure that matters when a CPU server runs one single-threaded worker per core
-            (the throughput-optimal way to serve batches on a CPU).
+            (usually the throughput-optimal way to serve batches on a CPU: on the 2-core
+            development VM one 2-thread forward of the quick-preset student ran at 1.66x the
+            1-thread speed, two 1-thread workers at up to 2x).
 
     Returns:
         name -> images per second.
