@@ -43,9 +43,9 @@ def measure_throughput(
         num_threads: CPU intra-op threads during the measurement (restored afterwards);
             ``None`` keeps ``torch.get_num_threads()``. ``1`` measures throughput per core, the
             figure that matters when a CPU server runs one single-threaded worker per core
-            (usually the throughput-optimal way to serve batches on a CPU: on the 2-core
-            development VM one 2-thread forward of the quick-preset student ran at 1.66x the
-            1-thread speed, two 1-thread workers at up to 2x).
+            (on the 2-core development VM a 2-thread forward of the quick-preset student ran
+            only 1.66x as fast as a 1-thread one: intra-op threads share small matrices
+            less efficiently than workers share batches).
 
     Returns:
         name -> images per second.
