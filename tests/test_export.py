@@ -123,3 +123,19 @@ def test_torch_compile_eval_gives_the_same_embeddings():
     x = torch.randn(4, 3, *IMG)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=1e-5)
+
+
+def test_conv_stem_model_exports_and_matches(tmp_path):
+    torch.manual_seed(0)
+    vit = sureid.VisionTransformer(img_size=IMG, patch_size=8, embed_dim=C, depth=4, num_heads=2,
+                                   stem="conv")
+    model = sureid.HTSViT(vit, keep_ratio=0.7, prune_layers=(1, 3)).train()
+    model(torch.randn(8, 3, *IMG))  # non-trivial BN running statistics in the stem
+    model.eval()
+    path = export_onnx(model, tmp_path / "conv.onnx", IMG, verify_batch_sizes=(1, 4))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(4, 3, *IMG)
+    with torch.no_grad():
+        ref = model(x)
+    got = session.run(["embedding"], {"images": x.numpy()})[0]
+    assert np.abs(got - ref.numpy()).max() <= 1e-4
