@@ -447,8 +447,7 @@ def markdown_table(table: int, rows: list[dict], meta: dict) -> str:
     base = rows[0]["throughput"]
     label = "synthetic occluded-ReID benchmark" if meta["data"] == "synthetic" else "Occluded-DukeMTMC"
     threads = meta.get("throughput_threads")
-    per = f", throughput per core ({threads} thread)" if threads == 1 else (
-        f", throughput with {threads} threads" if threads else "")
+    per = {None: "", 1: ", throughput per core (1 thread)"}.get(threads, f", throughput with {threads} threads")
     lines = [
         f"Table {table} reproduction ({label}, preset {meta['preset']!r}, {meta['device']}{per}); "
         "paper values: Occluded-DukeMTMC on an RTX 2080Ti.",

@@ -51,12 +51,15 @@ def _check_rate(value: object, name: str) -> float:
     return float(value)
 
 
-class PatchEmbed(nn.Module):
-    """Image ``(B, C_in, H, W)`` to patch tokens ``(B, N, C)`` with ``N = (H/p)(W/p)``."""
+class _GridEmbed(nn.Module):
+    """Shared part of the stems: the token grid, the input check and ``(B, C, h, w) -> (B, N, C)``.
+
+    Subclasses set ``proj`` (the last layer, whose weight ``VisionTransformer`` initialises)
+    and implement ``_embed(x) -> (B, embed_dim, H/p, W/p)``.
+    """
 
     def __init__(
-        self, *, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int,
-        embed_dim: int, bias: bool = True,
+        self, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int
     ) -> None:
         super().__init__()
         if img_size[0] % patch_size[0] or img_size[1] % patch_size[1]:
@@ -69,31 +72,45 @@ class PatchEmbed(nn.Module):
         self.grid_size = (img_size[0] // patch_size[0], img_size[1] // patch_size[1])
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.strict_img_size = True
-        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=bias)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x, self.in_chans, self.img_size)
-        return self.proj(x).flatten(2).transpose(1, 2)
+        # shape checks are skipped while tracing (ONNX export): shapes are static there
+        if not torch.jit.is_tracing() and (
+            x.ndim != 4 or x.shape[1] != self.in_chans or tuple(x.shape[-2:]) != self.img_size
+        ):
+            raise ValueError(
+                f"expected images of shape (B, {self.in_chans}, {self.img_size[0]}, "
+                f"{self.img_size[1]}), got {tuple(x.shape)}"
+            )
+        return self._embed(x).flatten(2).transpose(1, 2)
 
 
-def _check_images(x: torch.Tensor, in_chans: int, img_size: tuple[int, int]) -> None:
-    # shape checks are skipped while tracing (ONNX export): shapes are static there
-    if not torch.jit.is_tracing() and (
-        x.ndim != 4 or x.shape[1] != in_chans or tuple(x.shape[-2:]) != img_size
-    ):
-        raise ValueError(
-            f"expected images of shape (B, {in_chans}, {img_size[0]}, {img_size[1]}), "
-            f"got {tuple(x.shape)}"
-        )
+class PatchEmbed(_GridEmbed):
+    """Image ``(B, C_in, H, W)`` to patch tokens ``(B, N, C)`` with ``N = (H/p)(W/p)``."""
+
+    def __init__(
+        self, *, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int,
+        embed_dim: int, bias: bool = True,
+    ) -> None:
+        super().__init__(img_size, patch_size, in_chans)
+        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=bias)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
 
 
-class ConvStem(nn.Module):
+class ConvStem(_GridEmbed):
     """Convolutional stem (Xiao et al., 2021, "Early convolutions help transformers see
     better"): ``log2(p)`` stride-2 3×3 conv-BN-ReLU layers, then a 1×1 conv to ``embed_dim``.
 
     A drop-in for :class:`PatchEmbed` (same attributes: ``img_size``, ``patch_size``,
-    ``grid_size``, ``num_patches``, ``proj``), giving the same ``N`` tokens. It makes a ViT
-    trained from scratch on little data learn much faster, at a few percent of the FLOPs.
+    ``grid_size``, ``num_patches``, ``proj``), giving the same ``N`` tokens. On the synthetic
+    quick preset it raised a from-scratch 64-d ViT from 7.5 to 12.5 Rank-1 in 10 epochs
+    (``docs/reproduce.md``); it costs about 2 ms of a 36 ms batch-32 forward there
+    (``benchmarks/quick_student.py``).
 
     Args:
         img_size, in_chans, embed_dim: as :class:`PatchEmbed`.
@@ -107,20 +124,12 @@ class ConvStem(nn.Module):
         self, *, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int,
         embed_dim: int,
     ) -> None:
-        super().__init__()
         p = patch_size[0]
         if patch_size[0] != patch_size[1] or p < 2 or p & (p - 1):
             raise ValueError(
                 f"stem='conv' needs a square power-of-two patch_size >= 2, got {patch_size}"
             )
-        if img_size[0] % p or img_size[1] % p:
-            raise ValueError(f"img_size {img_size} must be divisible by patch_size {patch_size}")
-        self.img_size = img_size
-        self.patch_size = patch_size
-        self.in_chans = in_chans
-        self.grid_size = (img_size[0] // p, img_size[1] // p)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.strict_img_size = True
+        super().__init__(img_size, patch_size, in_chans)
         n = p.bit_length() - 1
         layers: list[nn.Module] = []
         c_in, c_out = in_chans, max(16, embed_dim >> n)
@@ -131,9 +140,8 @@ class ConvStem(nn.Module):
         self.stem = nn.Sequential(*layers)
         self.proj = nn.Conv2d(c_in, embed_dim, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x, self.in_chans, self.img_size)
-        return self.proj(self.stem(x)).flatten(2).transpose(1, 2)
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.stem(x))
 
 
 class Attention(nn.Module):
