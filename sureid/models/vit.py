@@ -109,8 +109,8 @@ class ConvStem(_GridEmbed):
     A drop-in for :class:`PatchEmbed` (same attributes: ``img_size``, ``patch_size``,
     ``grid_size``, ``num_patches``, ``proj``), giving the same ``N`` tokens. On the synthetic
     quick preset it raised a from-scratch 64-d ViT from 7.5 to 12.5 Rank-1 in 10 epochs
-    (``docs/reproduce.md``); it costs about 2 ms of a 36 ms batch-32 forward there
-    (``benchmarks/quick_student.py``).
+    (``docs/reproduce.md``); with the position embedding it costs about 2.5 ms of a 40 ms
+    batch-32 forward there (``benchmarks/quick_student.py``).
 
     Args:
         img_size, in_chans, embed_dim: as :class:`PatchEmbed`.
