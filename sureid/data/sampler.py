@@ -13,20 +13,31 @@ __all__ = ["RandomIdentitySampler"]
 
 class RandomIdentitySampler(Sampler[int]):
     """Yields dataset indices so that every ``batch_size`` consecutive ones hold P = batch_size / K
-    distinct identities with K = ``num_instances`` images each.
+    distinct identities with K = ``num_instances`` images each, and every image once per epoch.
 
     Use it as ``sampler=`` with the *same* ``batch_size`` on every process:
     ``DataLoader(ds, batch_size=s.batch_size, sampler=s)``. ``batch_size`` is per process.
 
-    One epoch: each identity's images are shuffled and cut into groups of K (an identity
-    with fewer than K images gets one group drawn with replacement; an incomplete last group
-    is dropped, as in torchreid). That gives ``N`` groups and ``N // P`` global batches. Each
-    batch draws P distinct identities, weighted by their groups left; an identity that ran out
-    is refilled with a fresh shuffle, so every batch can always be filled. Global batch ``i``
-    goes to rank ``i % world_size``; the last ``(N // P) % world_size`` batches are dropped so all
-    ranks get the same number. The sampler therefore only ever yields whole batches (so a
-    DataLoader's ``drop_last`` changes nothing) and ``len(sampler)`` is exact:
-    ``(N // P // world_size) * batch_size``.
+    One epoch:
+
+    1. Identities are dealt to the ranks (a seeded shuffle, then in snake order of their group
+       counts), so **ranks see disjoint identities** with about equal numbers of images.
+    2. On each rank, every identity's images are shuffled and cut into groups of K. An identity
+       with fewer than K images is padded by drawing with replacement (as torchreid does); an
+       incomplete last group is completed with other images of the same identity, so **every
+       image is in a group**. That gives ``g_i`` groups for identity ``i`` and ``N`` in all.
+    3. The rank's ``B = max(ceil(N / P), max_i g_i)`` batches are filled one by one: identities
+       that need every remaining batch go first, the other slots go to identities drawn without
+       replacement with probability proportional to their groups left. When fewer than P
+       identities have groups left (the last batches), the free slots get an extra group of an
+       identity not yet in the batch. Every group is used exactly once, so every image appears
+       at least once; the extra groups are the only repeats.
+
+    ``len(sampler)`` is exact, ``B * batch_size`` with ``B`` the largest over the ranks (all
+    ranks yield the same number of batches). With one process ``B`` does not depend on the
+    epoch; with several it can change by one between epochs as the identities are re-dealt (the
+    DataLoader reads it after :meth:`set_epoch`). The sampler only yields whole batches, so a
+    DataLoader's ``drop_last`` changes nothing.
 
     Randomness is a local ``numpy.random.Generator`` seeded with ``(seed, epoch)``: the same on
     every rank, independent of global RNG state. Call :meth:`set_epoch` each epoch.
@@ -39,7 +50,7 @@ class RandomIdentitySampler(Sampler[int]):
         rank, world_size: default from ``torch.distributed`` when initialised, else 0 and 1.
 
     Raises:
-        ValueError / TypeError: bad sizes, fewer identities than P, an epoch with no batch.
+        ValueError / TypeError: bad sizes, fewer identities than ``P * world_size``.
     """
 
     def __init__(
@@ -87,51 +98,76 @@ class RandomIdentitySampler(Sampler[int]):
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse))[:-1]
         self._items = np.split(order, bounds)  # dataset indices per identity, ascending
-        if len(pids) < self.num_pids_per_batch:
+        need = self.num_pids_per_batch * self.world_size
+        if len(pids) < need:
             raise ValueError(
-                f"need at least P = batch_size / num_instances = {self.num_pids_per_batch} "
-                f"identities, labels have {len(pids)}"
+                f"need at least P * world_size = {self.num_pids_per_batch} * {self.world_size} "
+                f"= {need} identities (P = batch_size / num_instances), labels have {len(pids)}"
             )
-        self._groups = np.array([max(1, len(x) // self.num_instances) for x in self._items])
-        self.num_batches = int(self._groups.sum()) // self.num_pids_per_batch // self.world_size
-        if self.num_batches == 0:
-            raise ValueError(
-                f"too few images for one batch of {self.batch_size} per rank on "
-                f"{self.world_size} rank(s)"
-            )
+        k = self.num_instances
+        self._groups = np.array([-(-len(x) // k) for x in self._items])  # ceil(n_i / K)
 
     def set_epoch(self, epoch: int) -> None:
         """Change the shuffle; call with the epoch number before each epoch."""
         self.epoch = int(epoch)
 
+    def _deal(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Identities of each rank: a shuffle, sorted by group count, dealt in snake order."""
+        ids = rng.permutation(len(self._items))
+        ids = ids[np.argsort(-self._groups[ids], kind="stable")]
+        w = self.world_size
+        snake = np.concatenate([np.arange(w), np.arange(w)[::-1]])
+        owner = snake[np.arange(len(ids)) % (2 * w)]
+        return [np.sort(ids[owner == r]) for r in range(w)]
+
+    def _num_batches(self, ids: np.ndarray) -> int:
+        g = self._groups[ids]
+        return max(-(-int(g.sum()) // self.num_pids_per_batch), int(g.max()))
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per rank in the current epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        return max(self._num_batches(ids) for ids in self._deal(rng))
+
     def __len__(self) -> int:
         return self.num_batches * self.batch_size
 
     def _groups_of(self, pid: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """Identity ``pid``'s images shuffled into groups of K, padded from its own images."""
         items, k = self._items[pid], self.num_instances
-        if len(items) < k:
-            return [rng.choice(items, size=k, replace=True)]
         perm = rng.permutation(items)
-        return [perm[i * k : (i + 1) * k] for i in range(len(items) // k)]
+        short = -len(perm) % k
+        if short:
+            pool = perm if len(perm) < k else perm[: len(perm) - len(perm) % k]
+            pad = rng.choice(pool, size=short, replace=len(pool) < short)
+            perm = np.concatenate([perm, pad])
+        return [perm[i : i + k] for i in range(0, len(perm), k)]
 
     def batches(self) -> Iterator[np.ndarray]:
         """This rank's batches of the current epoch, each ``(batch_size,)`` dataset indices."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        queues = [self._groups_of(p, rng) for p in range(len(self._items))]
-        left = np.array([len(q) for q in queues], dtype=np.float64)
+        dealt = self._deal(rng)
+        total = max(self._num_batches(ids) for ids in dealt)
+        ids = dealt[self.rank]
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank + 1])
+        queues = {int(pid): self._groups_of(pid, rng) for pid in ids}
         p = self.num_pids_per_batch
-        for i in range(self.num_batches * self.world_size):
-            chosen = rng.choice(len(queues), size=p, replace=False, p=left / left.sum())
-            batch = []
-            for pid in chosen:
-                batch.append(queues[pid].pop())
-                left[pid] -= 1
-            for pid in chosen:  # refill exhausted identities so later batches can be filled
-                if not queues[pid]:
-                    queues[pid] = self._groups_of(pid, rng)
-                    left[pid] = len(queues[pid])
-            if i % self.world_size == self.rank:
-                yield np.concatenate(batch)
+        for b in range(total):
+            left = np.array([len(queues[int(pid)]) for pid in ids])
+            must = ids[left == total - b]  # left == batches left: needed in every one of them
+            rest = (left > 0) & (left < total - b)
+            take = min(p - len(must), int(rest.sum()))
+            chosen = must.tolist()
+            if take > 0:
+                w = left[rest] / left[rest].sum()
+                chosen += rng.choice(ids[rest], size=take, replace=False, p=w).tolist()
+            batch = [queues[pid].pop() for pid in chosen]
+            if len(chosen) < p:  # the last batches: extra groups of identities not in this one
+                spare = np.setdiff1d(ids, chosen)
+                for pid in rng.choice(spare, size=p - len(chosen), replace=False).tolist():
+                    batch.append(self._groups_of(pid, rng)[0])
+            yield np.concatenate(batch)
 
     def __iter__(self) -> Iterator[int]:
         for batch in self.batches():

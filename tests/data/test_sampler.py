@@ -24,16 +24,66 @@ def test_batches_are_p_by_k(batch_size, k):
         assert len(set(groups[:, 0])) == batch_size // k
 
 
+def expected_batches(labels, batch_size, k):
+    counts = np.bincount(np.unique(labels, return_inverse=True)[1])
+    groups = -(-counts // k)  # ceil: short identities are padded, remainders completed
+    return max(-(-groups.sum() // (batch_size // k)), groups.max())
+
+
 def test_exact_len_formula():
     labels = make_labels()
-    counts = np.bincount(np.unique(labels, return_inverse=True)[1])
-    groups = np.maximum(1, counts // 4).sum()
-    for world in (1, 2, 3):
-        s = RandomIdentitySampler(labels, 16, 4, rank=0, world_size=world)
-        assert len(s) == groups // 4 // world * 16
+    s = RandomIdentitySampler(labels, 16, 4)
+    assert len(s) == expected_batches(labels, 16, 4) * 16
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        assert len(list(s)) == len(s)
+    for world in (2, 3):
+        ranks = [RandomIdentitySampler(labels, 16, 4, rank=r, world_size=world) for r in range(world)]
         for epoch in range(3):
-            s.set_epoch(epoch)
-            assert len(list(s)) == len(s)
+            for r in ranks:
+                r.set_epoch(epoch)
+            lens = {len(r) for r in ranks} | {len(list(r)) for r in ranks}
+            assert len(lens) == 1  # every rank yields exactly len(sampler), the same number
+
+
+@pytest.mark.parametrize(
+    "num_ids, per_id, p, k",
+    [(20, 8, 16, 4), (50, (4, 13), 16, 4), (30, (1, 12), 4, 4), (12, 5, 3, 2), (64, (6, 30), 8, 4)],
+)
+def test_every_image_is_drawn_each_epoch(num_ids, per_id, p, k):
+    rng = np.random.default_rng(num_ids)
+    counts = np.full(num_ids, per_id) if isinstance(per_id, int) else rng.integers(*per_id, num_ids)
+    labels = rng.permutation(np.repeat(np.arange(num_ids), counts)).tolist()
+    s = RandomIdentitySampler(labels, p * k, k, seed=2)
+    for epoch in range(2):
+        s.set_epoch(epoch)
+        idx = list(s)
+        assert set(idx) == set(range(len(labels)))  # coverage 100 %, short identities included
+        assert len(idx) == len(s) == expected_batches(labels, p * k, k) * p * k
+
+
+def test_short_identities_are_padded_to_k():
+    labels = [0] * 9 + [1] * 2 + [2] * 1 + [3] * 5
+    s = RandomIdentitySampler(labels, 8, 4, seed=0)
+    lab = np.asarray(labels)
+    for b in s.batches():
+        groups = lab[b].reshape(-1, 4)
+        assert (groups == groups[:, :1]).all()
+    assert set(s) == set(range(len(labels)))
+
+
+def test_ranks_get_disjoint_identities():
+    labels = make_labels(1, num_ids=40)
+    lab = np.asarray(labels)
+    for world in (2, 3):
+        ranks = [RandomIdentitySampler(labels, 16, 4, seed=0, rank=r, world_size=world) for r in range(world)]
+        for epoch in range(2):
+            for r in ranks:
+                r.set_epoch(epoch)
+            ids = [set(lab[list(r)].tolist()) for r in ranks]
+            assert sum(map(len, ids)) == len(set().union(*ids)) == 40  # disjoint, all covered
+            seen = set().union(*(set(r) for r in ranks))
+            assert seen == set(range(len(labels)))
 
 
 def test_seeded_repeat_and_epochs_differ():
@@ -46,21 +96,6 @@ def test_seeded_repeat_and_epochs_differ():
     a.set_epoch(1)
     assert list(a) != list(b)
     assert list(RandomIdentitySampler(labels, 16, 4, seed=4)) != list(b)
-
-
-def test_ranks_get_disjoint_batches_covering_the_global_order():
-    labels = make_labels(1, num_ids=40)
-    world = 3
-    ranks = [
-        RandomIdentitySampler(labels, 16, 4, seed=0, rank=r, world_size=world)
-        for r in range(world)
-    ]
-    single = RandomIdentitySampler(labels, 16, 4, seed=0, rank=0, world_size=1)
-    glob = [b.tolist() for b in single.batches()]
-    per_rank = [[b.tolist() for b in s.batches()] for s in ranks]
-    assert len({len(p) for p in per_rank}) == 1  # same number of batches everywhere
-    for r, batches in enumerate(per_rank):
-        assert batches == glob[r::world][: len(batches)]  # global batch i -> rank i % world
 
 
 def test_dataloader_usage():
@@ -81,11 +116,11 @@ def test_bad_input():
         RandomIdentitySampler(labels, 8, 0)
     with pytest.raises(TypeError, match="batch_size must be an int"):
         RandomIdentitySampler(labels, 8.0, 4)
-    with pytest.raises(ValueError, match="need at least P .* = 16 identities, labels have 2"):
+    with pytest.raises(ValueError, match="need at least P .* = 16 identities .* labels have 2"):
         RandomIdentitySampler([0, 0, 1, 1], 64, 4)
     with pytest.raises(ValueError, match=r"rank must be in \[0, 2\), got 2"):
         RandomIdentitySampler(labels, 16, 4, rank=2, world_size=2)
-    with pytest.raises(ValueError, match="too few images for one batch"):
+    with pytest.raises(ValueError, match=r"need at least P \* world_size = 8 \* 2 = 16"):
         RandomIdentitySampler(list(range(8)), 8, 1, rank=0, world_size=2)
     with pytest.raises(TypeError, match="labels must be integers"):
         RandomIdentitySampler([0.5, 1.5], 2, 1)
