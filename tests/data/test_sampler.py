@@ -38,7 +38,8 @@ def test_exact_len_formula():
         s.set_epoch(epoch)
         assert len(list(s)) == len(s)
     for world in (2, 3):
-        ranks = [RandomIdentitySampler(labels, 16, 4, rank=r, world_size=world) for r in range(world)]
+        ranks = [RandomIdentitySampler(labels, 16, 4, rank=r, world_size=world)
+                 for r in range(world)]
         for epoch in range(3):
             for r in ranks:
                 r.set_epoch(epoch)
@@ -76,7 +77,8 @@ def test_ranks_get_disjoint_identities():
     labels = make_labels(1, num_ids=40)
     lab = np.asarray(labels)
     for world in (2, 3):
-        ranks = [RandomIdentitySampler(labels, 16, 4, seed=0, rank=r, world_size=world) for r in range(world)]
+        ranks = [RandomIdentitySampler(labels, 16, 4, seed=0, rank=r, world_size=world)
+                 for r in range(world)]
         for epoch in range(2):
             for r in ranks:
                 r.set_epoch(epoch)

@@ -1,0 +1,195 @@
+"""Presets of the Table IV-VII reproduction, the rows of each table and the paper's numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..models.hts_vit import HTSViT
+from ..models.vit import VisionTransformer
+
+__all__ = ["PAPER", "PRESETS", "Arch", "Preset", "Row", "build_backbone", "table_rows"]
+
+# The paper's Occluded-DukeMTMC numbers (RTX 2080Ti, DeiT-S student): (throughput, Rank-1, mAP).
+PAPER: dict[int, dict[str, tuple[float | None, float, float]]] = {
+    4: {
+        "vanilla": (1074, 57.6, 49.2),
+        "+HTS": (1585, 55.6, 46.7),
+        "+HTS+NPKD": (1585, 64.8, 53.2),
+        "+HTS+NPKD+NODA": (1585, 65.8, 54.9),
+    },
+    5: {
+        f"p={p}": v
+        for p, v in zip(
+            (0.5, 0.6, 0.7, 0.8, 0.9),
+            ((2269, 64.2, 53.2), (1843, 65.6, 54.2), (1585, 65.8, 54.9), (1392, 65.5, 55.3),
+             (1279, 65.9, 55.7)),
+            strict=True,
+        )
+    },
+    6: {
+        "S-T (Linear)": (None, 56.6, 46.7),
+        "T-S (Linear)": (None, 57.2, 47.1),
+        "S-T (Interpolation)": (None, 64.3, 53.3),
+        "T-S (Interpolation)": (None, 65.8, 54.9),
+    },
+    7: {
+        "Vanilla ViT": (None, 61.9, 54.0),
+        "Vanilla ViT + NODA": (None, 61.1, 51.6),
+        "SUViT w/o NODA": (None, 64.8, 53.2),
+        "SUReID": (None, 65.8, 54.9),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A sureid ViT shape (or a timm model name)."""
+
+    embed_dim: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    patch_size: int = 16
+    stem: str = "patch"  # "conv": sureid's ConvStem, for small models on small data
+    timm_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything one reproduction run needs besides the data location."""
+
+    synthetic: str | None  # synthetic preset name, or None when --data-root is required
+    synthetic_overrides: tuple[tuple[str, object], ...] = ()  # e.g. more training ids
+    img_size: tuple[int, int] = (256, 128)
+    student: Arch = Arch()
+    teacher: Arch = Arch(embed_dim=768, num_heads=12)
+    # shipped backbone weights (examples/pretrained/<name>_{student,teacher}.pt), None: none
+    pretrained: str | None = None
+    epochs: int = 200
+    teacher_epochs: int = 200
+    seeds: int = 1  # every row is trained once per seed 0..seeds-1
+    ids_per_batch: int = 16  # P
+    instances: int = 4  # K
+    optimizer: str = "sgd"
+    lr: float = 0.008
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 1
+    padding: int = 10
+    erasing_p: float = 0.5  # view 1: random erasing probability
+    patch_p: float = 0.5  # view 1: RandomPatch probability
+    keep_ratio: float = 0.7
+    alpha: float = 1.0
+    beta: float = 1.0
+    ratio_weight: float = 2.0
+    kl_weight: float = 0.1
+    metric: str = "euclidean"
+    grad_clip: float | None = None
+    max_steps_per_epoch: int | None = None
+    throughput_rounds: int = 5
+    bootstrap_resamples: int = 2000
+
+
+# The synthetic test split of the quick/long presets: 2,000 occluded queries against a gallery
+# of their identities' other cameras plus distractor identities.
+_TEST_SPLIT = (("num_train_ids", 200), ("num_test_ids", 500), ("queries_per_id", 4),
+               ("num_distractor_ids", 300))
+
+PRESETS: dict[str, Preset] = {
+    # whole pipeline on a tiny dataset: a plumbing check, numbers mean nothing
+    "smoke": Preset(
+        synthetic="smoke", img_size=(64, 32),
+        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8),
+        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8),
+        epochs=1, teacher_epochs=1, seeds=2, ids_per_batch=8, instances=4,
+        optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup_epochs=0, padding=4,
+        max_steps_per_epoch=3, throughput_rounds=10, bootstrap_resamples=200,
+    ),
+    # README main job: fine-tunes the shipped pretrained backbones, 3 seeds, minutes on a CPU
+    "quick": Preset(
+        synthetic="quick", synthetic_overrides=_TEST_SPLIT, img_size=(96, 48),
+        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
+        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
+        pretrained="quick", epochs=3, teacher_epochs=4, seeds=3, optimizer="adamw", lr=5e-4,
+        weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25, patch_p=0.25,
+        throughput_rounds=10,
+    ),
+    # the same with longer fine-tuning and 5 seeds, for tighter intervals (about an hour)
+    "long": Preset(
+        synthetic="quick", synthetic_overrides=_TEST_SPLIT, img_size=(96, 48),
+        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
+        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
+        pretrained="quick", epochs=6, teacher_epochs=8, seeds=5, optimizer="adamw", lr=5e-4,
+        weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25, patch_p=0.25,
+        throughput_rounds=10,
+    ),
+    # the paper's settings (Sec. IV-B): DeiT-S student, ViT-B teacher, 256x128, 200 epochs
+    "paper": Preset(
+        synthetic="paper-like", img_size=(256, 128),
+        student=Arch(embed_dim=384, depth=12, num_heads=6, patch_size=16),
+        teacher=Arch(embed_dim=768, depth=12, num_heads=12, patch_size=16),
+        epochs=200, teacher_epochs=200, optimizer="sgd", lr=0.008, warmup_epochs=5,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: which SUReID components are on."""
+
+    name: str
+    hts: bool
+    npkd: bool
+    noda: bool
+    keep_ratio: float | None = None  # None: the preset's
+    align: str = "interpolate"
+    direction: str = "t2s"
+    dual_plain: bool = False  # the dual batch with two ordinary views (NODA's control)
+
+
+def table_rows(table: int) -> list[Row]:
+    """The rows of paper Table ``table`` (4, 5, 6 or 7), in the paper's order."""
+    if table == 4:
+        return [
+            Row("vanilla", hts=False, npkd=False, noda=False),
+            Row("+HTS", hts=True, npkd=False, noda=False),
+            Row("+HTS+NPKD", hts=True, npkd=True, noda=False),
+            Row("+HTS+NPKD+NODA", hts=True, npkd=True, noda=True),
+        ]
+    if table == 5:
+        return [Row(f"p={p}", True, True, True, keep_ratio=p) for p in (0.5, 0.6, 0.7, 0.8, 0.9)]
+    if table == 6:
+        return [
+            Row("S-T (Linear)", True, True, True, align="linear", direction="s2t"),
+            Row("T-S (Linear)", True, True, True, align="linear", direction="t2s"),
+            Row("S-T (Interpolation)", True, True, True, direction="s2t"),
+            Row("T-S (Interpolation)", True, True, True, direction="t2s"),
+        ]
+    if table == 7:
+        return [
+            Row("Vanilla ViT", False, False, False),
+            Row("Vanilla ViT + NODA", False, False, True),
+            Row("Vanilla ViT + dual batch", False, False, False, dual_plain=True),
+            Row("SUViT w/o NODA", True, True, False),
+            Row("SUViT + dual batch", True, True, False, dual_plain=True),
+            Row("SUReID", True, True, True),
+        ]
+    raise ValueError(f"table must be 4, 5, 6 or 7, got {table!r}")
+
+
+def build_backbone(
+    arch: Arch, img_size: tuple[int, int], *, pretrained: bool = False, keep_ratio: float = 1.0,
+    prune: bool = False,
+) -> HTSViT:
+    """An :class:`~sureid.HTSViT` around ``arch`` (timm when ``arch.timm_name`` is set)."""
+    if arch.timm_name is not None:
+        import timm  # pip install 'sureid[timm]'
+
+        vit: nn.Module = timm.create_model(arch.timm_name, pretrained=pretrained,
+                                           img_size=img_size, num_classes=0)
+        return HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune=prune)
+    vit = VisionTransformer(
+        img_size=img_size, patch_size=arch.patch_size, embed_dim=arch.embed_dim,
+        depth=arch.depth, num_heads=arch.num_heads, stem=arch.stem,
+    )
+    return HTSViT(vit, keep_ratio=keep_ratio, prune=prune)
