@@ -16,8 +16,8 @@ Each run resumes from ``<output-dir>/work/<model>.ckpt`` after an interruption.
 from __future__ import annotations
 
 import argparse
-import itertools
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
