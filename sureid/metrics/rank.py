@@ -52,6 +52,9 @@ class RankResult:
         num_skipped: queries without any, excluded from every average.
         ap: ``(Q,)`` per-query AP, NaN for skipped queries.
         inp: ``(Q,)`` per-query INP, NaN for skipped queries.
+        first_match: ``(Q,)`` int64 0-based rank of each query's first true match (after
+            camera filtering), -1 for skipped queries; ``first_match == 0`` is a Rank-1 hit.
+            With ``ap`` it lets anyone redo statistics per query (paired bootstraps).
     """
 
     cmc: np.ndarray
@@ -61,6 +64,7 @@ class RankResult:
     num_skipped: int
     ap: np.ndarray = field(repr=False)
     inp: np.ndarray = field(repr=False)
+    first_match: np.ndarray = field(repr=False)
 
     @property
     def rank1(self) -> float:
@@ -344,6 +348,7 @@ def _run(
         num_skipped=num_q - num_valid,
         ap=ap,
         inp=inp,
+        first_match=first,
     )
 
 
