@@ -114,6 +114,7 @@ def _images(folder: Path, recursive: bool) -> list[Path]:
 
 def _read_camera_style(folder: Path, name: str, keep_distractors: bool) -> list[ImageRecord]:
     records = []
+    junk = distractors = 0
     for p in _images(folder, recursive=False):
         m = _CAMERA_STYLE.match(p.name)
         if m is None:
@@ -122,11 +123,20 @@ def _read_camera_style(folder: Path, name: str, keep_distractors: bool) -> list[
                 "'<pid>_c<camera>...' (e.g. 0002_c1s1_000451_03.jpg or 0001_c2_f0046182.jpg)"
             )
         pid, cam = int(m.group(1)), int(m.group(2))
-        if pid == -1 or (pid == 0 and not keep_distractors):
+        junk += pid < 0
+        distractors += pid == 0
+        if pid < 0 or (pid == 0 and not keep_distractors):
             continue  # junk (-1) is never used; distractors (0) only in the gallery
         if cam < 1:
             raise ValueError(f"{name}: camera numbers start at 1, got {cam} in {p.name!r}")
         records.append(ImageRecord(str(p), pid, cam - 1))
+    if len(records) == distractors * keep_distractors:
+        # an empty split (or a gallery of background only) evaluates to nothing, silently
+        raise ValueError(
+            f"{name}: no image of a person identity (pid >= 1) in {str(folder)!r}: "
+            f"found {junk + distractors} image(s), {junk} junk (pid -1, '-1_...') and "
+            f"{distractors} distractor/background (pid 0, '0000_...'); is this the right folder?"
+        )
     return records
 
 
@@ -175,7 +185,8 @@ def read_market1501(root) -> ReIDDataset:
 
     Raises:
         FileNotFoundError: ``root`` or one of its three folders is missing (named).
-        ValueError: a folder without images or with a file name not in the Market pattern.
+        ValueError: a folder without images, with a file name not in the Market pattern, or
+            whose images are all junk (pid -1) or distractors (pid 0).
     """
     aliases = ("Market-1501-v15.09.15", "Market-1501", "market1501")
     return _read_three_folder(root, "market1501", aliases)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +24,11 @@ class ImageDataset(Dataset):
         records: sequence of :class:`ImageRecord` or ``(path, pid, camid)`` tuples.
         transform: callable applied to the PIL image, or None.
 
+    Raises:
+        ValueError: ``records`` is empty.
+        TypeError: a record is not a ``(path, pid, camid)`` tuple of integer pid and camid.
+        OSError: (on access) the image cannot be read; the message names the file.
+
     Example:
         >>> ds = ImageDataset(build_dataset("market1501", root).train)  # doctest: +SKIP
         >>> img, pid, camid = ds[0]  # doctest: +SKIP
@@ -36,11 +42,22 @@ class ImageDataset(Dataset):
             )
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
+        if len(records) == 0:
+            raise ValueError(
+                "records is empty: no image to read (a test-only dataset such as "
+                "Occluded-REID has no train split)"
+            )
         recs = []
         for i, r in enumerate(records):
             if not (isinstance(r, tuple) and len(r) == 3):
                 raise TypeError(f"records[{i}] must be a (path, pid, camid) tuple, got {r!r}")
-            recs.append(ImageRecord(str(r[0]), int(r[1]), int(r[2])))
+            try:  # 1.7 or "3" would be truncated or parsed silently
+                pid, camid = operator.index(r[1]), operator.index(r[2])
+            except TypeError:
+                raise TypeError(
+                    f"records[{i}]: pid and camid must be integers, got {r[1]!r} and {r[2]!r}"
+                ) from None
+            recs.append(ImageRecord(str(r[0]), pid, camid))
         self.records = recs
         self.transform = transform
 
@@ -49,8 +66,11 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int):
         path, pid, camid = self.records[index]
-        with Image.open(path) as im:
-            img = im.convert("RGB")
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except (OSError, ValueError, SyntaxError) as err:  # e.g. "image file is truncated"
+            raise OSError(f"could not read image {path!r} (records[{index}]): {err}") from err
         if self.transform is not None:
             img = self.transform(img)
         return img, pid, camid

@@ -158,3 +158,29 @@ def test_reads_the_synthetic_writer_output(tmp_path):
         want = getattr(summary, split)
         assert ds.counts()[split] == (want.num_images, want.num_ids, want.num_cameras)
     assert sorted({r.pid for r in ds.train}) == list(range(ds.num_train_pids))
+
+
+@pytest.mark.parametrize(
+    ("split", "names", "found"),
+    [
+        ("query", ["-1_c1s1_000001_01.jpg", "-1_c2s1_000002_01.jpg"], r"2 junk .* 0 distractor"),
+        ("query", ["0000_c1s1_000001_01.jpg", "-1_c2s1_000002_01.jpg"], r"1 junk .* 1 distractor"),
+        ("bounding_box_train", ["0000_c1s1_000001_01.jpg"], r"0 junk .* 1 distractor"),
+        ("bounding_box_test", ["0000_c1s1_000001_01.jpg", "-1_c1s1_000002_01.jpg"],
+         r"found 2 image\(s\), 1 junk .* 1 distractor"),
+    ],
+)
+def test_split_of_only_junk_or_background_is_an_error(tmp_path, split, names, found):
+    # issue 16 item 4: such a split used to come back empty (or background-only), silently
+    for folder, files in MARKET.items():
+        write(tmp_path / folder, names if folder == split else files)
+    with pytest.raises(ValueError, match=rf"no image of a person identity .*{split}.*{found}"):
+        read_market1501(tmp_path)
+
+
+def test_gallery_with_distractors_and_one_identity_is_fine(tmp_path):
+    for folder, files in MARKET.items():
+        keep = ["0000_c1s1_000000_01.jpg", "0001_c2s1_000301_01.jpg"]
+        write(tmp_path / folder, keep if folder == "bounding_box_test" else files)
+    ds = read_market1501(tmp_path)
+    assert sorted(r.pid for r in ds.gallery) == [0, 1]

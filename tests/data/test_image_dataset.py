@@ -52,3 +52,20 @@ def test_bad_input(records):
         ImageDataset([("a.jpg", 1)])
     with pytest.raises(TypeError, match="transform must be callable"):
         ImageDataset(records, transform=3)
+
+
+def test_empty_records_and_non_integer_labels_are_errors(records):
+    with pytest.raises(ValueError, match="records is empty"):
+        ImageDataset([])
+    with pytest.raises(TypeError, match=r"records\[1\]: pid and camid must be integers.*1\.7"):
+        ImageDataset([records[0], (records[1].path, 1.7, 0)])
+
+
+def test_unreadable_image_names_the_file(records, tmp_path):
+    bad = tmp_path / "0009_c1_f0000009.jpg"
+    good = Image.new("RGB", (64, 64))
+    good.save(bad)
+    bad.write_bytes(bad.read_bytes()[:200])  # truncated JPEG
+    ds = ImageDataset([*records, ImageRecord(str(bad), 9, 0)])
+    with pytest.raises(OSError, match=r"0009_c1_f0000009\.jpg.*records\[3\]"):
+        ds[3]
