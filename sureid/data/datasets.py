@@ -8,7 +8,8 @@ Layouts (``root`` may be the dataset folder itself or its parent holding one of 
 folder names, e.g. ``Market-1501-v15.09.15``):
 
 * Market-1501: ``bounding_box_train/``, ``query/``, ``bounding_box_test/``; names
-  ``0002_c1s1_000451_03.jpg``. Junk images (pid -1) are dropped; distractors (pid 0) are kept.
+  ``0002_c1s1_000451_03.jpg``. Junk images (pid -1) are dropped; distractors (pid 0) are kept
+  in the gallery only. A folder with no image of a real identity (pid >= 1) is an error.
 * DukeMTMC-reID and Occluded-DukeMTMC: same three folders; names ``0001_c2_f0046182.jpg``.
 * Occluded-REID: ``occluded_body_images/`` (query) and ``whole_body_images/`` (gallery).
 * Partial-REID: ``partial_body_images/`` (query) and ``whole_body_images/`` (gallery).
