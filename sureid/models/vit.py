@@ -370,7 +370,23 @@ class VisionTransformer(nn.Module):
         ])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes else nn.Identity()
+        # the validated constructor arguments, so a saved model can be rebuilt (sureid.load)
+        self._config = dict(
+            img_size=list(img_size), patch_size=list(patch_size), in_chans=in_chans,
+            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=float(mlp_ratio),
+            qkv_bias=qkv_bias, qk_norm=qk_norm,
+            init_values=None if init_values is None else float(init_values),
+            class_token=class_token, reg_tokens=reg_tokens, no_embed_class=no_embed_class,
+            pre_norm=pre_norm, num_classes=num_classes, drop_path_rate=drop_path_rate,
+            stem=stem, **rates,
+        )
         self._init_weights()
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments (plain Python values): ``VisionTransformer(**vit.config)``
+        builds the same architecture."""
+        return {k: list(v) if isinstance(v, list) else v for k, v in self._config.items()}
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
