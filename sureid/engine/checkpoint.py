@@ -1,27 +1,85 @@
-"""Atomic checkpoint writing and safe loading."""
+"""Atomic checkpoint writing, safe loading and the settings a checkpoint was trained with."""
 
 from __future__ import annotations
 
+import io
+import json
+import math
 import os
+import pickle
 import tempfile
+from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+__all__ = ["check_settings", "load_checkpoint", "normalize_settings", "save_checkpoint"]
+
+# values torch.load(weights_only=True) always accepts; anything else is checked one by one
+_PLAIN = (str, int, float, bool, type(None), bytes, torch.Size, torch.dtype, torch.device)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def _weights_only_loadable(value: object) -> bool:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except pickle.UnpicklingError:
+        return False
+    return True
+
+
+def _check_loadable(value: object, where: str) -> None:
+    """Raise ``TypeError`` naming ``where`` if ``value`` would not load with ``weights_only``."""
+    kind = type(value)
+    if kind in (torch.Tensor, torch.nn.Parameter) or kind in _PLAIN:
+        return
+    if kind in (dict, OrderedDict):
+        for key, item in value.items():
+            _check_loadable(key, f"{where} key {key!r}")
+            _check_loadable(item, f"{where}[{key!r}]")
+        return
+    if kind in (list, tuple):
+        for i, item in enumerate(value):
+            _check_loadable(item, f"{where}[{i}]")
+        return
+    # rare types (sets, complex, subclasses): ask torch's own weights-only unpickler
+    if not _weights_only_loadable(value):
+        raise TypeError(
+            f"cannot save {where}: a {kind.__module__}.{kind.__qualname__} would not load with "
+            "torch.load(weights_only=True); store tensors, state dicts and plain Python values "
+            "(e.g. vars(args) instead of an argparse.Namespace, str(path) instead of a Path)"
+        )
+
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically (temp file in the same folder, then rename).
 
-    A crash mid-write leaves the previous checkpoint intact. ``state`` should hold
-    tensors, state dicts and plain Python values only, so it loads with
-    ``weights_only=True``.
+    A crash mid-write leaves the previous checkpoint intact. ``state`` must hold tensors,
+    state dicts and plain Python values only, so it loads with ``weights_only=True``;
+    anything else is refused before a byte is written.
+
+    Raises:
+        TypeError: ``state`` is not a dict, or holds a value that would not load with
+            ``weights_only=True`` (the message names its key, e.g. ``state['args']``).
 
     Example:
-        >>> save_checkpoint({"model": model.state_dict(), "epoch": 3}, "run/last.pt")  # doctest: +SKIP
+        >>> save_checkpoint({"model": net.state_dict(), "epoch": 3}, "last.pt")  # doctest: +SKIP
     """
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    _check_loadable(state, "state")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -43,8 +101,112 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
+        ValueError: the file is empty, truncated or not a torch checkpoint (names the path).
+        pickle.UnpicklingError: the file holds objects other than tensors and plain values
+            (refused by ``weights_only=True``; names the path).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {str(path)!r}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if path.stat().st_size == 0:
+        raise ValueError(
+            f"checkpoint {str(path)!r} is empty (0 bytes): an interrupted write or not a "
+            "checkpoint; delete it to start again"
+        )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower():
+            raise pickle.UnpicklingError(f"checkpoint {str(path)!r} refused: {e}") from e
+        raise ValueError(f"{str(path)!r} is not a torch checkpoint ({e})") from e
+    except (EOFError, KeyError, IndexError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"{str(path)!r} is truncated or not a torch checkpoint "
+            f"({type(e).__name__}: {e or 'unexpected end of data'})"
+        ) from e
+    except RuntimeError as e:
+        if "zip archive" in str(e) or "PytorchStreamReader" in str(e):
+            raise ValueError(f"{str(path)!r} is truncated or not a torch checkpoint ({e})") from e
+        raise RuntimeError(f"loading checkpoint {str(path)!r}: {e}") from e
+
+
+def _as_json(value: object, where: str) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} must be finite to be compared on resume, got {value!r}")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} keys must be str, got {key!r}")
+            out[key] = _as_json(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_as_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(
+        f"{where} must be a JSON value (str, int, float, bool, None, list, dict), got "
+        f"{type(value).__name__} {value!r}; convert it first (e.g. str(path))"
+    )
+
+
+def normalize_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` as a plain JSON dict (tuples become lists), as stored in a checkpoint.
+
+    Raises:
+        TypeError: not a mapping with str keys, or a value that is not a JSON value.
+        ValueError: a NaN or infinite float (it could never compare equal on resume).
+    """
+    if not isinstance(settings, Mapping):
+        raise TypeError(
+            f"settings must be a mapping of str to JSON values, got {type(settings).__name__}"
+        )
+    out = _as_json(settings, "settings")
+    # a JSON round trip proves the dict is what a reader of the file will see
+    return json.loads(json.dumps(out, allow_nan=False))
+
+
+def _differences(old: object, new: object, key: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines = []
+        for k in sorted({*old, *new}):
+            sub = f"{key}.{k}" if key else k
+            lines += _differences(old.get(k, _MISSING), new.get(k, _MISSING), sub)
+        return lines
+    if old == new and type(old) is type(new):
+        return []
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)) and not (
+        isinstance(old, bool) or isinstance(new, bool)
+    ) and old == new:
+        return []  # 1 and 1.0 are the same setting
+    return [f"{key}: checkpoint {old!r}, now {new!r}"]
+
+
+def check_settings(
+    stored: Mapping[str, Any] | None, settings: Mapping[str, Any], *, path: str | os.PathLike
+) -> None:
+    """Refuse to resume ``path`` unless it was trained with exactly ``settings``.
+
+    Args:
+        stored: the ``"settings"`` entry of the checkpoint (``None`` if it has none).
+        settings: the settings of this run (normalised with :func:`normalize_settings`).
+        path: the checkpoint, named in the message.
+
+    Raises:
+        ValueError: ``stored`` is ``None``, or differs; the message lists every differing
+            key (dotted for nested dicts) with the checkpoint's value and the new one.
+    """
+    settings = normalize_settings(settings)
+    if stored is None:
+        raise ValueError(
+            f"checkpoint {str(path)!r} stores no settings, so it cannot be checked against "
+            f"this run's settings {settings}; use another checkpoint_path, or resume=False to "
+            "train from scratch and overwrite it"
+        )
+    diff = _differences(normalize_settings(stored), settings, "")
+    if diff:
+        raise ValueError(
+            f"checkpoint {str(path)!r} was trained with other settings, refusing to resume it "
+            "(use another checkpoint_path, or resume=False to train from scratch and overwrite "
+            "it): " + "; ".join(diff)
+        )

@@ -53,6 +53,12 @@ def evaluate_model(
     progress: bool = False,
 ) -> RankResult:
     """Market-1501-protocol CMC/mAP/mINP of ``model`` (see :func:`sureid.metrics.evaluate`)."""
-    qf, qp, qc = extract_features(model, query_loader, device=device, progress=progress, desc="query")
-    gf, gp, gc = extract_features(model, gallery_loader, device=device, progress=progress, desc="gallery")
-    return evaluate(qf, gf, qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy(), metric=metric, max_rank=max_rank)
+    qf, qp, qc = extract_features(
+        model, query_loader, device=device, progress=progress, desc="query"
+    )
+    gf, gp, gc = extract_features(
+        model, gallery_loader, device=device, progress=progress, desc="gallery"
+    )
+    return evaluate(
+        qf, gf, qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy(), metric=metric, max_rank=max_rank
+    )

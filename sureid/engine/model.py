@@ -92,4 +92,6 @@ class ReIDModel(nn.Module):
         if self.reweight is not None and hts.cls_attn is not None:
             aux = self.reweight.from_output(hts)
             aux_feature, aux_logits = aux.feature, aux.logits
-        return ReIDTrainOutput(hts=hts, logits=logits, aux_feature=aux_feature, aux_logits=aux_logits)
+        return ReIDTrainOutput(
+            hts=hts, logits=logits, aux_feature=aux_feature, aux_logits=aux_logits
+        )

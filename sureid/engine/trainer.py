@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from torch import nn
 from ..losses.objective import SUReIDLoss
 from ..models.teacher import FrozenTeacher
 from ..transforms.dual import DualBatch
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
 from .progress import Progress
 
 
@@ -29,11 +29,54 @@ def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = batch.joint()
         return images, targets[0]
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
+        images, labels = batch[0], batch[1]
+        if (
+            isinstance(images, torch.Tensor)
+            and isinstance(labels, torch.Tensor)
+            and labels.ndim == images.ndim == 4
+        ):
+            raise TypeError(
+                "a training batch must be (images (B, 3, H, W), pids (B,), ...), got two image "
+                f"tensors {tuple(images.shape)} and {tuple(labels.shape)}: this looks like "
+                "sureid.DualViewDataset items merged by the default collate; build the "
+                "DataLoader with collate_fn=sureid.dual_collate"
+            )
+        if isinstance(labels, torch.Tensor) and (
+            labels.ndim != 1 or labels.is_floating_point() or labels.is_complex()
+        ):
+            raise TypeError(
+                "a training batch must be (images (B, 3, H, W), pids (B,), ...) with integer "
+                f"pids, got pids of shape {tuple(labels.shape)} and dtype {labels.dtype}"
+            )
+        return images, labels
     raise TypeError(
         "a training batch must be a sureid.DualBatch or an (images, pids, ...) tuple, "
         f"got {type(batch).__name__}"
     )
+
+
+def _check_metrics(metrics: object, epoch: int) -> dict[str, float]:
+    """``eval_fn``'s result as floats; NaN, infinity and non-numbers are refused."""
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            "eval_fn must return a mapping of metric names to numbers, got "
+            f"{type(metrics).__name__}"
+        )
+    out: dict[str, float] = {}
+    for name, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                f"eval_fn returned {name!r} = {value!r} at epoch {epoch}; expected a number"
+            )
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"eval_fn returned {name!r} = {value!r} at epoch {epoch}; expected a finite "
+                f"number (all metrics: {dict(metrics)})"
+            )
+        out[str(name)] = float(value)
+    return out
 
 
 @dataclass
@@ -44,6 +87,7 @@ class TrainState:
     step: int = 0  # optimizer steps taken
     best_score: float = -math.inf
     history: list[dict[str, float]] = field(default_factory=list)
+    settings: dict[str, Any] | None = None  # what the run was trained with (JSON values)
 
 
 class Trainer:
@@ -84,9 +128,13 @@ class Trainer:
         log: Callable[[str], None] | None = None,
     ) -> None:
         if not isinstance(objective, SUReIDLoss):
-            raise TypeError(f"objective must be a sureid.SUReIDLoss, got {type(objective).__name__}")
+            raise TypeError(
+                f"objective must be a sureid.SUReIDLoss, got {type(objective).__name__}"
+            )
         if objective.use_kd and teacher is None:
-            raise ValueError("objective uses NPKD (use_kd=True) but teacher is None; pass a FrozenTeacher")
+            raise ValueError(
+                "objective uses NPKD (use_kd=True) but teacher is None; pass a FrozenTeacher"
+            )
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be a positive float or None, got {grad_clip!r}")
         self.model = model
@@ -115,19 +163,22 @@ class Trainer:
         if self.objective.use_kd:
             teacher_feat, teacher_logits = self.teacher(images)
         backbone = self.module.backbone
+        use_ratio = self.objective.use_ratio
         loss = self.objective(
             out.features,
             out.logits,
             labels,
             teacher_feat=teacher_feat,
             teacher_logits=teacher_logits,
-            keep_masks=out.hts.keep_masks if self.objective.use_ratio else None,
-            target_ratios=getattr(backbone, "keep_ratios", None) if self.objective.use_ratio else None,
+            keep_masks=out.hts.keep_masks if use_ratio else None,
+            target_ratios=getattr(backbone, "keep_ratios", None) if use_ratio else None,
             aux_feat=out.aux_feature,
             aux_logits=out.aux_logits,
         )
         if not torch.isfinite(loss.total):
-            raise FloatingPointError(f"non-finite loss at step {self.state.step}: {loss.to_floats()}")
+            raise FloatingPointError(
+                f"non-finite loss at step {self.state.step}: {loss.to_floats()}"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         if self.grad_clip is not None:
@@ -146,47 +197,82 @@ class Trainer:
             sampler.set_epoch(self.state.epoch)
         sums: dict[str, float] = {}
         n = 0
-        bar = Progress(loader, desc=f"epoch {self.state.epoch + 1}", enabled=progress and self.is_main)
+        bar = Progress(
+            loader, desc=f"epoch {self.state.epoch + 1}", enabled=progress and self.is_main
+        )
         for batch in bar:
             terms = self.train_step(*split_batch(batch))
             n += 1
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(f"loss {terms['total']:.3f} lr {self.optimizer.param_groups[0]['lr']:.2e}")
-        return {k: v / max(n, 1) for k, v in sums.items()}
+            lr = self.optimizer.param_groups[0]["lr"]
+            bar.set_postfix(f"loss {terms['total']:.3f} lr {lr:.2e}")
+        if n == 0:
+            raise ValueError(
+                f"loader yielded no batch in epoch {self.state.epoch + 1}: expected at least one "
+                "(an empty dataset, or drop_last=True / a P x K sampler asking for more images "
+                "or identities than the dataset has)"
+            )
+        return {k: v / n for k, v in sums.items()}
 
     def fit(
         self,
         loader: Iterable,
         *,
         epochs: int,
-        eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+        eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
         eval_every: int = 0,
         checkpoint_path: str | os.PathLike | None = None,
         resume: bool = True,
         progress: bool = True,
+        settings: Mapping[str, Any] | None = None,
     ) -> TrainState:
-        """Train until ``epochs`` epochs are completed, resuming from ``checkpoint_path`` if it exists.
+        """Train until ``epochs`` epochs are completed, resuming ``checkpoint_path`` if it exists.
 
         Args:
             eval_fn: called on the unwrapped model (in eval mode) every ``eval_every``
                 epochs and after the last one; returns metrics, ``"mAP"`` is the score
-                tracked as best.
+                tracked as best. Every value must be a finite number.
             checkpoint_path: written (main process only) after every epoch.
+            resume: load ``checkpoint_path`` when it exists; ``False`` trains from scratch
+                and overwrites it.
+            settings: what this run is trained with (keep ratio, data, flags, ...) as a
+                mapping of str to JSON values. Stored in every checkpoint; a checkpoint
+                trained with other settings, or storing none, is refused on resume.
+                ``None`` checks nothing (and keeps a resumed checkpoint's settings).
+
+        Raises:
+            ValueError: bad ``epochs``; the checkpoint's settings differ from ``settings``
+                (each differing key is named with both values) or it stores none; the
+                loader yields no batch in an epoch.
+            FloatingPointError: a non-finite loss, or ``eval_fn`` returns NaN or infinity.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+            raise ValueError(
+                f"eval_every must be an int >= 0 (0: after the last epoch only), got {eval_every!r}"
+            )
+        if eval_fn is not None and not callable(eval_fn):
+            raise TypeError(f"eval_fn must be callable or None, got {type(eval_fn).__name__}")
+        wanted = normalize_settings(settings) if settings is not None else None
         if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
-            self.load_state_dict(load_checkpoint(checkpoint_path, map_location=self.device))
+            state = load_checkpoint(checkpoint_path, map_location=self.device)
+            if wanted is not None:  # before anything is loaded into the trainer
+                check_settings(state.get("settings"), wanted, path=checkpoint_path)
+            self.load_state_dict(state)
             if self.is_main:
                 self.log(f"resumed from {checkpoint_path} at epoch {self.state.epoch}")
+        if wanted is not None:
+            self.state.settings = wanted
         while self.state.epoch < epochs:
             terms = self.train_epoch(loader, progress=progress)
             self.state.epoch += 1
             record = {"epoch": float(self.state.epoch), **terms}
             last = self.state.epoch == epochs
-            if eval_fn is not None and self.is_main and (last or (eval_every and self.state.epoch % eval_every == 0)):
-                metrics = eval_fn(self.module)
+            due = last or (eval_every and self.state.epoch % eval_every == 0)
+            if eval_fn is not None and self.is_main and due:
+                metrics = _check_metrics(eval_fn(self.module), self.state.epoch)
                 record.update(metrics)
                 self.state.best_score = max(self.state.best_score, metrics.get("mAP", -math.inf))
             self.state.history.append(record)
@@ -206,6 +292,7 @@ class Trainer:
             "step": self.state.step,
             "best_score": self.state.best_score,
             "history": self.state.history,
+            "settings": self.state.settings,
             "torch_rng": torch.get_rng_state(),
         }
 
@@ -220,6 +307,7 @@ class Trainer:
             step=int(state["step"]),
             best_score=float(state["best_score"]),
             history=list(state["history"]),
+            settings=state.get("settings"),
         )
         if state.get("torch_rng") is not None:  # Gumbel noise continues where it stopped
             torch.set_rng_state(state["torch_rng"].cpu())

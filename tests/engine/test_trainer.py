@@ -6,14 +6,17 @@ from sureid.engine import ReIDModel, Trainer, cosine_with_warmup, evaluate_model
 
 
 def tiny_hts(keep_ratio=0.7, dim=32, prune=True):
-    vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=dim, depth=4, num_heads=2)
+    vit = sureid.VisionTransformer(
+        img_size=(32, 16), patch_size=8, embed_dim=dim, depth=4, num_heads=2
+    )
     return sureid.HTSViT(vit, keep_ratio=keep_ratio, prune_layers=(1, 3), prune=prune)
 
 
 def make_batches(n=3, b=8, num_classes=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(num_classes).repeat_interleave(b // num_classes)
-    return [(torch.randn(b, 3, 32, 16, generator=g), labels, torch.zeros(b, dtype=torch.long)) for _ in range(n)]
+    camids = torch.zeros(b, dtype=torch.long)
+    return [(torch.randn(b, 3, 32, 16, generator=g), labels, camids) for _ in range(n)]
 
 
 def build(use_kd=True, reweight=True, seed=0):
@@ -26,7 +29,17 @@ def build(use_kd=True, reweight=True, seed=0):
     )
     opt = torch.optim.SGD([*model.parameters(), *objective.parameters()], lr=0.01, momentum=0.9)
     sched = cosine_with_warmup(opt, total_steps=6, warmup_steps=1)
-    return Trainer(model, objective, opt, scheduler=sched, teacher=teacher if use_kd else None, log=lambda s: None)
+    return Trainer(
+        model, objective, opt, scheduler=sched, teacher=teacher if use_kd else None,
+        log=lambda s: None,
+    )
+
+
+def assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=1e-6, msg=k)
 
 
 def test_train_step_updates_student_not_teacher():
@@ -57,8 +70,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     resumed.fit(batches, epochs=2, checkpoint_path=ckpt, progress=False)
 
     assert resumed.state.epoch == 2 and resumed.state.step == straight.state.step == 6
-    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+    assert_same_weights(straight.model, resumed.model)
     state = load_checkpoint(ckpt)
     assert state["epoch"] == 2 and len(state["history"]) == 2
 
@@ -74,8 +86,127 @@ def test_eval_fn_and_evaluate_model():
         return {"rank1": r.rank1, "mAP": r.mAP}
 
     state = trainer.fit(batches, epochs=1, eval_fn=eval_fn, progress=False)
-    assert 0 <= state.history[-1]["mAP"] <= 100 and state.best_score == state.history[-1]["mAP"]
+    # the recorded numbers are evaluate_model's own (fractions in [0, 1]), not a rescaled copy
+    trainer.module.eval()
+    ref = evaluate_model(trainer.module, query, gallery, max_rank=5)
+    trainer.module.train()
+    assert 0 < ref.mAP <= 1 and 0 < ref.rank1 <= 1
+    assert state.history[-1]["mAP"] == pytest.approx(ref.mAP, abs=1e-12)
+    assert state.history[-1]["rank1"] == pytest.approx(ref.rank1, abs=1e-12)
+    assert state.best_score == state.history[-1]["mAP"]
     assert trainer.model.training  # evaluation restored the mode
+
+
+SETTINGS = {"keep_ratio": 0.7, "data": "/data/market", "flags": {"kd": True, "ratio": True}}
+
+
+def test_checkpoints_carry_settings_and_same_settings_resume(tmp_path):
+    batches = make_batches()
+    straight = build()
+    straight.fit(batches, epochs=2, progress=False)
+
+    ckpt = tmp_path / "last.pt"
+    build().fit(batches, epochs=1, checkpoint_path=ckpt, progress=False, settings=SETTINGS)
+    assert load_checkpoint(ckpt)["settings"] == SETTINGS
+    torch.manual_seed(123)
+    resumed = build()
+    lines = []
+    resumed.log = lines.append
+    same = {**SETTINGS, "flags": {"ratio": True, "kd": True}}  # key order is not a setting
+    resumed.fit(batches, epochs=2, checkpoint_path=ckpt, progress=False, settings=same)
+    assert any("resumed" in line for line in lines)
+    assert_same_weights(straight.model, resumed.model)
+    state = load_checkpoint(ckpt)
+    assert state["epoch"] == 2 and state["settings"] == SETTINGS
+
+    # a finished checkpoint with the same settings returns its state without training
+    done = build()
+    before = {k: v.clone() for k, v in done.model.state_dict().items()}
+    out = done.fit(batches, epochs=2, checkpoint_path=ckpt, progress=False, settings=SETTINGS)
+    assert out.epoch == 2 and out.step == 6 and out.settings == SETTINGS
+    assert any(not torch.equal(v, before[k]) for k, v in done.model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"keep_ratio": 0.5}, "keep_ratio: checkpoint 0.7, now 0.5"),
+        ({"data": "data/market"}, "data: checkpoint '/data/market', now 'data/market'"),
+        ({"flags": {"kd": False, "ratio": True}}, "flags.kd: checkpoint True, now False"),
+        ({"pretrained": True}, "pretrained: checkpoint <missing>, now True"),
+    ],
+)
+def test_resume_with_other_settings_is_refused(tmp_path, change, named):
+    """Issue 16: a checkpoint of another keep ratio "resumed" at its last epoch and returned."""
+    batches = make_batches(1)
+    ckpt = tmp_path / "last.pt"
+    build().fit(batches, epochs=1, checkpoint_path=ckpt, progress=False, settings=SETTINGS)
+    written = ckpt.read_bytes()
+    other = build(seed=1)
+    before = {k: v.clone() for k, v in other.model.state_dict().items()}
+    with pytest.raises(ValueError, match="trained with other settings") as info:
+        other.fit(batches, epochs=1, checkpoint_path=ckpt, progress=False,
+                  settings={**SETTINGS, **change})
+    assert named in str(info.value) and "last.pt" in str(info.value)
+    assert ckpt.read_bytes() == written  # nothing was overwritten
+    assert other.state.epoch == 0  # and nothing was loaded
+    for k, v in other.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # resume=False trains from scratch under the new settings
+    other.fit(batches, epochs=1, checkpoint_path=ckpt, progress=False, resume=False,
+              settings={**SETTINGS, **change})
+    assert load_checkpoint(ckpt)["settings"] == {**SETTINGS, **change}
+
+
+def test_checkpoint_without_settings_is_refused_when_settings_are_given(tmp_path):
+    batches = make_batches(1)
+    ckpt = tmp_path / "last.pt"
+    build().fit(batches, epochs=1, checkpoint_path=ckpt, progress=False)  # no settings
+    assert load_checkpoint(ckpt)["settings"] is None
+    with pytest.raises(ValueError, match=r"last.pt' stores no settings.*keep_ratio"):
+        build().fit(batches, epochs=2, checkpoint_path=ckpt, progress=False, settings=SETTINGS)
+    # without settings nothing is checked, as before
+    assert build().fit(batches, epochs=2, checkpoint_path=ckpt, progress=False).epoch == 2
+
+
+def test_settings_must_be_json_values(tmp_path):
+    with pytest.raises(TypeError, match=r"settings\['data'\] must be a JSON value"):
+        build().fit(make_batches(1), epochs=1, progress=False, settings={"data": tmp_path})
+
+
+def test_eval_fn_returning_nan_raises():
+    """Issue 16: an eval_fn returning NaN was ignored."""
+    trainer = build(use_kd=False, reweight=False)
+    with pytest.raises(FloatingPointError, match=r"eval_fn returned 'mAP' = nan at epoch 1"):
+        trainer.fit(make_batches(1), epochs=1, eval_fn=lambda m: {"mAP": float("nan")},
+                    progress=False)
+    with pytest.raises(FloatingPointError, match=r"'rank1' = inf"):
+        build(use_kd=False).fit(make_batches(1), epochs=1, progress=False,
+                                eval_fn=lambda m: {"mAP": 0.5, "rank1": float("inf")})
+    with pytest.raises(TypeError, match=r"eval_fn returned 'mAP' = 'high'.*expected a number"):
+        build(use_kd=False).fit(make_batches(1), epochs=1, progress=False,
+                                eval_fn=lambda m: {"mAP": "high"})
+    with pytest.raises(TypeError, match="eval_fn must return a mapping"):
+        build(use_kd=False).fit(make_batches(1), epochs=1, progress=False, eval_fn=lambda m: 0.5)
+
+
+def test_empty_loader_raises_instead_of_recording_an_empty_epoch(tmp_path):
+    """Issue 16: an empty loader recorded an empty epoch silently."""
+    trainer = build(use_kd=False)
+    with pytest.raises(ValueError, match="loader yielded no batch in epoch 1"):
+        trainer.fit([], epochs=1, checkpoint_path=tmp_path / "last.pt", progress=False)
+    assert trainer.state.history == [] and not (tmp_path / "last.pt").exists()
+
+
+def test_dual_view_items_with_the_default_collate_hint_at_dual_collate():
+    """Issue 16: DualViewDataset + default collate gave a shape error with no hint."""
+    items = [(torch.randn(3, 32, 16), i % 4, 0) for i in range(8)]
+    dual = sureid.DualViewDataset(items, first=lambda x: x, second=lambda x: x + 1)
+    loader = torch.utils.data.DataLoader(dual, batch_size=8)
+    with pytest.raises(TypeError, match="collate_fn=sureid.dual_collate"):
+        build(use_kd=False).fit(loader, epochs=1, progress=False)
+    good = torch.utils.data.DataLoader(dual, batch_size=8, collate_fn=sureid.dual_collate)
+    assert build(use_kd=False).fit(good, epochs=1, progress=False).step == 1
 
 
 def test_bad_arguments():
@@ -88,5 +219,9 @@ def test_bad_arguments():
         trainer.fit([], epochs=0)
     with pytest.raises(TypeError, match="DualBatch"):
         trainer.fit([torch.zeros(2)], epochs=1, progress=False)
+    with pytest.raises(TypeError, match=r"pids of shape \(8, 2\)"):
+        trainer.fit([(torch.zeros(8, 3, 32, 16), torch.zeros(8, 2))], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="eval_every"):
+        trainer.fit([], epochs=1, eval_every=-1)
     with pytest.raises(ValueError, match="num_classes"):
         ReIDModel(tiny_hts(), num_classes=1)
