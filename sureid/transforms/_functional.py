@@ -34,6 +34,38 @@ def check_pil_mode(img: Image.Image, who: str) -> None:
         raise ValueError(f"{who}: image must be non-empty, got size {img.size}")
 
 
+# Floating images may overshoot [0, 1] this much (bicubic / Lanczos resizing rings by a few
+# hundredths); anything further out is another convention (0-255 floats, mean/std-normalised).
+FLOAT_RANGE_SLACK = 0.1
+
+
+def check_float_range(img: torch.Tensor, who: str, what: str = "image") -> None:
+    """``ValueError`` unless a floating ``img`` holds finite values in [0, 1] (uint8: no check).
+
+    torchvision's convention: uint8 images are in [0, 255], floating ones in [0, 1]. A float
+    image in 0-255 or normalised with mean/std would be blended with an occluder on the wrong
+    scale, so it is refused, naming the range found. Values within ``FLOAT_RANGE_SLACK`` of
+    [0, 1] are accepted (resampling overshoot). A normalised image that happens to lie within
+    [0, 1] cannot be told apart and is not caught.
+    """
+    if not img.is_floating_point() or img.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(img.detach()))
+    if -FLOAT_RANGE_SLACK <= lo and hi <= 1 + FLOAT_RANGE_SLACK:  # False for NaN
+        return
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        hint = "it holds NaN or infinite values"
+    elif lo >= -FLOAT_RANGE_SLACK:
+        hint = ("it looks like a 0-255 image: divide it by 255 or pass uint8 "
+                "(NODA goes before v2.ToDtype(torch.float32, scale=True) in a pipeline)")
+    else:
+        hint = "it looks normalised (mean/std): NODA goes before Normalize in a pipeline"
+    raise ValueError(
+        f"{who}: a floating {what} must hold values in [0, 1] (uint8 in [0, 255], torchvision's "
+        f"convention), got {img.dtype} values in [{lo:.4g}, {hi:.4g}]; {hint}"
+    )
+
+
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL image (mode in ``PIL_MODES``) -> uint8 tensor ``(C, H, W)``; a new, writable copy."""
     arr = np.array(img, dtype=np.uint8, copy=True)
@@ -170,7 +202,7 @@ def paste(
 
 
 def check_range(name: str, value, lo_open: float, hi: float) -> tuple[float, float]:
-    """``(a, b)`` from a pair with ``lo_open < a <= b <= hi``; ``ValueError`` quoting it otherwise."""
+    """``(a, b)`` from a pair with ``lo_open < a <= b <= hi``; else ``ValueError`` quoting it."""
     try:
         a, b = (float(v) for v in value)
     except (TypeError, ValueError):

@@ -12,6 +12,7 @@ from PIL import Image
 from ._functional import (
     PIL_MODES,
     adjust_colour,
+    check_float_range,
     check_pil_mode,
     check_range,
     paste,
@@ -40,6 +41,8 @@ class NODAParams:
         fraction: U(scale), the band's share of the image width (vertical occluder) or
             height (horizontal occluder).
         far_side: ``False`` pastes at the left/top edge, ``True`` at the right/bottom edge.
+        vertical: the occluder's own aspect h/w (before the crop) exceeds
+            ``vertical_aspect``: a band along the left/right edge, else along the top/bottom.
     """
 
     index: int
@@ -50,6 +53,7 @@ class NODAParams:
     saturation: float
     fraction: float
     far_side: bool
+    vertical: bool
 
 
 class NODA:
@@ -57,7 +61,8 @@ class NODA:
 
     Per call, with probability ``p``: pick an occluder from the bank, randomly crop it
     (each side keeps a fraction U(``crop``)), flip it horizontally with probability
-    ``hflip`` and jitter its colour. Its aspect α = h/w (of the crop) decides the type:
+    ``hflip`` and jitter its colour. The occluder's own aspect α = h/w (of the whole
+    occluder, before the crop, as in the paper) decides the type:
 
     * α > ``vertical_aspect`` (2 in the paper): vertical. Resized to ``(H, round(f·W))``
       with f ~ U(``scale``) and pasted at the left or the right edge.
@@ -68,7 +73,9 @@ class NODA:
 
     Inputs: a PIL image in mode "RGB", "L", "RGBA" or "LA" (other modes raise
     ``ValueError``: convert first), or a tensor ``(..., C, H, W)`` with C in {1, 3},
-    uint8 in [0, 255] or floating in [0, 1] (apply NODA before ``Normalize``). The output
+    uint8 in [0, 255] or floating in [0, 1] (torchvision's convention; apply NODA before
+    ``Normalize``): a floating tensor with values further than 0.1 outside [0, 1] (0-255
+    floats, a normalised image, NaN) raises ``ValueError`` naming the range found. The output
     has the input's kind, mode, size, dtype and device; the input is never modified
     (when the augmentation is skipped the input object itself is returned, as
     torchvision does). Grey images get the occluder's luma. For "RGBA"/"LA" bases the
@@ -140,13 +147,17 @@ class NODA:
         index = int(torch.randint(len(self.bank), ()))
         u = torch.rand(10, dtype=torch.float64).tolist()
         h0, w0 = self.bank[index].shape[-2:]
+        # the paper types an occluder by its own shape: a 2.2:1 pole cropped to 0.8 of its
+        # height is still a pole, not a horizontal band
+        vertical = h0 / w0 > self.vertical_aspect
         lo, hi = self.crop
         ch = min(h0, max(1, round((lo + (hi - lo) * u[0]) * h0)))
         cw = min(w0, max(1, round((lo + (hi - lo) * u[1]) * w0)))
         top = min(h0 - ch, int(u[2] * (h0 - ch + 1)))
         left = min(w0 - cw, int(u[3] * (w0 - cw + 1)))
         lows = [max(0.0, 1 - j) for j in self.jitter]
-        b, c, s = (lo_ + (1 + j - lo_) * v for lo_, j, v in zip(lows, self.jitter, u[4:7]))
+        jit = zip(lows, self.jitter, u[4:7], strict=True)
+        b, c, s = (lo_ + (1 + j - lo_) * v for lo_, j, v in jit)
         a, bb = self.scale
         return NODAParams(
             index=index,
@@ -157,6 +168,7 @@ class NODA:
             saturation=s,
             fraction=a + (bb - a) * u[8],
             far_side=u[9] < 0.5,
+            vertical=vertical,
         )
 
     def layout(self, params: NODAParams, height: int, width: int):
@@ -166,8 +178,7 @@ class NODA:
             ``(placement, top, left, band_height, band_width)`` with placement one of
             "left", "right" (vertical occluders) or "top", "bottom" (horizontal ones).
         """
-        _, _, ch, cw = params.crop
-        if ch / cw > self.vertical_aspect:
+        if params.vertical:
             bw = min(width, max(1, round(params.fraction * width)))
             return ("right", 0, width - bw, height, bw) if params.far_side else (
                 "left", 0, 0, height, bw)
@@ -207,11 +218,19 @@ class NODA:
         return paste(image, patch, alpha, top, left)
 
     def apply(self, image: ImageT, params: NODAParams | None) -> ImageT:
-        """Deterministically apply ``params`` (from :meth:`make_params`) to ``image``."""
+        """Deterministically apply ``params`` (from :meth:`make_params`) to ``image``.
+
+        Raises as :meth:`__call__` does (when ``params`` is not None).
+        """
+        if params is None:
+            return image
+        self._check(image)
+        return self._apply(image, params)
+
+    def _apply(self, image: ImageT, params: NODAParams | None) -> ImageT:
         if params is None:
             return image
         if isinstance(image, Image.Image):
-            check_pil_mode(image, "NODA")
             has_alpha = PIL_MODES[image.mode][1]
             out = self.apply_tensor(pil_to_tensor(image), params, alpha_channel=has_alpha)
             return tensor_to_pil(out)
@@ -233,11 +252,19 @@ class NODA:
             )
         if image.dtype != torch.uint8 and not image.is_floating_point():
             raise TypeError(f"NODA expects a uint8 or floating tensor, got {image.dtype}")
+        check_float_range(image, "NODA")
 
     def __call__(self, image: ImageT) -> ImageT:
-        """Occlude ``image`` (PIL or ``(..., C, H, W)`` tensor) with probability ``p``."""
+        """Occlude ``image`` (PIL or ``(..., C, H, W)`` tensor) with probability ``p``.
+
+        Raises:
+            TypeError: not a PIL image or a uint8 / floating tensor.
+            ValueError: an unsupported PIL mode or tensor shape, or a floating tensor with
+                values outside [0, 1] (0-255 floats, a normalised image, NaN); checked
+                whether or not this call occludes.
+        """
         self._check(image)
-        return self.apply(image, self.make_params())
+        return self._apply(image, self.make_params())
 
     def __repr__(self) -> str:
         return (

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from ._functional import pil_to_tensor
+from ._functional import check_float_range, pil_to_tensor
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -33,7 +33,7 @@ IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
 )
 
-OccluderItem = Union[str, os.PathLike, Image.Image, torch.Tensor]
+OccluderItem = str | os.PathLike | Image.Image | torch.Tensor
 OccluderSource = Union[str, os.PathLike, "OccluderBank", Sequence[OccluderItem]]
 
 
@@ -46,11 +46,35 @@ def _fit(img: Image.Image, max_side: int | None) -> Image.Image:
     return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
+# Pillow opens 16-bit greyscale PNGs in these modes (older releases in "I"); convert("RGBA")
+# clips them at 255, i.e. turns them white. 16-bit colour PNGs open as 8-bit RGB(A) already.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _sixteen_bit_to_rgba(img: Image.Image) -> Image.Image:
+    """16-bit grey -> 8-bit RGBA keeping the high byte (as Pillow does for 16-bit RGB)."""
+    arr = np.asarray(img).astype(np.uint32)
+    grey = (arr >> 8).astype(np.uint8)
+    alpha = np.full_like(grey, 255)
+    key = img.info.get("transparency")
+    if isinstance(key, int):  # tRNS: one grey value marks transparent pixels
+        alpha[arr == key] = 0
+    return Image.fromarray(np.ascontiguousarray(np.dstack([grey, grey, grey, alpha])))
+
+
 def _pil_to_rgba(img: Image.Image, what: str) -> Image.Image:
     if img.width < 1 or img.height < 1:
         raise ValueError(f"occluder {what} is empty (size {img.size})")
     if img.mode == "RGBA":
         return img
+    if img.mode in _SIXTEEN_BIT_MODES or (img.mode == "I" and img.format == "PNG"):
+        return _sixteen_bit_to_rgba(img)
+    if img.mode in ("I", "F"):  # 32-bit int / float: no fixed white level to scale from
+        lo, hi = img.getextrema()
+        raise ValueError(
+            f"occluder {what}: PIL mode {img.mode!r} (values {lo}..{hi}) has no fixed range "
+            "to scale to 8 bits; convert it to 'RGBA', 'RGB' or 'L' first"
+        )
     try:
         return img.convert("RGBA")
     except (ValueError, OSError) as err:
@@ -77,6 +101,7 @@ def _tensor_to_rgba(t: torch.Tensor, what: str) -> torch.Tensor:
     if t.dtype != torch.uint8:
         if not t.is_floating_point():
             raise TypeError(f"occluder {what}: expected uint8 or float tensor, got {t.dtype}")
+        check_float_range(t, f"occluder {what}", "tensor")
         t = (t.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
     t = t.detach().cpu()
     if t.shape[0] == 3:
@@ -91,8 +116,10 @@ class OccluderBank:
         source: a folder (scanned once, non-recursively unless ``recursive``; only files
             with an extension in ``IMAGE_EXTENSIONS`` are considered, other files such as
             ``README.txt`` are ignored), or a sequence of image paths, PIL images (any
-            mode Pillow converts to RGBA; RGB becomes fully opaque) or ``(3|4, h, w)``
-            tensors (uint8, or float in [0, 1]), or another bank (shared, not copied).
+            mode Pillow converts to RGBA; RGB becomes fully opaque; 16-bit greyscale is
+            scaled to 8 bits; 32-bit "I"/"F" images raise ``ValueError``) or
+            ``(3|4, h, w)`` tensors (uint8, or float in [0, 1]: others raise
+            ``ValueError``), or another bank (shared, not copied).
         max_side: occluders are downscaled on load so their longest side is at most this
             (``None`` keeps full size). At 160, 1000 occluders take well under 100 MB.
         recursive: scan sub-folders too.

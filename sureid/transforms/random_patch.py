@@ -13,6 +13,7 @@ from PIL import Image
 
 from .._optional import require
 from ._functional import (
+    check_float_range,
     check_pil_mode,
     check_range,
     from_float,
@@ -59,7 +60,10 @@ class RandomPatch:
 
     Inputs: a PIL image ("RGB", "L", "RGBA", "LA") or a ``(C, H, W)`` tensor, uint8 or
     floating; the output has the same kind, mode, size and dtype and the input is never
-    modified (the input object itself is returned when nothing is pasted).
+    modified (the input object itself is returned when nothing is pasted). Patches are
+    copied as they are between images of one dtype (any value range); a patch pasted
+    between uint8 and floating images is rescaled, which needs floats in [0, 1]: outside
+    that range it raises ``ValueError`` naming the range found.
 
     Args:
         p: probability of pasting once the pool is warm.
@@ -156,6 +160,11 @@ class RandomPatch:
         if params.flip:
             patch = patch.flip(-1)
         if patch.dtype != image.dtype:
+            if (patch.dtype == torch.uint8) != (image.dtype == torch.uint8):
+                # uint8 <-> float assumes floats in [0, 1]; 0-255 or normalised floats would
+                # be pasted on the wrong scale
+                check_float_range(image, "RandomPatch")
+                check_float_range(patch, "RandomPatch", "pool patch (from an earlier image)")
             patch = from_float(to_float(patch), image.dtype)
         ph, pw = patch.shape[-2:]
         y, x = int(params.y * (H - ph + 1)), int(params.x * (W - pw + 1))

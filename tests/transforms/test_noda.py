@@ -55,7 +55,7 @@ def test_call_equals_make_params_then_apply(person_tensor):
     a = [noda(person_tensor) for _ in range(5)]
     torch.manual_seed(3)
     b = [noda.apply(person_tensor, noda.make_params()) for _ in range(5)]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert torch.equal(x, y)
 
 
@@ -118,7 +118,7 @@ def test_pickle_round_trip_gives_same_results(person_tensor):
     a = [noda(person_tensor) for _ in range(4)]
     torch.manual_seed(4)
     b = [clone(person_tensor) for _ in range(4)]
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_p_zero_is_identity(person_tensor):
@@ -209,7 +209,7 @@ class _Zeros(torch.utils.data.Dataset):
 def test_dataloader_with_two_workers(tall_and_wide):
     noda = NODA(tall_and_wide, p=1.0, jitter=(0, 0, 0))
     loader = torch.utils.data.DataLoader(_Zeros(noda), batch_size=2, num_workers=2)
-    images, idx = zip(*loader)
+    images, idx = zip(*loader, strict=True)
     images = torch.cat(images)
     assert images.shape == (8, 3, 32, 16) and torch.cat(idx).tolist() == list(range(8))
     masks = (images != 0).any(1)
@@ -304,3 +304,67 @@ def test_band_geometry_property(H, W, lo, width, seed):
     n, size = (W, bw) if where in ("left", "right") else (H, bh)
     assert (bh == H) if where in ("left", "right") else (bw == W)
     assert max(1, math.floor(lo * n)) <= size <= math.ceil(hi * n)
+
+
+# --- issue 16 item 4: float tensors on another scale are refused, not blended wrongly ----------
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (torch.full((3, 32, 16), 200.0), r"\[200, 200\].*0-255 image"),  # 0-255 floats
+        (torch.linspace(-2.1, 2.6, 3 * 32 * 16).view(3, 32, 16), r"\[-2\.1, 2\.6\].*normalised"),
+        (torch.full((3, 32, 16), -0.5), r"normalised"),  # a dark normalised image
+        (torch.tensor(float("nan")).expand(3, 32, 16), r"NaN"),
+        (torch.full((2, 3, 32, 16), 255.0, dtype=torch.float16), r"float16 values in \[255, 255\]"),
+    ],
+)
+@pytest.mark.parametrize("p", [1.0, 0.0])
+def test_float_tensor_outside_unit_range_is_refused(tall_and_wide, image, match, p):
+    before = image.clone()
+    noda = NODA(tall_and_wide, p=p)
+    with pytest.raises(ValueError, match=rf"floating image must hold values in \[0, 1\].*{match}"):
+        noda(image)  # checked whether or not this call occludes
+    with pytest.raises(ValueError, match="must hold values in"):
+        noda.apply(image, NODA(tall_and_wide, p=1.0).make_params())
+    assert torch.equal(image, before) or bool(image.isnan().all())
+
+
+def test_float_tensor_in_unit_range_with_resampling_overshoot_is_accepted(tall_and_wide):
+    x = torch.rand(3, 32, 16) * 1.1 - 0.05  # bicubic resizing rings a few hundredths out
+    out = NODA(tall_and_wide, p=1.0, jitter=(0, 0, 0))(x)
+    assert out.shape == x.shape and bool((out == 1).any())  # the white occluder is at scale 1
+
+
+def test_same_band_on_uint8_and_unit_float():
+    # the reproducer pasted a [0, 1] occluder into 0-255 floats; at the right scale the two agree
+    occ = [solid_occluder(120, 20, value=(200, 100, 50)), solid_occluder(20, 120)]
+    noda = NODA(occ, p=1.0, jitter=(0, 0, 0))
+    x = torch.randint(0, 256, (3, 40, 24), dtype=torch.uint8)
+    params = noda.make_params()
+    a = noda.apply(x, params)
+    b = noda.apply(x.float() / 255, params)
+    assert torch.allclose(a.float() / 255, b, atol=1 / 255)
+
+
+# --- issue 13 item 4: vertical / horizontal is decided on the uncropped occluder ---------------
+def test_vertical_decided_on_uncropped_aspect():
+    pole = solid_occluder(110, 50)  # aspect 2.2 > 2: vertical, however it is cropped
+    wide = solid_occluder(90, 50)  # aspect 1.8: horizontal, even when cropped to look tall
+    for occ, sides in ((pole, {"left", "right"}), (wide, {"top", "bottom"})):
+        noda = NODA([occ], p=1.0, crop=(0.5, 1.0), jitter=(0, 0, 0))
+        cropped_other_way = 0
+        for _ in range(40):
+            params = noda.make_params()
+            _, _, ch, cw = params.crop
+            cropped_other_way += (ch / cw > 2) != (occ.height / occ.width > 2)
+            out = noda.apply(torch.zeros(3, 64, 32, dtype=torch.uint8), params)
+            where, _ = band_of((out != 0).any(0))
+            assert where in sides and noda.layout(params, 64, 32)[0] == where
+        assert cropped_other_way > 5  # the crop alone would have flipped these
+
+
+def test_sixteen_bit_png_occluder_is_not_white(tmp_path):
+    grey = np.full((40, 120), 30000, np.uint16)  # mid grey in 16 bits (117 in 8 bits)
+    Image.fromarray(grey).save(tmp_path / "fence16.png")
+    noda = NODA(tmp_path, p=1.0, jitter=(0, 0, 0))
+    out = noda(torch.zeros(3, 30, 20, dtype=torch.uint8))
+    assert set(out.unique().tolist()) == {0, 117}

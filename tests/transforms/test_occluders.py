@@ -24,7 +24,7 @@ def test_procedural_occluders_are_seeded_rgba_and_varied():
     # solid bodies; most have a transparent background (a plain pole crop may be all body)
     assert all(al.max() == 255 for al in alphas)
     assert sum(al.min() == 0 for al in alphas) >= len(a) - 3
-    for im, alpha in zip(a, alphas):
+    for im, alpha in zip(a, alphas, strict=True):
         assert 64 <= max(im.size) <= 160
         rgb = np.array(im)[..., :3][alpha == 255]
         assert rgb.std() > 2  # textured, not flat
@@ -154,3 +154,36 @@ def test_bad_sources(source, exc, match):
 def test_bad_bank_arguments(kwargs):
     with pytest.raises(ValueError):
         OccluderBank(make_procedural_occluders(1), **kwargs)
+
+
+# --- issue 16 item 4: 16-bit PNGs and float tensors on another scale -------------------------
+def test_sixteen_bit_grey_png_is_scaled_to_eight_bits(tmp_path):
+    grey = np.zeros((8, 12), np.uint16)
+    grey[:, 4:] = 30000  # 30000 / 65535 of white -> 117 in 8 bits (Pillow's 16-bit RGB rule)
+    grey[:, 8:] = 65535
+    Image.fromarray(grey).save(tmp_path / "a.png", transparency=0)  # tRNS: 0 is transparent
+    with Image.open(tmp_path / "a.png") as im:
+        im.load()
+    assert im.mode == "I;16"
+    for source in (tmp_path, [tmp_path / "a.png"], [im]):
+        t = OccluderBank(source)[0]
+        assert t[:3, :, 4:8].eq(117).all() and t[:3, :, 8:].eq(255).all()
+        assert t[3, :, :4].eq(0).all() and t[3, :, 4:].eq(255).all()
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_wide_range_pil_modes_are_refused(mode):
+    im = Image.fromarray(np.full((10, 20), 1000, np.int32 if mode == "I" else np.float32))
+    assert im.mode == mode
+    with pytest.raises(ValueError, match=rf"occluder #0: PIL mode '{mode}' \(values 1000"):
+        OccluderBank([im])
+
+
+@pytest.mark.parametrize(
+    ("tensor", "match"),
+    [(torch.full((3, 10, 20), 128.0), r"\[128, 128\].*0-255"),
+     (torch.full((4, 10, 20), -1.5), "normalised")],
+)
+def test_float_tensor_occluder_outside_unit_range_is_refused(tensor, match):
+    with pytest.raises(ValueError, match=rf"occluder #1: a floating tensor .*{match}"):
+        OccluderBank([torch.rand(3, 10, 20), tensor])

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from sureid import RandomPatch, reid_random_erasing
+from sureid.transforms.random_patch import RandomPatchParams
 
 
 def const(v, shape=(3, 48, 24), dtype=torch.uint8):
@@ -67,7 +68,7 @@ def test_seeded_repeat_and_pickle():
     rp = RandomPatch(p=1.0, min_sample_size=2)
     clone = pickle.loads(pickle.dumps(rp))
     a, b = run(rp, 7), run(clone, 7)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert len(pickle.loads(pickle.dumps(rp)).pool) == len(rp.pool) == 6
 
 
@@ -124,3 +125,31 @@ def test_reid_random_erasing_setting():
     assert (erase(x) != 0).any() and not x.any()
     zero = reid_random_erasing(p=1.0, value=0)
     assert not zero(torch.zeros(3, 64, 32)).any()
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "match"),
+    [
+        (torch.randint(0, 256, (3, 40, 20), dtype=torch.uint8), const(200.0, (3, 40, 20),
+         torch.float32), r"RandomPatch: a floating image .*\[200, 200\].*0-255"),
+        (torch.full((3, 40, 20), -1.8), const(0, (3, 40, 20)),
+         r"floating pool patch \(from an earlier image\) .*normalised"),
+    ],
+)
+def test_rescaling_between_dtypes_needs_unit_floats(first, then, match):
+    # issue 16 item 4: a uint8 patch went into 0-255 floats as a [0, 1] patch (near black)
+    rp = RandomPatch(p=1.0, min_sample_size=1)
+    rp.pool.append(first[:, :10, :10].clone())
+    before = then.clone()
+    paste_first = RandomPatchParams(harvest=None, paste=True, pick=0.0, y=0.0, x=0.0, flip=False)
+    with pytest.raises(ValueError, match=match):
+        rp.apply(then, paste_first)
+    assert torch.equal(then, before)
+
+
+def test_same_dtype_patches_are_copied_at_any_scale():
+    rp = RandomPatch(p=1.0, min_sample_size=1)
+    rp.pool.append(torch.full((3, 10, 10), -1.5))  # normalised images: copying needs no rescale
+    params = RandomPatchParams(harvest=None, paste=True, pick=0.0, y=0.0, x=0.0, flip=False)
+    out = rp.apply(torch.full((3, 40, 20), 2.0), params)
+    assert set(out.unique().tolist()) <= {-1.5, 2.0} and bool((out == -1.5).any())
