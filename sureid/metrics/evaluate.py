@@ -39,6 +39,10 @@ def evaluate(
     max_rank: int = 50,
     chunk_size: int | None = None,
     device: torch.device | str | None = None,
+    rerank: bool = False,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
 ) -> RankResult:
     """CMC / mAP / mINP from features, computing distances one query chunk at a time.
 
@@ -55,6 +59,8 @@ def evaluate(
         chunk_size: query rows per distance chunk; default ``2**26 // G`` (about 256 MB).
         device: where distances are computed (default: the features' device); ranking runs
             on the CPU.
+        rerank: rank by k-reciprocal re-ranked distances (Zhong et al. 2017) with ``k1``,
+            ``k2``, ``lambda_value``, in bounded memory (:mod:`sureid.metrics.rerank`).
 
     Returns:
         :class:`RankResult`.
@@ -94,6 +100,12 @@ def evaluate(
     g_stat = _inv_norm(g) if metric == "cosine" else g_sq
     if not (_all_finite(q) and _all_finite(g, g_sq)):
         raise ValueError("query_feats and gallery_feats must be finite (found NaN or inf)")
+
+    if rerank:
+        from .rerank import _reranked_rows
+
+        rows = _reranked_rows(q, g, metric, dev, k1=k1, k2=k2, lambda_value=lambda_value)
+        return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances")
 
     def rows(idx: np.ndarray) -> np.ndarray:
         qi = q[torch.from_numpy(idx).to(dev)]
