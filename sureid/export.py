@@ -9,17 +9,24 @@ batch dimension can stay dynamic.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ._optional import require
 from .models.hts_vit import HTSViT
 
-__all__ = ["SUPPORTED_OPSETS", "export_onnx"]
+__all__ = ["SUPPORTED_OPSETS", "QuantizationReport", "export_onnx", "quantize_onnx"]
+
+_QUANTIZE = (None, "int8")
 
 # LayerNormalization is a single op from 17 on; scaled_dot_product_attention needs >= 14.
 # 20 is the newest opset the TorchScript exporter writes.
@@ -48,9 +55,50 @@ def _check_model_img_size(model: HTSViT, img_size: tuple[int, int]) -> None:
             f"img_size must match the model's input size {tuple(fixed)} (H, W) (built without "
             f"dynamic_img_size), got {img_size}"
         )
+    if fixed is not None and dynamic and tuple(fixed) != img_size:
+        # timm resamples the position embedding with antialiased bicubic interpolation at any
+        # other size, an operator ONNX does not have; the exporter would fail with a graph dump
+        raise ValueError(
+            f"a dynamic_img_size model exports only at its own input size {tuple(fixed)} (H, W), "
+            f"got {img_size}: its position embedding would be resampled with antialiased "
+            "bicubic interpolation, which ONNX cannot express. Build the model at the target "
+            "size (timm.create_model(..., img_size=...) resamples the weights once) and export that"
+        )
     ph, pw = getattr(pe, "patch_size", (None, None))
     if ph is None or img_size[0] % ph or img_size[1] % pw:
         raise ValueError(f"img_size {img_size} must be divisible by the patch size {(ph, pw)}")
+
+
+def _check_batch_sizes(sizes: object) -> list[int]:
+    if (
+        isinstance(sizes, (str, bytes))
+        or not isinstance(sizes, Sequence)
+        or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) for b in sizes)
+    ):
+        raise TypeError(f"verify_batch_sizes must be a sequence of ints, got {sizes!r}")
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"verify_batch_sizes must be positive ints, got {sizes!r}")
+    return [int(b) for b in sizes]
+
+
+def _check_real(value: object, name: str, *, low: float, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not low < float(value) <= high:
+        raise ValueError(f"{name} must be in ({low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _temp_beside(path: Path) -> Path:
+    """A new empty file in ``path``'s folder (same file system, so ``os.replace`` is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _session(ort, model_or_path):
+    src = model_or_path if isinstance(model_or_path, (bytes, str)) else str(model_or_path)
+    return ort.InferenceSession(src, providers=["CPUExecutionProvider"])
 
 
 def export_onnx(
@@ -63,6 +111,10 @@ def export_onnx(
     verify: bool = True,
     verify_batch_sizes: Sequence[int] = (1, 2),
     atol: float = 1e-4,
+    quantize: str | None = None,
+    verify_images: torch.Tensor | None = None,
+    min_cosine: float = 0.99,
+    min_token_overlap: float = 0.8,
 ) -> Path:
     """Export an eval-mode ``HTSViT`` to ONNX: images ``(B, 3, H, W)`` -> embedding ``(B, C)``.
 
@@ -72,6 +124,14 @@ def export_onnx(
     (``torch.onnx.export(..., dynamo=False)``), which needs only the ``onnx`` package; its
     expected tracer and deprecation warnings are silenced because the result is checked
     numerically instead (``verify``). Input ``"images"``, output ``"embedding"``.
+
+    The file appears at ``path`` only once every check has passed (it is written to a
+    temporary file in the same folder and moved into place), so a failed export or
+    verification leaves an existing file untouched.
+
+    With ``quantize="int8"`` the verified float32 graph is quantised with onnxruntime's
+    dynamic int8 quantisation and checked with :func:`quantize_onnx` (embedding cosine and
+    kept-token overlap against the float32 graph) before it is moved to ``path``.
 
     Args:
         model: an :class:`~sureid.HTSViT` in eval mode (deploy ``reid_model.backbone``).
@@ -84,15 +144,22 @@ def export_onnx(
         verify_batch_sizes: batch sizes checked by ``verify`` (only the export batch size
             when ``dynamic_batch=False``).
         atol: largest allowed absolute difference in ``verify``.
+        quantize: ``None`` (float32) or ``"int8"`` (see :func:`quantize_onnx`).
+        verify_images: ``(B, 3, H, W)`` images for the int8 checks (default: 8 seeded
+            random images; real images make the token-overlap figure meaningful).
+        min_cosine, min_token_overlap: int8 acceptance thresholds (:func:`quantize_onnx`).
 
     Returns:
         ``Path`` of the written file.
 
     Raises:
         TypeError: ``model`` is not an ``HTSViT``; bad argument types.
-        ValueError: ``model`` in training mode, unsupported ``opset``, bad ``img_size``.
-        ImportError: ``onnx``/``onnxruntime`` missing (``pip install 'sureid[onnx]'``).
-        RuntimeError: ``verify`` found a difference above ``atol``.
+        ValueError: ``model`` in training mode, unsupported ``opset``, bad ``img_size`` (also
+            a ``dynamic_img_size`` model at another size than its own), bad ``quantize``.
+        ImportError: ``onnx``/``onnxruntime`` (or ``onnxruntime.quantization``) missing
+            (``pip install 'sureid[onnx]'``).
+        RuntimeError: ``verify`` found a difference above ``atol``, or the int8 graph failed
+            its checks; ``path`` is left as it was.
 
     Example:
         >>> model = sureid.HTSViT(sureid.deit_small(img_size=(256, 128))).eval()  # doctest: +SKIP
@@ -120,18 +187,43 @@ def export_onnx(
     for name, flag in (("dynamic_batch", dynamic_batch), ("verify", verify)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
-    if not atol > 0:
-        raise ValueError(f"atol must be > 0, got {atol!r}")
-    sizes = [int(b) for b in verify_batch_sizes]
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"verify_batch_sizes must be positive ints, got {verify_batch_sizes!r}")
+    atol = _check_real(atol, "atol", low=0.0)
+    sizes = _check_batch_sizes(verify_batch_sizes)
+    if quantize not in _QUANTIZE:
+        raise ValueError(f"quantize must be one of {_QUANTIZE}, got {quantize!r}")
     img_size = _check_img_size(img_size)
     _check_model_img_size(model, img_size)
     require("onnx", purpose="export_onnx")
     ort = require("onnxruntime", purpose="export_onnx(verify=True)") if verify else None
+    if quantize is not None:
+        _check_quant_args(min_cosine, min_token_overlap)
+        require("onnxruntime.quantization", purpose="export_onnx(quantize='int8')")
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    tmp_q = _temp_beside(path) if quantize is not None else None
+    try:
+        _export(model, tmp, img_size, dynamic_batch, opset, verify, sizes, atol, ort)
+        if quantize is not None:
+            images = verify_images
+            if images is None:
+                gen = torch.Generator().manual_seed(1)
+                images = torch.randn(8, 3, *img_size, generator=gen)
+            quantize_onnx(tmp, tmp_q, images, min_cosine=min_cosine,
+                          min_token_overlap=min_token_overlap)
+            os.replace(tmp_q, path)
+        else:
+            os.replace(tmp, path)
+    finally:
+        for t in (tmp, tmp_q):
+            if t is not None:
+                t.unlink(missing_ok=True)
+    return path
+
+
+def _export(model, path: Path, img_size, dynamic_batch, opset, verify, sizes, atol, ort) -> None:
+    """Write the float32 graph to ``path`` and check it against PyTorch."""
     param = next(model.parameters())
     gen = torch.Generator().manual_seed(0)  # leaves the caller's RNG stream alone
     example = torch.randn(max(2, sizes[0]) if dynamic_batch else sizes[0], 3, *img_size,
@@ -159,7 +251,7 @@ def export_onnx(
             do_constant_folding=True,
         )
     if verify:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = _session(ort, path)
         for b in sizes if dynamic_batch else sizes[:1]:
             x = torch.randn(b, 3, *img_size, generator=gen, dtype=param.dtype)
             with torch.no_grad():
@@ -169,6 +261,159 @@ def export_onnx(
             if not err <= atol:
                 raise RuntimeError(
                     f"onnxruntime output differs from PyTorch at batch {b}: max abs diff "
-                    f"{err:.3g} > atol={atol:g} ({path})"
+                    f"{err:.3g} > atol={atol:g}; nothing was written"
                 )
-    return path
+
+
+def _check_quant_args(min_cosine: object, min_token_overlap: object) -> None:
+    _check_real(min_cosine, "min_cosine", low=-1.0, high=1.0)
+    _check_real(min_token_overlap, "min_token_overlap", low=-math.inf, high=1.0)
+
+
+@dataclass(frozen=True)
+class QuantizationReport:
+    """How an int8 graph agrees with its float32 source on the same images.
+
+    Attributes:
+        path: the int8 file.
+        num_images: images compared.
+        min_cosine, mean_cosine: embedding cosine similarity per image, lowest and mean.
+        token_overlap: per pruning stage (graph order), the mean share of the ``k_s`` tokens
+            kept by the int8 graph that the float32 graph keeps too (1.0 = same selection);
+            empty for a dense model.
+        excluded_nodes: nodes left in float32 (the decision modules' MatMuls by default).
+    """
+
+    path: Path
+    num_images: int
+    min_cosine: float
+    mean_cosine: float
+    token_overlap: tuple[float, ...]
+    excluded_nodes: tuple[str, ...]
+
+
+def _with_topk_outputs(onnx, model_path: Path):
+    """Serialized model with every TopK output exposed, and the TopK names (graph order)."""
+    proto = onnx.load(str(model_path))
+    known = {o.name for o in proto.graph.output}
+    names = []
+    for node in proto.graph.node:
+        if node.op_type == "TopK":
+            names.append((node.name, node.output[0], node.output[1]))
+            for out in node.output[:2]:
+                if out not in known:
+                    proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(out))
+    return proto.SerializeToString(), names
+
+
+def _run_all(ort, model_bytes: bytes, topk, images: np.ndarray, batch: int = 16):
+    session = _session(ort, model_bytes)
+    wanted = ["embedding"] + [n for _, v, i in topk for n in (v, i)]
+    outs = [session.run(wanted, {"images": images[s : s + batch]})
+            for s in range(0, len(images), batch)]
+    return [np.concatenate([o[j] for o in outs]) for j in range(len(wanted))]
+
+
+def quantize_onnx(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    verify_images: torch.Tensor | np.ndarray,
+    *,
+    min_cosine: float = 0.99,
+    min_token_overlap: float = 0.8,
+    keep_decision_fp32: bool = True,
+) -> QuantizationReport:
+    """Dynamic int8 quantisation of an exported graph, checked against the float32 graph.
+
+    Weights of the MatMuls become int8 and activations are quantised per call
+    (``onnxruntime.quantization.quantize_dynamic``). The decision modules' MatMuls stay in
+    float32 by default: they are a few percent of the FLOPs and the ``TopK`` on their scores
+    decides which tokens survive. Both graphs run on ``verify_images``; the embeddings are
+    compared by cosine similarity and, for each pruning stage, the kept token sets by their
+    overlap. ``dst`` is written atomically, and only if both checks pass.
+
+    Args:
+        src: float32 ``.onnx`` file from :func:`export_onnx`.
+        dst: output file (may equal ``src``; replaced only after the checks pass).
+        verify_images: ``(B, 3, H, W)`` images, normalised as for the model (real images
+            give a meaningful token overlap; random ones a pessimistic one).
+        min_cosine: lowest allowed per-image embedding cosine.
+        min_token_overlap: lowest allowed mean kept-token overlap of any stage.
+        keep_decision_fp32: leave the decision modules' MatMuls unquantised.
+
+    Returns:
+        :class:`QuantizationReport`.
+
+    Raises:
+        ImportError: ``onnx``, ``onnxruntime`` or ``onnxruntime.quantization`` missing
+            (``pip install 'sureid[onnx]'``).
+        TypeError, ValueError: bad arguments.
+        RuntimeError: a check failed (the figures are in the message); ``dst`` untouched.
+
+    Example:
+        >>> export_onnx(model, "fp32.onnx")  # doctest: +SKIP
+        >>> quantize_onnx("fp32.onnx", "int8.onnx", images).min_cosine  # doctest: +SKIP
+        0.9987
+    """
+    for name, value in (("src", src), ("dst", dst)):
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
+    if not isinstance(keep_decision_fp32, bool):
+        raise TypeError(f"keep_decision_fp32 must be a bool, got {keep_decision_fp32!r}")
+    _check_quant_args(min_cosine, min_token_overlap)
+    if isinstance(verify_images, torch.Tensor):
+        verify_images = verify_images.detach().cpu().float().numpy()
+    images = np.ascontiguousarray(verify_images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] < 1:
+        raise ValueError(f"verify_images must be (B, 3, H, W) with B >= 1, got {images.shape}")
+    onnx = require("onnx", purpose="quantize_onnx")
+    ort = require("onnxruntime", purpose="quantize_onnx")
+    quant = require("onnxruntime.quantization", purpose="quantize_onnx")
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise ValueError(f"src {str(src)!r} is not a file")
+
+    proto = onnx.load(str(src), load_external_data=False)
+    excluded = tuple(
+        n.name for n in proto.graph.node
+        if keep_decision_fp32 and n.op_type in ("MatMul", "Gemm") and "/decision" in n.name
+    )
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(dst)
+    try:
+        quant.quantize_dynamic(src, tmp, weight_type=quant.QuantType.QInt8,
+                               nodes_to_exclude=list(excluded))
+        ref_bytes, ref_topk = _with_topk_outputs(onnx, src)
+        q_bytes, q_topk = _with_topk_outputs(onnx, tmp)
+        if [n for n, _, _ in ref_topk] != [n for n, _, _ in q_topk]:
+            raise RuntimeError("quantisation changed the TopK nodes; cannot compare selections")
+        ref = _run_all(ort, ref_bytes, ref_topk, images)
+        got = _run_all(ort, q_bytes, q_topk, images)
+        a, b = ref[0].astype(np.float64), got[0].astype(np.float64)
+        cos = (a * b).sum(1) / np.maximum(
+            np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30
+        )
+        overlap = []
+        for j in range(len(ref_topk)):
+            values, r_idx, q_idx = ref[1 + 2 * j], ref[2 + 2 * j], got[2 + 2 * j]
+            if not np.issubdtype(values.dtype, np.floating):
+                continue  # the second TopK of a stage sorts the kept indices
+            k = r_idx.shape[-1]
+            same = [len(np.intersect1d(r, q)) / k
+                    for r, q in zip(r_idx.reshape(-1, k), q_idx.reshape(-1, k), strict=True)]
+            overlap.append(float(np.mean(same)))
+        report = QuantizationReport(
+            path=dst, num_images=len(images), min_cosine=float(cos.min()),
+            mean_cosine=float(cos.mean()), token_overlap=tuple(overlap), excluded_nodes=excluded,
+        )
+        if not report.min_cosine >= min_cosine or any(o < min_token_overlap for o in overlap):
+            raise RuntimeError(
+                f"int8 graph failed its checks on {len(images)} images: embedding cosine min "
+                f"{report.min_cosine:.4f} (need >= {min_cosine:g}), kept-token overlap per "
+                f"stage {[round(o, 3) for o in overlap]} (need >= {min_token_overlap:g}); "
+                f"{str(dst)!r} was not written"
+            )
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return report

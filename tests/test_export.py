@@ -139,3 +139,126 @@ def test_conv_stem_model_exports_and_matches(tmp_path):
         ref = model(x)
     got = session.run(["embedding"], {"images": x.numpy()})[0]
     assert np.abs(got - ref.numpy()).max() <= 1e-4
+
+
+# ----------------------------------------------------------------------------- issue 16
+def test_failed_verification_leaves_the_old_file_untouched(tmp_path, monkeypatch):
+    import sureid.export as export_mod
+
+    path = export_onnx(tiny_hts(), tmp_path / "prod.onnx", IMG)
+    good = path.read_bytes()
+    real_session = export_mod._session
+
+    class Wrong:  # a session whose embeddings are off by one
+        def __init__(self, *args):
+            self.inner = real_session(*args)
+
+        def run(self, names, feed):
+            return [o + 1.0 for o in self.inner.run(names, feed)]
+
+    monkeypatch.setattr(export_mod, "_session", Wrong)
+    torch.manual_seed(1)
+    with pytest.raises(RuntimeError, match="differs from PyTorch.*nothing was written"):
+        export_onnx(tiny_hts(), path, IMG)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["prod.onnx"]  # no temporary left
+
+
+def test_export_replaces_an_existing_file_after_verification(tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old")
+    export_onnx(tiny_hts(), path, IMG)
+    onnx.checker.check_model(str(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_dynamic_img_size_model_at_another_size_is_refused_clearly(tmp_path, capfd):
+    timm = pytest.importorskip("timm")
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=IMG, patch_size=8,
+                            dynamic_img_size=True, num_classes=0, depth=2)
+    model = sureid.HTSViT.from_timm(vit, keep_ratio=0.7, prune_layers=(1,)).eval()
+    with pytest.raises(ValueError, match=r"dynamic_img_size model exports only at its own input "
+                                         r"size \(32, 16\) \(H, W\), got \(64, 32\)"):
+        export_onnx(model, tmp_path / "m.onnx", (64, 32))
+    out, err = capfd.readouterr()
+    assert len((out + err).splitlines()) < 5  # no exporter graph dump
+    assert not (tmp_path / "m.onnx").exists()
+    export_onnx(model, tmp_path / "m.onnx", IMG)  # its own size exports
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, msg",
+    [
+        ({"verify_batch_sizes": "12"}, TypeError, r"verify_batch_sizes must be a sequence of "
+                                                  r"ints, got '12'"),
+        ({"verify_batch_sizes": (1.5,)}, TypeError, "verify_batch_sizes must be a sequence"),
+        ({"verify_batch_sizes": ()}, ValueError, "verify_batch_sizes must be positive"),
+        ({"verify_batch_sizes": (0, 2)}, ValueError, "verify_batch_sizes must be positive"),
+        ({"atol": "1e-4"}, TypeError, r"atol must be a real number, got str '1e-4'"),
+        ({"atol": float("nan")}, ValueError, r"atol must be in \(0, inf\], got nan"),
+        ({"atol": 0}, ValueError, "atol must be in"),
+        ({"quantize": "int4"}, ValueError, r"quantize must be one of \(None, 'int8'\)"),
+        ({"quantize": "int8", "min_cosine": 2}, ValueError, "min_cosine must be in"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path, kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        export_onnx(tiny_hts(), tmp_path / "m.onnx", IMG, **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- int8 (issue 17)
+def test_int8_export_round_trip(tmp_path):
+    from sureid.export import quantize_onnx
+
+    torch.manual_seed(0)
+    model = tiny_hts()
+    images = torch.randn(16, 3, *IMG)
+    path = export_onnx(model, tmp_path / "q.onnx", IMG, quantize="int8", verify_images=images)
+    assert [p.name for p in tmp_path.iterdir()] == ["q.onnx"]
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "DynamicQuantizeMatMul" in ops
+    assert {"TopK", "Gather"} <= ops  # still prunes
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(4, 3, *IMG)
+    with torch.no_grad():
+        ref = model(x)
+    got = torch.from_numpy(session.run(["embedding"], {"images": x.numpy()})[0])
+    # fresh images: a tiny random model can flip a token, so a looser bound than the check's
+    assert torch.nn.functional.cosine_similarity(got, ref).min() > 0.95
+
+    fp32 = export_onnx(model, tmp_path / "f.onnx", IMG)
+    report = quantize_onnx(fp32, tmp_path / "q2.onnx", images)
+    assert report.num_images == 16 and report.min_cosine > 0.98
+    assert len(report.token_overlap) == 2 and min(report.token_overlap) >= 0.8
+    assert report.excluded_nodes and all("/decision" in n for n in report.excluded_nodes)
+    dense = export_onnx(tiny_hts(prune=False), tmp_path / "d.onnx", IMG)
+    assert quantize_onnx(dense, tmp_path / "d8.onnx", images).token_overlap == ()
+
+
+def test_int8_failed_check_writes_nothing(tmp_path):
+    from sureid.export import quantize_onnx
+
+    fp32 = export_onnx(tiny_hts(), tmp_path / "f.onnx", IMG)
+    dst = tmp_path / "q.onnx"
+    dst.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match=r"embedding cosine min .* \(need >= 1\)"):
+        quantize_onnx(fp32, dst, torch.randn(4, 3, *IMG), min_cosine=1.0)
+    assert dst.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.onnx", "q.onnx"]
+    with pytest.raises(ValueError, match="verify_images must be"):
+        quantize_onnx(fp32, dst, torch.randn(3, *IMG))
+
+
+def test_missing_quantization_module_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    from sureid.export import quantize_onnx
+
+    fp32 = export_onnx(tiny_hts(), tmp_path / "f.onnx", IMG)
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)
+    with pytest.raises(ImportError, match=r"pip install 'sureid\[onnx\]'"):
+        quantize_onnx(fp32, tmp_path / "q.onnx", torch.randn(2, 3, *IMG))
+    with pytest.raises(ImportError, match=r"quantize='int8'.*sureid\[onnx\]"):
+        export_onnx(tiny_hts(), tmp_path / "q.onnx", IMG, quantize="int8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.onnx"]
