@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from .._atomic import replace_dir, temp_sibling
 
 __all__ = [
     "SYNTHETIC_PRESETS",
@@ -940,7 +941,9 @@ def make_synthetic_reid(
     ``root/synthetic_manifest.json``. Every argument left as ``None`` takes the preset's value.
 
     Args:
-        root: output folder; created atomically (rendered into a temporary sibling, then renamed).
+        root: output folder; created atomically (rendered into a hidden temporary sibling
+            ``.{name}.tmp-*``, then renamed), so it is complete or absent. A sibling left by a
+            killed run is removed by the next call once its process is gone.
         preset: ``"smoke"``, ``"quick"`` or ``"paper-like"`` (see ``SYNTHETIC_PRESETS``).
         num_train_ids / num_test_ids: disjoint identity sets for training and for query+gallery.
         num_distractor_ids: extra identities that appear only in the gallery.
@@ -1006,8 +1009,9 @@ def make_synthetic_reid(
             raise FileExistsError(f"root {str(root)!r} holds a synthetic dataset with a different "
                                   f"config or generator version; pass overwrite=True to replace it")
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    # a hidden sibling, renamed into place when complete; one left by a killed run (SIGTERM,
+    # SIGKILL: no cleanup runs) is removed here when its process is gone
+    tmp = temp_sibling(root)
     try:
         _generate(tmp, cfg, progress)
         _install(tmp, root, cfg)
@@ -1067,18 +1071,10 @@ def _generate(out: Path, cfg: dict[str, Any], progress: bool) -> None:
 
 
 def _install(tmp: Path, root: Path, cfg: dict[str, Any]) -> None:
-    if root.is_dir() and not any(root.iterdir()):
-        root.rmdir()
-    if root.exists():  # an outdated synthetic dataset, overwrite=True was checked by the caller
-        trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-        os.replace(root, trash / "old")
-        try:
-            os.replace(tmp, root)
-        finally:
-            shutil.rmtree(trash, ignore_errors=True)
-        return
+    # an existing root is an outdated synthetic dataset (overwrite=True was checked by the
+    # caller) or an empty folder
     try:
-        os.replace(tmp, root)
+        replace_dir(tmp, root)
     except OSError:
         # another process finished the same dataset first: keep theirs if it matches
         if not _matches(_read_manifest(root), cfg):

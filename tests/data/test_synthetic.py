@@ -277,3 +277,64 @@ def test_public_api():
 
     assert sureid.make_synthetic_reid is make_synthetic_reid
     assert sureid.data.make_synthetic_reid is make_synthetic_reid
+
+
+# --- issue 16 item 7: a killed generation leaves no half dataset, and the rerun cleans up -------
+_SLOW_GENERATOR = """
+import sys, time
+from pathlib import Path
+import sureid.data.synthetic as synth
+
+real, started, calls = synth._render_image, Path(sys.argv[2]), []
+def slow(*args, **kwargs):
+    calls.append(1)
+    if len(calls) > 2:  # two images are on disk in the temporary folder
+        started.touch()
+        time.sleep(0.2)
+    return real(*args, **kwargs)
+synth._render_image = slow
+synth.make_synthetic_reid(sys.argv[1], **{tiny})
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_killed_generation_leaves_no_root_and_rerun_removes_its_temp(tmp_path, sig):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    work, flag = tmp_path / "work", tmp_path / "started"
+    work.mkdir()
+    code = _SLOW_GENERATOR.format(tiny=TINY)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(work / "ds"), str(flag)])
+    try:
+        deadline = time.monotonic() + 120
+        while not flag.exists():
+            assert proc.poll() is None, "the generator exited before writing"
+            assert time.monotonic() < deadline, "the generator did not start"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, sig))
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (left,) = os.listdir(work)  # the reproducer: a hidden temp folder, no dataset
+    assert left.startswith(".ds.tmp-") and any((work / left).rglob("*.jpg"))
+    summary = make_synthetic_reid(work / "ds", **TINY)
+    assert summary.reused is False and summary.num_images > 0
+    assert os.listdir(work) == ["ds"]  # the dead run's temp folder is gone
+
+
+def test_temp_folders_of_live_runs_and_foreign_folders_are_kept(tmp_path):
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+    live = tmp_path / f".ds.tmp-{host}-{os.getppid()}-abcd1234"  # a concurrent run's
+    old_version = tmp_path / ".ds.tmp-k2j4_9zq"  # older sureid: no owner recorded
+    foreign = tmp_path / ".ds.tmp-backup-of-mine"  # not a name we make
+    for d in (live, old_version, foreign):
+        (d / "query").mkdir(parents=True)
+    make_synthetic_reid(tmp_path / "ds", **TINY)
+    assert sorted(os.listdir(tmp_path)) == sorted(["ds", live.name, foreign.name])

@@ -1,0 +1,123 @@
+"""Generated folders that are complete or absent.
+
+A folder is built in a hidden temporary sibling ``.{name}.tmp-{host}-{pid}-{random}`` and
+renamed into place when complete. A run killed before the rename (Ctrl-C, SIGTERM, SIGKILL)
+leaves only that sibling, which the next :func:`temp_sibling` for the same target removes:
+it is stale when its process is gone (same host) or it has not been touched for a day (any
+host). Siblings of live processes are left alone, so concurrent runs do not disturb each other.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["remove_stale_siblings", "replace_dir", "temp_sibling"]
+
+STALE_AFTER_S = 24 * 3600
+_TAGS = ("tmp", "old")
+# what follows ".{name}.{tag}-": "{host}-{pid}-{mkdtemp suffix}", or a bare 8-character
+# mkdtemp suffix (folders of sureid <= 0.x, before the host and pid were recorded)
+_OURS = re.compile(r"(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[a-z0-9_]+|[a-z0-9_]{8})")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name == "nt":  # no harmless probe on Windows: age decides
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def _last_touched(path: Path) -> float:
+    """Newest mtime of ``path`` and its direct children (writers add files to subfolders)."""
+    times = [path.stat().st_mtime]
+    try:
+        times += [p.stat().st_mtime for p in path.iterdir()]
+    except OSError:
+        pass
+    return max(times)
+
+
+def remove_stale_siblings(target: Path) -> list[Path]:
+    """Remove the temporary siblings of ``target`` left by killed runs; return those removed."""
+    target = Path(target)
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        for tag in _TAGS:
+            prefix = f".{target.name}.{tag}-"
+            if not entry.name.startswith(prefix):
+                continue
+            m = _OURS.fullmatch(entry.name[len(prefix):])
+            if m is None or entry.is_symlink() or not entry.is_dir():
+                break  # not ours: never touched
+            try:
+                old = time.time() - _last_touched(entry) > STALE_AFTER_S
+            except OSError:
+                break
+            if m["pid"] is None:
+                stale = True  # an older sureid: no owner recorded, no concurrent writer
+            elif m["host"] == _host():
+                stale = old or not _pid_alive(int(m["pid"]))
+            else:
+                stale = old
+            if stale:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+            break
+    return removed
+
+
+def temp_sibling(target: Path, tag: str = "tmp") -> Path:
+    """Create an empty hidden folder next to ``target`` (removing stale ones first)."""
+    if tag not in _TAGS:
+        raise ValueError(f"tag must be one of {_TAGS}, got {tag!r}")
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(target)
+    prefix = f".{target.name}.{tag}-{_host()}-{os.getpid()}-"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``target``, replacing what ``target`` holds.
+
+    The old ``target`` is first moved aside (one rename), so ``target`` is at every moment
+    either the old folder, absent, or the new one.
+
+    Raises:
+        OSError: ``target`` appeared meanwhile (another process): ``tmp`` is left for the
+            caller to inspect or remove.
+    """
+    tmp, target = Path(tmp), Path(target)
+    if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+        target.rmdir()
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    trash = temp_sibling(target, "old")
+    os.replace(target, trash / "old")
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(trash / "old", target)  # put the old folder back
+        shutil.rmtree(trash, ignore_errors=True)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
