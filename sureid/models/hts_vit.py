@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -11,36 +12,38 @@ from .._optional import require
 from .decision import DecisionModule
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
 from .output import HTSOutput
-from .timm_adapter import block_forward_masked, check_vit_structure, embed_tokens
+from .timm_adapter import block_forward_masked, check_vit_structure, embed_tokens, pool_tokens
 
 __all__ = ["HTSViT"]
 
 
-def _stage_ratios(keep_ratio: float | Sequence[float], num_stages: int) -> tuple[float, ...]:
+def _stage_ratios(
+    keep_ratio: float | Sequence[float], num_stages: int, name: str = "keep_ratio"
+) -> tuple[float, ...]:
     if isinstance(keep_ratio, bool):
-        raise TypeError(f"keep_ratio must be a float or a sequence of floats, got {keep_ratio!r}")
+        raise TypeError(f"{name} must be a float or a sequence of floats, got {keep_ratio!r}")
     if isinstance(keep_ratio, (int, float)):
         if not 0.0 < keep_ratio <= 1.0:
-            raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
+            raise ValueError(f"{name} must be in (0, 1], got {keep_ratio!r}")
         return tuple(float(keep_ratio) ** (s + 1) for s in range(num_stages))
     if not isinstance(keep_ratio, Sequence) or isinstance(keep_ratio, str):
         raise TypeError(
-            f"keep_ratio must be a float or a sequence of floats, got {type(keep_ratio).__name__}"
+            f"{name} must be a float or a sequence of floats, got {type(keep_ratio).__name__}"
         )
     ratios = list(keep_ratio)
     if len(ratios) != num_stages:
         raise ValueError(
-            f"keep_ratio lists one ratio per stage: expected {num_stages} values "
+            f"{name} lists one ratio per stage: expected {num_stages} values "
             f"(one per prune_layers entry), got {len(ratios)}: {ratios}"
         )
     for r in ratios:
         if isinstance(r, bool) or not isinstance(r, (int, float)):
-            raise TypeError(f"keep_ratio entries must be floats, got {r!r} in {ratios}")
+            raise TypeError(f"{name} entries must be floats, got {r!r} in {ratios}")
         if not 0.0 < r <= 1.0:
-            raise ValueError(f"keep_ratio entries must be in (0, 1], got {r!r} in {ratios}")
-    if any(b > a for a, b in zip(ratios, ratios[1:])):
+            raise ValueError(f"{name} entries must be in (0, 1], got {r!r} in {ratios}")
+    if any(b > a for a, b in zip(ratios, ratios[1:], strict=False)):
         raise ValueError(
-            f"keep_ratio entries must be non-increasing (masks are cumulative), got {ratios}"
+            f"{name} entries must be non-increasing (masks are cumulative), got {ratios}"
         )
     return tuple(float(r) for r in ratios)
 
@@ -61,7 +64,7 @@ def _check_prune_layers(prune_layers: Sequence[int], depth: int) -> tuple[int, .
                 f"prune_layers entries must be block indices in [0, {depth - 1}] for a "
                 f"{depth}-block model, got {layers}"
             )
-    if any(b <= a for a, b in zip(layers, layers[1:])):
+    if any(b <= a for a, b in zip(layers, layers[1:], strict=False)):
         raise ValueError(f"prune_layers must be strictly increasing, got {layers}")
     return tuple(layers)
 
@@ -74,7 +77,9 @@ class HTSViT(nn.Module):
     attention of every later block (Eqs. 4-6) so all tokens stay; inference
     (``model.eval()``) keeps the top ``k_s = num_kept_tokens(N, ratio_s)`` patch tokens by
     keep probability and physically drops the rest, so later blocks run on fewer tokens.
-    Class and register tokens are never dropped.
+    Class and register tokens are never dropped. The embedding is pooled as the wrapped
+    model pools (:func:`~sureid.models.timm_adapter.pool_tokens`): the class token after the
+    final norm, or timm's average/max pooling over the kept patch tokens, then ``fc_norm``.
 
     Args:
         vit: a timm-layout ViT with a class token, e.g. :func:`sureid.deit_small` (use
@@ -115,9 +120,13 @@ class HTSViT(nn.Module):
         super().__init__()
         check_vit_structure(vit)
         self.prune_layers = _check_prune_layers(prune_layers, len(vit.blocks))
-        self.keep_ratios = _stage_ratios(keep_ratio, len(self.prune_layers))
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
-            raise ValueError(f"tau must be a positive float, got {tau!r}")
+        self._keep_ratios = _stage_ratios(keep_ratio, len(self.prune_layers))
+        if (
+            isinstance(tau, bool)
+            or not isinstance(tau, (int, float))
+            or not 0 < tau < math.inf
+        ):
+            raise ValueError(f"tau must be a positive finite float, got {tau!r}")
         for name, flag in (("prune", prune), ("compute_cls_attn", compute_cls_attn)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
@@ -137,6 +146,20 @@ class HTSViT(nn.Module):
             stage_of_block[layer] = s
         self._stage_of_block = tuple(stage_of_block)
 
+    @property
+    def keep_ratios(self) -> tuple[float, ...]:
+        """Per-stage keep ratios ``(p_1, ..., p_S)``; may be reassigned (same length, checked)."""
+        return self._keep_ratios
+
+    @keep_ratios.setter
+    def keep_ratios(self, ratios: Sequence[float]) -> None:
+        if isinstance(ratios, (int, float)):  # a float p would silently mean (p, p^2, ...)
+            raise TypeError(
+                f"keep_ratios must be a sequence of one ratio per stage, got {ratios!r}; "
+                "for the geometric schedule of p assign tuple(p ** (s + 1) for s in range(S))"
+            )
+        self._keep_ratios = _stage_ratios(ratios, len(self.prune_layers), name="keep_ratios")
+
     @classmethod
     def from_timm(
         cls,
@@ -152,13 +175,19 @@ class HTSViT(nn.Module):
         """Wrap a timm ``VisionTransformer`` (timm>=1.0.16), reusing its modules and weights.
 
         Supports class and register tokens, ``no_embed_class``, LayerScale, q/k norm,
-        fused attention, rectangular and dynamic image sizes.
+        fused attention, rectangular and dynamic image sizes, and timm's pooling:
+        ``global_pool`` ``"token"``, ``"avg"``, ``"max"`` or ``"avgmax"`` followed by
+        ``fc_norm``, exactly as ``vit.forward_head(x, pre_logits=True)``; on pruned tokens
+        the average (max) runs over the kept patch tokens. At ``keep_ratio=1.0`` the
+        embedding is the wrapped model's.
 
         Raises:
             ImportError: timm is not installed (``pip install 'sureid[timm]'``).
             TypeError: ``vit`` is not a timm ``VisionTransformer`` or uses a block or
                 attention type other than timm's ``Block``/``Attention``.
-            ValueError: no class token, patch dropout on, or bad ``keep_ratio``/``prune_layers``.
+            ValueError: no class token, patch dropout on, attention pooling
+                (``global_pool="map"``/``"prr"``) or no pooling (``""``), or bad
+                ``keep_ratio``/``prune_layers``.
 
         Example:
             >>> import timm  # doctest: +SKIP
@@ -227,11 +256,12 @@ class HTSViT(nn.Module):
         return self.prune and self.keep_ratios[stage] < 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | HTSOutput:
-        """Eval: ``(B, C)`` class token after the final norm, on pruned tokens.
+        """Eval: ``(B, C)`` embedding on pruned tokens, pooled as the wrapped model pools
+        (the class token after the final norm by default; see :func:`pool_tokens`).
         Train: :class:`HTSOutput` from :meth:`forward_train`."""
         if self.training:
             return self.forward_train(x)
-        return self.forward_features(x)[:, 0]
+        return pool_tokens(self.backbone, self.forward_features(x))
 
     def forward_features(
         self, x: torch.Tensor, *, return_indices: bool = False
@@ -255,7 +285,7 @@ class HTSViT(nn.Module):
         n = self._num_patches(x)
         kept: list[torch.Tensor] = []
         orig = None
-        for blk, stage in zip(vit.blocks, self._stage_of_block):
+        for blk, stage in zip(vit.blocks, self._stage_of_block, strict=True):
             if stage >= 0 and self._active(stage):
                 score = self.decision[stage](x[:, p:])[..., 1]
                 k = num_kept_tokens(n, self.keep_ratios[stage])
@@ -278,9 +308,14 @@ class HTSViT(nn.Module):
         Args:
             x: ``(B, 3, H, W)`` images.
             keep_masks: optional cumulative hard masks ``(B, N)``, one per stage, used
-                instead of sampling (the decision modules are then not run). With the
-                masks of :meth:`forward_features`' indices this path gives the same class
-                token as the inference path.
+                instead of sampling (the decision modules are then not run): values 0/1
+                (or bool), each stage keeping a subset of the previous one. With the
+                masks of :meth:`forward_features`' indices this path gives the same
+                embedding as the inference path.
+
+        Raises:
+            ValueError: wrong image size, or ``keep_masks`` of the wrong count or shape,
+                with values other than 0/1, or not cumulative.
 
         Returns:
             :class:`HTSOutput`; ``keep_masks`` has one ``(B, N)`` mask per stage (a skipped
@@ -293,21 +328,14 @@ class HTSViT(nn.Module):
         b, t, _ = x.shape
         n = self._num_patches(x)
         if keep_masks is not None:
-            keep_masks = list(keep_masks)
-            if len(keep_masks) != len(self.prune_layers) or any(
-                m.shape != (b, n) for m in keep_masks
-            ):
-                raise ValueError(
-                    f"keep_masks must be {len(self.prune_layers)} tensors of shape (B, N) = "
-                    f"{(b, n)}, got {[tuple(m.shape) for m in keep_masks]}"
-                )
+            keep_masks = self._check_keep_masks(keep_masks, b, n)
         mask = x.new_ones(b, n)
         prefix_ones = x.new_ones(b, p)
         keep: torch.Tensor | None = None  # (B, T) once a stage is active
         masks: list[torch.Tensor] = []
         cls_attn = None
         last = len(vit.blocks) - 1
-        for i, (blk, stage) in enumerate(zip(vit.blocks, self._stage_of_block)):
+        for i, (blk, stage) in enumerate(zip(vit.blocks, self._stage_of_block, strict=True)):
             if stage >= 0 and self.prune:
                 if self._active(stage):
                     if keep_masks is not None:
@@ -326,9 +354,43 @@ class HTSViT(nn.Module):
                 x = blk(x)
         x = vit.norm(x)
         return HTSOutput(
-            features=x[:, 0], tokens=x, keep_masks=masks, cls_attn=cls_attn,
+            features=pool_tokens(vit, x, keep), tokens=x, keep_masks=masks, cls_attn=cls_attn,
             num_prefix_tokens=p,
         )
+
+    def _check_keep_masks(
+        self, keep_masks: Sequence[torch.Tensor], b: int, n: int
+    ) -> list[torch.Tensor]:
+        if isinstance(keep_masks, torch.Tensor) or not isinstance(keep_masks, Sequence):
+            raise TypeError(
+                f"keep_masks must be a sequence of {len(self.prune_layers)} (B, N) tensors, "
+                f"got {type(keep_masks).__name__}"
+            )
+        masks = list(keep_masks)
+        if len(masks) != len(self.prune_layers) or any(
+            not isinstance(m, torch.Tensor) or m.shape != (b, n) for m in masks
+        ):
+            shapes = [tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+                      for m in masks]
+            raise ValueError(
+                f"keep_masks must be {len(self.prune_layers)} tensors of shape (B, N) = "
+                f"{(b, n)}, got {shapes}"
+            )
+        previous = None
+        for s, m in enumerate(masks):
+            if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
+                bad = m[(m != 0) & (m != 1)].flatten()[:3].tolist()
+                raise ValueError(
+                    f"keep_masks[{s}] must hold only 0 and 1 (hard keep decisions), got "
+                    f"values such as {bad}"
+                )
+            if previous is not None and bool((m.to(previous.dtype) > previous).any()):
+                raise ValueError(
+                    f"keep_masks must be cumulative (a token dropped at stage s stays dropped), "
+                    f"but keep_masks[{s}] keeps tokens that keep_masks[{s - 1}] dropped"
+                )
+            previous = m.float()
+        return masks
 
     def extra_repr(self) -> str:
         return (

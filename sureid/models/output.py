@@ -12,7 +12,8 @@ class HTSOutput:
     """What ``HTSViT`` returns in training mode.
 
     Attributes:
-        features: ``(B, C)`` class-token embedding after the final norm.
+        features: ``(B, C)`` embedding: the class token after the final norm, or the
+            wrapped model's pooling over the kept tokens then its ``fc_norm`` (same as eval).
         tokens: ``(B, T, C)`` final token sequence after the final norm, ``T = P + N``
             (``P`` prefix tokens: class and register tokens; ``N`` patch tokens). In
             training no token is physically removed: dropped ones are only masked out.

@@ -13,8 +13,11 @@ from torch import nn
 
 from .hts import masked_attention
 
-__all__ = ["block_forward_masked", "check_vit_structure", "embed_tokens"]
+__all__ = ["block_forward_masked", "check_vit_structure", "embed_tokens", "pool_tokens"]
 
+# timm's global_pool values HTS reproduces; attention pooling ("map", "prr") and no pooling
+# ("") are refused: they have no defined meaning on a pruned token set here
+_POOLS = ("token", "avg", "max", "avgmax")
 _BLOCK_PARTS = ("norm1", "attn", "ls1", "drop_path1", "norm2", "mlp", "ls2", "drop_path2")
 _ATTN_PARTS = ("qkv", "num_heads", "proj")
 
@@ -23,7 +26,9 @@ def check_vit_structure(vit: object, *, name: str = "vit") -> None:
     """Raise a clear ``TypeError``/``ValueError`` unless ``vit`` has the timm ViT layout.
 
     Required: ``patch_embed``, ``_pos_embed``, ``blocks`` of pre-norm blocks with a fused
-    ``attn.qkv``, ``norm``, ``num_prefix_tokens`` and a class token; no active patch dropout.
+    ``attn.qkv``, ``norm``, ``num_prefix_tokens`` and a class token; no active patch dropout;
+    ``global_pool`` (when present) one of ``"token"``, ``"avg"``, ``"max"``, ``"avgmax"``
+    and no attention pooling.
     """
     if not isinstance(vit, nn.Module):
         raise TypeError(f"{name} must be a VisionTransformer nn.Module, got {type(vit).__name__}")
@@ -49,6 +54,13 @@ def check_vit_structure(vit: object, *, name: str = "vit") -> None:
                 f"{name}.blocks[{i}] ({type(blk).__name__}) is not a pre-norm ViT block with "
                 f"fused qkv attention: missing {missing}"
             )
+    pool = getattr(vit, "global_pool", "token")
+    if getattr(vit, "attn_pool", None) is not None or pool not in _POOLS:
+        raise ValueError(
+            f"{name} pools its tokens with global_pool={pool!r}; HTSViT reproduces "
+            f"global_pool in {_POOLS} (then fc_norm), not attention pooling ('map', 'prr') "
+            "or no pooling (''); build the model with global_pool='token' or 'avg'"
+        )
     patch_drop = getattr(vit, "patch_drop", None)
     if patch_drop is not None and getattr(patch_drop, "prob", 0.0) > 0:
         raise ValueError(
@@ -67,6 +79,46 @@ def embed_tokens(vit: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if norm_pre is not None:
         x = norm_pre(x)
     return x
+
+
+def pool_tokens(
+    vit: nn.Module, x: torch.Tensor, keep: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The wrapped model's embedding ``(B, C)`` from its final-norm tokens ``(B, T, C)``.
+
+    Pools as the model does (``vit.global_pool``: the class token by default, or ``"avg"``,
+    ``"max"``, ``"avgmax"`` over the patch tokens, with the prefix tokens too when
+    ``pool_include_prefix``), then applies its ``fc_norm`` if it has one; timm's
+    ``forward_head(x, pre_logits=True)`` in eval mode. On a pruned token set, average and max
+    run over the kept tokens only.
+
+    Args:
+        vit: a timm-layout ViT that passed :func:`check_vit_structure`.
+        x: ``(B, T, C)`` tokens after ``vit.norm``; physically pruned ones are simply absent.
+        keep: ``(B, T)`` keep mask (training path, nothing removed), or ``None``. A masked
+            average weights each token by its mask value, so straight-through gradients reach
+            the decisions as they do through the masked attention.
+    """
+    pool = getattr(vit, "global_pool", "token")
+    if pool == "token":
+        feat = x[:, 0]
+    elif keep is None and hasattr(vit, "pool"):
+        feat = vit.pool(x)  # timm's own pooling
+    else:
+        start = 0 if getattr(vit, "pool_include_prefix", False) else int(vit.num_prefix_tokens)
+        tokens = x[:, start:]
+        if keep is None:
+            keep = x.new_ones(x.shape[:2])
+        weight = keep[:, start:].to(x.dtype).unsqueeze(-1)  # (B, T', 1)
+        count = weight.sum(dim=1)  # (B, 1); a row that kept nothing pools to zeros, not NaN
+        if pool in ("avg", "avgmax"):
+            avg = (tokens * weight).sum(dim=1) / count.clamp(min=1.0)
+        if pool in ("max", "avgmax"):
+            largest = tokens.masked_fill(weight == 0, float("-inf")).amax(dim=1)
+            largest = torch.where(count > 0, largest, torch.zeros_like(largest))
+        feat = avg if pool == "avg" else largest if pool == "max" else 0.5 * (largest + avg)
+    fc_norm = getattr(vit, "fc_norm", None)
+    return fc_norm(feat) if fc_norm is not None else feat
 
 
 def block_forward_masked(

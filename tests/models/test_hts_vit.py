@@ -83,6 +83,62 @@ def test_keep_one_cls_attn_is_last_block_softmax(deit_s):
     assert out.keep_masks and all(bool((m == 1).all()) for m in out.keep_masks)
 
 
+POOLS = {
+    "avg": {"global_pool": "avg"},  # timm turns fc_norm on and the final norm off
+    "avg-no-fc_norm": {"global_pool": "avg", "fc_norm": False},
+    "avg-reg4-include-prefix": {"global_pool": "avg", "reg_tokens": 4, "pool_include_prefix": True},
+    "max": {"global_pool": "max"},
+    "avgmax-reg4": {"global_pool": "avgmax", "reg_tokens": 4},
+    "token-fc_norm": {"global_pool": "token", "fc_norm": True},
+}
+
+
+def timm_embedding(vit, x):
+    """What the wrapped timm model itself returns as its embedding."""
+    return vit.forward_head(vit.forward_features(x), pre_logits=True)
+
+
+@pytest.mark.parametrize("variant", sorted(POOLS))
+@pytest.mark.parametrize("how", ["keep_ratio=1.0", "prune=False"])
+def test_keep_one_reproduces_timm_pooling_and_fc_norm(variant, how):
+    """Issue 16: global_pool="avg" / fc_norm were ignored (11.7 max abs difference)."""
+    torch.manual_seed(0)
+    vit = tiny_timm(**POOLS[variant]).eval()
+    for param in vit.parameters():  # non-trivial norms, so a skipped fc_norm shows
+        param.data.add_(0.3 * torch.randn_like(param))
+    kwargs = {"keep_ratio": 1.0} if how == "keep_ratio=1.0" else {"keep_ratio": 0.5, "prune": False}
+    model = HTSViT.from_timm(vit, prune_layers=LAYERS, **kwargs).eval()
+    x = torch.randn(3, 3, 64, 32)
+    with torch.no_grad():
+        ref = timm_embedding(vit, x)
+        assert not torch.allclose(ref, vit.forward_features(x)[:, 0], atol=1e-2)
+        torch.testing.assert_close(model(x), ref, atol=1e-5, rtol=0)
+        model.train()
+        out = model(x)
+    torch.testing.assert_close(out.features, ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["avg", "max", "avgmax-reg4", "avg-reg4-include-prefix"])
+def test_pooling_on_pruned_tokens_runs_over_the_kept_tokens(variant):
+    torch.manual_seed(0)
+    vit = tiny_timm(**POOLS[variant])
+    model = HTSViT.from_timm(vit, keep_ratio=0.5, prune_layers=LAYERS).eval()
+    x = torch.randn(3, 3, 64, 32)
+    with torch.no_grad():
+        tokens, indices = model.forward_features(x, return_indices=True)
+        # timm's own head on the surviving tokens: the definition of pruned pooling
+        torch.testing.assert_close(model(x), vit.forward_head(tokens, pre_logits=True))
+        out = model.forward_train(x, keep_masks=masks_from_indices(indices, N_TINY))
+    assert tokens.shape[1] == model.num_prefix_tokens + indices[-1].shape[1] < 32
+    torch.testing.assert_close(out.features, model(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pool", ["map", ""])
+def test_unsupported_pooling_is_refused(pool):
+    with pytest.raises(ValueError, match=rf"global_pool='{pool}'.*not attention pooling"):
+        HTSViT.from_timm(tiny_timm(global_pool=pool), prune_layers=LAYERS)
+
+
 # ---------------------------------------------------------------- train path == eval path
 
 
@@ -213,13 +269,14 @@ def test_seeded_training_forwards_repeat_exactly():
     b = model(x)
     c = model(x)
     assert torch.equal(a.features, b.features)
-    assert all(torch.equal(m, n) for m, n in zip(a.keep_masks, b.keep_masks))
-    assert not all(torch.equal(m, n) for m, n in zip(a.keep_masks, c.keep_masks))
+    assert all(torch.equal(m, n) for m, n in zip(a.keep_masks, b.keep_masks, strict=True))
+    assert not all(torch.equal(m, n) for m, n in zip(a.keep_masks, c.keep_masks, strict=True))
 
 
+@pytest.mark.parametrize("pool", ["token", "avg", "max"])
 @pytest.mark.parametrize("source", ["feature", "ratio"])
-def test_every_decision_parameter_gets_gradient(source):
-    model = tiny_hts(0.6, reg_tokens=4).train()
+def test_every_decision_parameter_gets_gradient(source, pool):
+    model = tiny_hts(0.6, reg_tokens=4, global_pool=pool).train()
     out = model(torch.randn(4, 3, 64, 32))
     if source == "feature":
         loss = (out.features * torch.randn_like(out.features)).sum()
@@ -235,9 +292,10 @@ def test_every_decision_parameter_gets_gradient(source):
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
+@pytest.mark.parametrize("pool", ["token", "avgmax"])
 @pytest.mark.parametrize("case", ["tiny_ratio", "all_dropped"])
-def test_no_nan_when_almost_nothing_is_kept(case):
-    model = tiny_hts(0.02, reg_tokens=2).train()
+def test_no_nan_when_almost_nothing_is_kept(case, pool):
+    model = tiny_hts(0.02, reg_tokens=2, global_pool=pool).train()
     x = torch.randn(3, 3, 64, 32)
     if case == "all_dropped":
         with torch.no_grad():  # push every decision to "drop"
@@ -248,6 +306,7 @@ def test_no_nan_when_almost_nothing_is_kept(case):
         assert all(bool((m == 0).all()) for m in out.keep_masks)
     loss = out.features.square().sum() + RatioLoss(model.keep_ratios)(out.keep_masks)
     loss.backward()
+    assert torch.isfinite(out.features).all()
     assert torch.isfinite(out.tokens).all() and torch.isfinite(out.cls_attn).all()
     for name, p in model.named_parameters():
         assert p.grad is None or torch.isfinite(p.grad).all(), name
@@ -302,6 +361,10 @@ def test_state_dict_layout_and_plain_timm_checkpoint():
         ({"prune_layers": (1.0, 3)}, TypeError, "ints"),
         ({"prune_layers": 3}, TypeError, "sequence"),
         ({"tau": 0.0}, ValueError, "tau"),
+        ({"tau": float("inf")}, ValueError, "tau must be a positive finite float, got inf"),
+        ({"tau": float("nan")}, ValueError, "tau must be a positive finite float, got nan"),
+        ({"keep_ratio": float("nan")}, ValueError, r"keep_ratio must be in \(0, 1\], got nan"),
+        ({"keep_ratio": [0.7, float("nan"), 0.3]}, ValueError, r"in \(0, 1\], got nan"),
         ({"prune": 1}, TypeError, "prune"),
     ],
 )
@@ -360,8 +423,55 @@ def test_patch_dropout_rejected():
 
 def test_training_keep_masks_argument_checked():
     model = tiny_hts(0.6).train()
+    x = torch.randn(2, 3, 64, 32)
     with pytest.raises(ValueError, match="keep_masks must be 3 tensors"):
-        model.forward_train(torch.randn(2, 3, 64, 32), keep_masks=[torch.ones(2, N_TINY)])
+        model.forward_train(x, keep_masks=[torch.ones(2, N_TINY)])
+    with pytest.raises(TypeError, match="keep_masks must be a sequence of 3"):
+        model.forward_train(x, keep_masks=torch.ones(3, 2, N_TINY))
+
+
+@pytest.mark.parametrize(
+    "bad, value",
+    [(0.5, r"\[0.5"), (2.0, r"\[2.0"), (float("nan"), r"\[nan"), (-1.0, r"\[-1.0")],
+)
+def test_training_keep_masks_must_be_hard(bad, value):
+    """Issue 16: masks passed to forward_train were never checked to be 0/1."""
+    model = tiny_hts(0.6).train()
+    masks = [torch.ones(2, N_TINY) for _ in LAYERS]
+    masks[1] = masks[1].clone()
+    masks[1][1, 5] = bad
+    masks[2] = masks[1].clamp(0, 1).nan_to_num(0.0)
+    with pytest.raises(ValueError, match=rf"keep_masks\[1\] must hold only 0 and 1.*{value}"):
+        model.forward_train(torch.randn(2, 3, 64, 32), keep_masks=masks)
+
+
+def test_training_keep_masks_must_be_cumulative_and_may_be_bool():
+    model = tiny_hts(0.6).train()
+    x = torch.randn(2, 3, 64, 32)
+    first = torch.ones(2, N_TINY, dtype=torch.bool)
+    first[:, :4] = False
+    second = torch.ones(2, N_TINY, dtype=torch.bool)  # keeps tokens stage 0 dropped
+    with pytest.raises(ValueError, match=r"cumulative.*keep_masks\[1\] keeps tokens"):
+        model.forward_train(x, keep_masks=[first, second, second])
+    out = model.forward_train(x, keep_masks=[first, first, first])  # bool masks are hard
+    assert torch.equal(out.keep_masks[-1], first.float())
+
+
+def test_keep_ratios_reassigned_is_checked():
+    """Issue 16: keep_ratios changed to another length gave an IndexError."""
+    model = tiny_hts(0.6).eval()
+    x = torch.randn(2, 3, 64, 32)
+    model.keep_ratios = (0.5, 0.4, 0.3)  # same length: a supported change
+    assert model.keep_ratios == (0.5, 0.4, 0.3)
+    _, indices = model.forward_features(x, return_indices=True)
+    assert [i.shape[1] for i in indices] == [num_kept_tokens(N_TINY, r) for r in (0.5, 0.4, 0.3)]
+    with pytest.raises(ValueError, match=r"keep_ratios lists one ratio per stage: expected 3"):
+        model.keep_ratios = (0.5,)
+    with pytest.raises(ValueError, match=r"keep_ratios entries must be in \(0, 1\]"):
+        model.keep_ratios = (0.5, 0.4, float("nan"))
+    with pytest.raises(TypeError, match="keep_ratios must be a sequence of one ratio per stage"):
+        model.keep_ratios = 0.5
+    assert model.keep_ratios == (0.5, 0.4, 0.3)  # refused changes leave it as it was
 
 
 def test_eval_path_exports_with_static_k():
@@ -372,3 +482,6 @@ def test_eval_path_exports_with_static_k():
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), model(x), atol=1e-5, rtol=0)
+    # another image size is refused by the exported program's shape guard, not deep inside
+    with pytest.raises(Exception, match=r"size\(\)\[2\] == 64"):
+        program.module()(torch.randn(2, 3, 32, 32))
