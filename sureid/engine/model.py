@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -95,3 +98,32 @@ class ReIDModel(nn.Module):
         return ReIDTrainOutput(
             hts=hts, logits=logits, aux_feature=aux_feature, aux_logits=aux_logits
         )
+
+    def save(
+        self,
+        path: str | os.PathLike,
+        *,
+        data_config: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write the weights and the architecture to one file that :func:`sureid.load` rebuilds.
+
+        Records the backbone (sureid ViT arguments or timm name), HTS stages, head, input
+        size and normalisation (``data_config``, a :class:`sureid.hub.DataConfig`; default
+        ``self.data_config`` if set, else the input size with ImageNet mean/std). Written
+        atomically; loads with ``weights_only=True``. ``metadata``: JSON-like extras (e.g.
+        metrics) returned as ``model.metadata`` on load.
+
+        Example:
+            >>> model.save("runs/final.pt"); model = sureid.load("runs/final.pt")  # doctest: +SKIP
+        """
+        from ..hub import save_model  # hub imports this module
+
+        return save_model(self, path, data_config=data_config, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, map_location: str | torch.device = "cpu"):
+        """Same as :func:`sureid.load`."""
+        from ..hub import load
+
+        return load(path, map_location=map_location)
