@@ -9,7 +9,10 @@ substitute for real crops.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from .._atomic import replace_dir, temp_sibling
 from ._functional import check_float_range, pil_to_tensor
 
 __all__ = [
@@ -32,6 +36,9 @@ __all__ = [
 IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
 )
+
+OCCLUDER_MANIFEST = "sureid_occluders.json"
+_MANIFEST_FORMAT = "sureid-occluders"
 
 OccluderItem = str | os.PathLike | Image.Image | torch.Tensor
 OccluderSource = Union[str, os.PathLike, "OccluderBank", Sequence[OccluderItem]]
@@ -130,7 +137,9 @@ class OccluderBank:
     Raises:
         FileNotFoundError: the folder does not exist.
         ValueError: the bank would be empty, a file cannot be decoded (``on_error="raise"``),
-            a path is a file where a folder was expected, or a bad argument.
+            a path is a file where a folder was expected, a :func:`save_occluders` folder
+            is incomplete (a file its manifest lists is missing or changed size, or it is
+            ``occluder_0000.png ...`` without the manifest), or a bad argument.
         TypeError: ``source`` or one of its items has an unsupported type.
 
     Example:
@@ -175,6 +184,12 @@ class OccluderBank:
                 raise ValueError(
                     f"occluder folder {str(folder)!r} contains no images "
                     f"(looked for {', '.join(IMAGE_EXTENSIONS)})"
+                )
+            problem = _manifest_problem(folder)
+            if problem is not None:
+                raise ValueError(
+                    f"occluder folder {str(folder)!r} may be incomplete: {problem}; delete it "
+                    "and write it again (save_occluders writes complete folders)"
                 )
             self.source_desc = f"folder {str(folder)!r}"
             items: Iterable[OccluderItem] = paths
@@ -445,20 +460,92 @@ def make_procedural_occluders(
     return out
 
 
+def _manifest_problem(folder: Path) -> str | None:
+    """Why a :func:`save_occluders` folder is not complete, or None (also for other folders).
+
+    A folder with our manifest must hold every file it lists, at the size written. A folder
+    without it whose images are exactly ``occluder_0000.png ...`` (what an older sureid wrote,
+    maybe interrupted) cannot be checked, so it is not trusted either.
+    """
+    try:
+        with open(folder / OCCLUDER_MANIFEST, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        names = sorted(p.name for p in folder.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if names and names == [f"occluder_{i:04d}.png" for i in range(len(names))]:
+            return (f"it holds occluder_0000.png ... occluder_{len(names) - 1:04d}.png as "
+                    f"written by save_occluders, but no {OCCLUDER_MANIFEST} saying the "
+                    "writing finished (an older sureid, or an interrupted run)")
+        return None
+    except (OSError, ValueError) as err:
+        return f"its {OCCLUDER_MANIFEST} cannot be read ({err})"
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if manifest.get("format") != _MANIFEST_FORMAT or not isinstance(files, dict):
+        return f"its {OCCLUDER_MANIFEST} is not a sureid occluder manifest"
+    bad = [name for name, size in files.items()
+           if not (folder / name).is_file() or (folder / name).stat().st_size != size]
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:3]) + (" ..." if len(bad) > 3 else "")
+        return (f"{len(bad)} of the {len(files)} files its {OCCLUDER_MANIFEST} lists are "
+                f"missing or changed size: {shown}")
+    return None
+
+
+def _replaceable(folder: Path, prefix: str) -> bool:
+    """Empty, or only what save_occluders writes (our manifest and ``{prefix}_NNNN.png``)."""
+    ours = re.compile(rf"{re.escape(prefix)}_\d{{4,}}\.png")
+    return all(p.is_file() and (p.name == OCCLUDER_MANIFEST or ours.fullmatch(p.name))
+               for p in folder.iterdir())
+
+
 def save_occluders(
     images: Iterable[Image.Image], folder: str | os.PathLike, *, prefix: str = "occluder"
 ) -> list[Path]:
-    """Write occluders as PNGs ``{prefix}_{i:04d}.png`` into ``folder`` (created if needed).
+    """Write occluders as PNGs ``{prefix}_{i:04d}.png`` into ``folder``, complete or not at all.
 
-    Returns the written paths, so ``NODA(folder)`` exercises the folder-loading path.
+    The PNGs and a manifest ``sureid_occluders.json`` (names and sizes), written last, go to
+    a hidden temporary sibling ``.{name}.tmp-*`` that is renamed to ``folder`` at the end, so
+    an interrupted call (Ctrl-C, SIGTERM, SIGKILL) leaves no ``folder`` and no truncated PNG
+    in it; the next call removes the temporary sibling of a dead run. :class:`OccluderBank`
+    checks the manifest when it loads the folder.
+
+    Args:
+        images: PIL images.
+        folder: a new folder, an empty one, or one that holds only an earlier
+            ``save_occluders`` output (replaced as a whole).
+        prefix: file name prefix.
+
+    Returns:
+        The written paths, so ``NODA(folder)`` exercises the folder-loading path.
+
+    Raises:
+        TypeError: an item is not a PIL image (nothing is written).
+        FileExistsError: ``folder`` holds other files, or is a file; it is never touched.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, im in enumerate(images):
-        if not isinstance(im, Image.Image):
-            raise TypeError(f"images[{i}]: expected a PIL image, got {type(im).__name__}")
-        p = folder / f"{prefix}_{i:04d}.png"
-        im.save(p)
-        paths.append(p)
-    return paths
+    if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "/\\"):
+        raise ValueError(f"prefix must be a non-empty file name part, got {prefix!r}")
+    if folder.exists() and (not folder.is_dir() or not _replaceable(folder, prefix)):
+        raise FileExistsError(
+            f"save_occluders: {str(folder)!r} exists and holds other files than an earlier "
+            f"save_occluders output ({prefix}_NNNN.png, {OCCLUDER_MANIFEST}); refusing to "
+            "touch it, pick a new or empty folder"
+        )
+    tmp = temp_sibling(folder)
+    try:
+        sizes = {}
+        for i, im in enumerate(images):
+            if not isinstance(im, Image.Image):
+                raise TypeError(f"images[{i}]: expected a PIL image, got {type(im).__name__}")
+            name = f"{prefix}_{i:04d}.png"
+            im.save(tmp / name, format="PNG")
+            sizes[name] = (tmp / name).stat().st_size
+        manifest = {"format": _MANIFEST_FORMAT, "files": sizes}
+        with open(tmp / OCCLUDER_MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1)
+        replace_dir(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [folder / name for name in sizes]

@@ -1,4 +1,9 @@
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -187,3 +192,98 @@ def test_wide_range_pil_modes_are_refused(mode):
 def test_float_tensor_occluder_outside_unit_range_is_refused(tensor, match):
     with pytest.raises(ValueError, match=rf"occluder #1: a floating tensor .*{match}"):
         OccluderBank([torch.rand(3, 10, 20), tensor])
+
+
+# --- issue 16 item 7: save_occluders writes complete folders or none -------------------------
+def test_interrupted_save_leaves_no_folder_and_rerun_is_complete(tmp_path, monkeypatch):
+    real, calls = Image.Image.save, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C while the 4th PNG is written
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", interrupted)
+    occ = make_procedural_occluders(10, seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        save_occluders(occ, tmp_path / "occ")
+    assert os.listdir(tmp_path) == []  # the reproducer left 3 of 10 occluders, used silently
+    monkeypatch.setattr(Image.Image, "save", real)
+    paths = save_occluders(occ, tmp_path / "occ")
+    assert len(paths) == 10 and len(OccluderBank(tmp_path / "occ")) == 10
+    assert sorted(os.listdir(tmp_path)) == ["occ"]
+
+
+_SLOW_SAVER = """
+import sys, time
+from pathlib import Path
+from PIL import Image
+from sureid import make_procedural_occluders, save_occluders
+
+real, started, calls = Image.Image.save, Path(sys.argv[2]), []
+def slow(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) > 3:
+        started.touch()
+        time.sleep(0.2)
+    return real(self, *args, **kwargs)
+Image.Image.save = slow
+save_occluders(make_procedural_occluders(40, seed=0), sys.argv[1])
+"""
+
+
+def test_killed_save_is_absent_and_rerun_removes_its_temp(tmp_path):
+    work, flag = tmp_path / "work", tmp_path / "started"
+    work.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SAVER, str(work / "occ"), str(flag)])
+    try:
+        deadline = time.monotonic() + 120
+        while not flag.exists():
+            assert proc.poll() is None, "the writer exited before writing"
+            assert time.monotonic() < deadline, "the writer did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (left,) = os.listdir(work)
+    assert left.startswith(".occ.tmp-") and len(os.listdir(work / left)) >= 3
+    with pytest.raises(FileNotFoundError):  # nothing half-written to be loaded
+        OccluderBank(work / "occ")
+    save_occluders(make_procedural_occluders(5, seed=0), work / "occ")
+    assert os.listdir(work) == ["occ"] and len(OccluderBank(work / "occ")) == 5
+
+
+def test_folder_missing_or_truncated_files_is_refused(tmp_path):
+    save_occluders(make_procedural_occluders(6, seed=0), tmp_path / "occ")
+    (tmp_path / "occ" / "occluder_0002.png").unlink()
+    with pytest.raises(ValueError, match=r"may be incomplete: 1 of the 6 files .*occluder_0002"):
+        OccluderBank(tmp_path / "occ")
+    save_occluders(make_procedural_occluders(6, seed=0), tmp_path / "occ")  # replaced whole
+    p = tmp_path / "occ" / "occluder_0004.png"
+    p.write_bytes(p.read_bytes()[:100])  # truncated
+    with pytest.raises(ValueError, match=r"changed size: 'occluder_0004.png'"):
+        NODA(tmp_path / "occ")
+
+
+def test_folder_from_an_older_unchecked_save_is_refused_then_replaced(tmp_path):
+    legacy = tmp_path / "occ"
+    legacy.mkdir()
+    for i, im in enumerate(make_procedural_occluders(13, seed=0)):  # 13 of 200 written
+        im.save(legacy / f"occluder_{i:04d}.png")
+    with pytest.raises(ValueError, match=r"occluder_0012.png .* no sureid_occluders.json"):
+        OccluderBank(legacy)
+    save_occluders(make_procedural_occluders(20, seed=0), legacy)
+    assert len(OccluderBank(legacy)) == 20
+
+
+def test_save_never_touches_a_foreign_folder(tmp_path):
+    (tmp_path / "mine.png").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="holds other files"):
+        save_occluders(make_procedural_occluders(2), tmp_path)
+    with pytest.raises(TypeError, match=r"images\[1\]"):
+        save_occluders([make_procedural_occluders(1)[0], "x.png"], tmp_path / "new")
+    assert sorted(os.listdir(tmp_path)) == ["mine.png"]
