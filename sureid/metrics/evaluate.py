@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .distance import _METRICS, _all_finite, _cosine, _inv_norm, _sq_euclidean, _sq_norms
+from .distance import _METRICS, _Kernel
 from .rank import RankResult, _check_labels, _check_max_rank, _run
 
 __all__ = ["evaluate"]
@@ -48,6 +48,8 @@ def evaluate(
 
     Gives the same numbers as ``evaluate_rank(pairwise_distance(q, g, metric), ...)`` while the
     peak extra memory is one ``(chunk_size, G)`` float32 block plus small working arrays.
+    Ill-conditioned features (huge or tiny norms, a large common offset) are rescaled or
+    centred first (see :mod:`sureid.metrics.distance`), which costs a float32 gallery copy.
 
     Args:
         query_feats: ``(Q, D)`` tensor or array.
@@ -55,7 +57,7 @@ def evaluate(
         q_pids, q_camids: ``(Q,)`` integer labels.
         g_pids, g_camids: ``(G,)`` integer labels.
         metric: ``"euclidean"`` (squared, see :func:`pairwise_distance`) or ``"cosine"``.
-        max_rank: length of the CMC curve.
+        max_rank: length of the CMC curve (capped at the gallery size).
         chunk_size: query rows per distance chunk; default ``2**26 // G`` (about 256 MB).
         device: where distances are computed (default: the features' device); ranking runs
             on the CPU.
@@ -73,8 +75,8 @@ def evaluate(
     Example:
         >>> q, g = torch.randn(4, 8), torch.randn(10, 8)
         >>> r = evaluate(q, g, [0, 1, 2, 3], list(range(4)) * 2 + [0, 1], [0] * 4, [1] * 10)
-        >>> len(r.cmc)
-        50
+        >>> len(r.cmc)  # max_rank=50 capped at the 10-image gallery
+        10
     """
     max_rank = _check_max_rank(max_rank)
     if metric not in _METRICS:
@@ -93,23 +95,16 @@ def evaluate(
     elif chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     dev = torch.device(device) if device is not None else g.device
-    g = g.to(dev, torch.float32)
-    q = q.to(dev, torch.float32)
-    # per-gallery constants computed once; the (G, D) features are never copied
-    g_sq = _sq_norms(g)
-    g_stat = _inv_norm(g) if metric == "cosine" else g_sq
-    if not (_all_finite(q) and _all_finite(g, g_sq)):
-        raise ValueError("query_feats and gallery_feats must be finite (found NaN or inf)")
-
     if rerank:
         from .rerank import _reranked_rows
 
         rows = _reranked_rows(q, g, metric, dev, k1=k1, k2=k2, lambda_value=lambda_value)
         return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances")
 
+    # per-gallery constants computed once; well-conditioned (G, D) features are never copied
+    kernel = _Kernel.build(q, g, metric, dev)
+
     def rows(idx: np.ndarray) -> np.ndarray:
-        qi = q[torch.from_numpy(idx).to(dev)]
-        d = _cosine(qi, g, g_stat) if metric == "cosine" else _sq_euclidean(qi, g, g_stat)
-        return d.cpu().numpy()
+        return kernel.rows(torch.from_numpy(idx).to(dev)).cpu().numpy()
 
     return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances")

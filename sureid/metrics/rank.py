@@ -5,10 +5,9 @@ The numbers are those of torchreid's ``eval_market1501`` (and fast-reid's mINP):
 * for each query, gallery items with the same pid **and** the same camid are removed;
 * a query with no remaining true match is skipped and counted in ``num_skipped``;
 * ``cmc[r]`` is the fraction of valid queries whose first true match is at rank ``<= r``;
-  a valid query's curve stays at 1 after its first match, so when a query keeps fewer
-  than ``max_rank`` gallery items its curve is padded with its last value (1).
-  torchreid instead truncates ``max_rank`` to the gallery size; our first ``num_gallery``
-  entries equal its curve;
+  the curve has ``min(max_rank, num_gallery)`` entries (as torchreid, which truncates
+  ``max_rank`` to the gallery size); a valid query's curve stays at 1 after its first match,
+  so when a query keeps fewer gallery items than that its curve is padded with 1;
 * AP is the mean, over the true matches, of the precision at each match position;
 * INP = ``num_rel / (rank of the hardest true match)`` (1-based, Ye et al. 2021);
 * ties are broken by gallery index (a *stable* sort), so results are deterministic.
@@ -45,7 +44,8 @@ class RankResult:
     """Outcome of a Market-1501 style evaluation.
 
     Attributes:
-        cmc: ``(max_rank,)`` float64, ``cmc[r]`` = share of valid queries matched within rank r+1.
+        cmc: ``(min(max_rank, G),)`` float64, ``cmc[r]`` = share of valid queries matched
+            within rank r+1.
         mAP: mean average precision over valid queries.
         mINP: mean inverse negative penalty over valid queries.
         num_valid_queries: queries with at least one true match left after camera filtering.
@@ -167,7 +167,7 @@ class _PidIndex:
         uniq, starts, counts = np.unique(gp[order], return_index=True, return_counts=True)
         self.gc = gc
         self._groups = {
-            int(p): order[s : s + c] for p, s, c in zip(uniq.tolist(), starts, counts)
+            int(p): order[s : s + c] for p, s, c in zip(uniq.tolist(), starts, counts, strict=True)
         }
         self._empty = np.zeros(0, dtype=np.int64)
 
@@ -177,13 +177,13 @@ class _PidIndex:
     def num_positives(self, qp: np.ndarray, qc: np.ndarray) -> np.ndarray:
         """Per query: gallery items with the same pid and another camera, ``(Q,)``."""
         return np.array(
-            [np.count_nonzero(self.gc[self.same_pid(p)] != c) for p, c in zip(qp, qc)],
+            [np.count_nonzero(self.gc[self.same_pid(p)] != c) for p, c in zip(qp, qc, strict=True)],
             dtype=np.int64,
         )
 
     def matches(self, qp: np.ndarray, qc: np.ndarray):
         """Row-major ``(rows, cols)`` of the true matches of a query block, and ``npos``."""
-        cols = [(g := self.same_pid(p))[self.gc[g] != c] for p, c in zip(qp, qc)]
+        cols = [(g := self.same_pid(p))[self.gc[g] != c] for p, c in zip(qp, qc, strict=True)]
         npos = np.array([len(x) for x in cols], dtype=np.int64)
         rows = np.repeat(np.arange(len(cols)), npos)
         return rows, np.concatenate(cols) if cols else self._empty, npos
@@ -274,7 +274,8 @@ def _block_stats(d, qp, qc, gp, gc, pidx: _PidIndex, strategy: str):
         if d.dtype == np.float32:
             d32 = d
         else:
-            cast = d.astype(np.float32)
+            with np.errstate(over="ignore"):  # beyond float32's range: not exact, sort instead
+                cast = d.astype(np.float32)
             if np.array_equal(cast, d):  # exact in float32, so the packed keys are exact
                 d32 = cast
     if strategy == "count" and d32 is None:
@@ -315,6 +316,7 @@ def _run(
     if strategy not in ("auto", "count", "sort"):
         raise ValueError(f"strategy must be 'auto', 'count' or 'sort', got {strategy!r}")
     num_q, num_g = len(qp), len(gp)
+    max_rank = min(max_rank, num_g)  # every valid query is matched within num_g ranks
     pidx = _PidIndex(gp, gc)
     npos = pidx.num_positives(qp, qc)
     order = np.argsort(npos, kind="stable")
@@ -369,7 +371,7 @@ def evaluate_rank(
             ``inf`` is allowed.
         q_pids, q_camids: ``(Q,)`` integer query identities and cameras.
         g_pids, g_camids: ``(G,)`` integer gallery identities and cameras.
-        max_rank: length of the returned CMC curve.
+        max_rank: length of the returned CMC curve (capped at the gallery size).
         strategy: ``"auto"`` (default), ``"count"`` or ``"sort"``; all give the same numbers,
             the choice only changes speed (exposed for tests and benchmarks).
 

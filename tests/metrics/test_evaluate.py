@@ -75,3 +75,89 @@ def test_bad_input():
                 evaluate(bad[:4], g, qp, gp, qc, gc, metric=metric)
     with pytest.raises(ValueError, match="query set is empty"):
         evaluate(q[:0], g, [], gp, [], gc)
+
+
+# ----------------------------------------------------------------------------- conditioning
+def float64_reference(q, g, metric):
+    """Distances in float64 from the features as given (direct differences, no cancellation)."""
+    q, g = np.asarray(q, np.float64), np.asarray(g, np.float64)
+    if metric == "cosine":
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+        g = g / np.linalg.norm(g, axis=1, keepdims=True)
+        return ((q[:, None] - g[None]) ** 2).sum(-1) / 2  # = 1 - cos, without cancellation
+    return ((q[:, None] - g[None]) ** 2).sum(-1)
+
+
+def clustered(seed, nq=30, ng=200, dim=32, num_ids=10):
+    rng = np.random.default_rng(seed)
+    qp, gp = rng.integers(0, num_ids, nq), rng.integers(0, num_ids, ng)
+    qc, gc = rng.integers(0, 3, nq), rng.integers(0, 3, ng)
+    centres = rng.standard_normal((num_ids, dim))
+    q = centres[qp] + 0.8 * rng.standard_normal((nq, dim))
+    g = centres[gp] + 0.8 * rng.standard_normal((ng, dim))
+    return q, g, qp, gp, qc, gc
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize(
+    "scale, offset",
+    [(1e20, 0.0), (1e30, 0.0), (1e-25, 0.0), (1e-40, 0.0), (1.0, 300.0), (1.0, 3000.0),
+     (1e18, 1e21), (1.0, 0.0)],
+)
+def test_ill_conditioned_features_rank_as_float64(metric, scale, offset):
+    # issue 16: 1e20-scaled features gave "distances contain NaN"; offsets and tiny norms
+    # gave numbers far from a float64 evaluation (mAP off by up to 0.9)
+    q, g, qp, gp, qc, gc = clustered(0)
+    q32 = torch.from_numpy((q * scale + offset).astype(np.float32))
+    g32 = torch.from_numpy((g * scale + offset).astype(np.float32))
+    ref = evaluate_rank(float64_reference(q32, g32, metric), qp, gp, qc, gc, max_rank=20)
+    for chunk_size in (7, None):
+        r = evaluate(q32, g32, qp, gp, qc, gc, metric=metric, max_rank=20, chunk_size=chunk_size)
+        np.testing.assert_array_equal(r.cmc, ref.cmc)
+        np.testing.assert_allclose(r.ap, ref.ap, rtol=0, atol=1e-12)
+        assert r.mINP == pytest.approx(ref.mINP, abs=1e-12)
+
+
+def test_float64_features_beyond_float32_range():
+    q, g, qp, gp, qc, gc = clustered(1)
+    q64, g64 = torch.from_numpy(q * 1e200), torch.from_numpy(g * 1e200)
+    ref = evaluate_rank(float64_reference(q, g, "euclidean"), qp, gp, qc, gc, max_rank=20)
+    r = evaluate(q64, g64, qp, gp, qc, gc, max_rank=20)
+    np.testing.assert_allclose(r.ap, ref.ap, rtol=0, atol=1e-12)
+
+
+def test_conditioned_evaluate_equals_pairwise_distance():
+    q, g, qp, gp, qc, gc = clustered(2)
+    for metric in ("euclidean", "cosine"):
+        q32 = torch.from_numpy((q + 500.0).astype(np.float32))
+        g32 = torch.from_numpy((g + 500.0).astype(np.float32))
+        full = evaluate_rank(pairwise_distance(q32, g32, metric), qp, gp, qc, gc, max_rank=20)
+        r = evaluate(q32, g32, qp, gp, qc, gc, metric=metric, max_rank=20, chunk_size=3)
+        np.testing.assert_array_equal(r.ap, full.ap)
+        np.testing.assert_array_equal(r.cmc, full.cmc)
+
+
+def test_pairwise_distance_conditioned_values():
+    rng = np.random.default_rng(3)
+    q, g = rng.standard_normal((5, 16)), rng.standard_normal((7, 16))
+    for metric in ("euclidean", "cosine"):
+        ref = float64_reference(q + 1000.0, g + 1000.0, metric)
+        got = pairwise_distance(torch.from_numpy(q + 1000.0), torch.from_numpy(g + 1000.0), metric)
+        assert got.dtype == torch.float32
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-4, atol=0)
+    # rescaled euclidean comes back in the original units (float32 range permitting)
+    got = pairwise_distance(torch.from_numpy(q * 1e-20), torch.from_numpy(g * 1e-20))
+    np.testing.assert_allclose(got.numpy(), float64_reference(q, g, "euclidean") * 1e-40,
+                               rtol=1e-5)
+    # a zero vector is at cosine distance 1 in both kernels
+    g0 = np.vstack([g + 1000.0, np.zeros(16)])
+    got = pairwise_distance(torch.from_numpy(q + 1000.0), torch.from_numpy(g0), "cosine")
+    np.testing.assert_allclose(got[:, -1].numpy(), 1.0, atol=1e-6)
+    got = pairwise_distance(torch.from_numpy(q), torch.zeros(1, 16), "cosine")
+    np.testing.assert_allclose(got.numpy(), 1.0)
+
+
+def test_huge_max_rank_on_small_gallery():
+    q, g, qp, gp, qc, gc = make(4, nq=5, ng=10)
+    r = evaluate(q, g, qp, gp, qc, gc, max_rank=10**9)
+    assert r.cmc.shape == (10,)

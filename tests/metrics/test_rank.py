@@ -12,8 +12,12 @@ STRATEGIES = ["auto", "count", "sort"]
 
 def assert_same(result: RankResult, ref, max_rank):
     cmc, m_ap, m_inp, n_valid, per_q = ref
-    assert result.cmc.shape == (max_rank,)
-    np.testing.assert_allclose(result.cmc, cmc, rtol=0, atol=1e-12)
+    # the reference pads to max_rank; ours stops at the gallery size, where it has reached 1
+    n = len(result.cmc)
+    assert 1 <= n <= max_rank
+    if n < max_rank:
+        np.testing.assert_array_equal(cmc[n - 1 :], 1.0)
+    np.testing.assert_allclose(result.cmc, cmc[:n], rtol=0, atol=1e-12)
     assert result.mAP == pytest.approx(m_ap, abs=1e-12)
     assert result.mINP == pytest.approx(m_inp, abs=1e-12)
     assert result.num_valid_queries == n_valid
@@ -81,6 +85,7 @@ def test_edge_cases(strategy):
     # pid 2's only image is in the query's camera; pid 3's too; 99 is absent
     r = evaluate_rank(d, qp, gp, qc, gc, 20, strategy=strategy)  # max_rank > gallery size
     assert_same(r, reference_eval(d, qp, gp, qc, gc, 20), 20)
+    assert r.cmc.shape == (12,)
     assert r.num_skipped == 3 and np.isnan(r.ap[[1, 2, 5]]).all()
     assert r.cmc[-1] == 1.0
 
@@ -186,3 +191,21 @@ def test_no_valid_query_and_max_rank():
         evaluate_rank(*good(), max_rank=5.0)
     with pytest.raises(ValueError, match="strategy must be"):
         evaluate_rank(np.zeros((1, 2)), [1], [1, 5], [0], [1, 0], strategy="fast")
+
+
+def test_max_rank_is_capped_at_the_gallery_size():
+    # issue 16: max_rank=10**9 on a 10-image gallery allocated gigabytes
+    rng = np.random.default_rng(9)
+    d, qp, gp, qc, gc = random_case(rng, 6, 10, 3, 2, dtype=np.float32)
+    r = evaluate_rank(d, qp, gp, qc, gc, max_rank=10**9)
+    assert r.cmc.shape == (10,) and r.cmc[-1] == 1.0
+    assert_same(r, reference_eval(d, qp, gp, qc, gc, 10), 10)
+    assert evaluate_rank(d, qp, gp, qc, gc, max_rank=3).cmc.shape == (3,)
+
+
+def test_float64_distances_beyond_float32_range_rank_exactly():
+    # a float32 cast would overflow to inf and tie them; the sort path keeps them apart
+    d = np.array([[3e39, 2e39, 1e39, 4e39]])
+    r = evaluate_rank(d, [1], [2, 1, 3, 1], [0], [1, 1, 1, 1], max_rank=4)
+    assert_same(r, reference_eval(d, [1], [2, 1, 3, 1], [0], [1, 1, 1, 1], 4), 4)
+    assert r.first_match[0] == 1
