@@ -223,17 +223,27 @@ def read_partial_reid(root) -> ReIDDataset:
     )
 
 
+def _read_custom(root) -> ReIDDataset:
+    """Your own data (``sureid.data.folder.read_custom``; imported here on use, it builds on
+    this module)."""
+    from .folder import read_custom
+
+    return read_custom(root)
+
+
 DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "market1501": read_market1501,
     "dukemtmc": read_dukemtmc,
     "occluded_duke": read_occluded_duke,
     "occluded_reid": read_occluded_reid,
     "partial_reid": read_partial_reid,
+    "custom": _read_custom,  # <pid>/<camid>_*.jpg folders or path,pid,camid CSVs
 }
 _ALIASES = {
     "market": "market1501", "dukemtmcreid": "dukemtmc", "duke": "dukemtmc",
     "occludedduke": "occluded_duke", "occludeddukemtmc": "occluded_duke",
     "occludedreid": "occluded_reid", "partialreid": "partial_reid",
+    "folder": "custom", "csv": "custom",
 }
 
 
