@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .reid import _check_2d, _check_same_batch
+from .reid import _check_2d, _check_finite_number, _check_nonempty, _check_same_batch
 
 __all__ = ["NPKDLoss", "interpolate_features", "kd_kl_div"]
 
@@ -84,9 +84,10 @@ def kd_kl_div(
         mode: ``"forward"`` or ``"reverse"``.
 
     Raises:
-        ValueError: non-2-D logits, different batch sizes or class counts, ``T <= 0``, bad mode.
+        ValueError: non-2-D logits, an empty batch, different batch sizes or class counts,
+            ``T <= 0`` or not finite, bad mode.
     """
-    s = _check_2d("student_logits", student_logits)
+    s = _check_nonempty("student_logits", _check_2d("student_logits", student_logits))
     t = _check_2d("teacher_logits", teacher_logits)
     _check_same_batch(student_logits=s, teacher_logits=t)
     if s.shape[1] != t.shape[1]:
@@ -94,8 +95,8 @@ def kd_kl_div(
             "student_logits and teacher_logits must have the same number of classes, got "
             f"{tuple(s.shape)} and {tuple(t.shape)}"
         )
-    if isinstance(temperature, bool) or not float(temperature) > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if _check_finite_number("temperature", temperature) <= 0:
+        raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
     if mode not in _KL_MODES:
         raise ValueError(f"mode must be one of {_KL_MODES}, got {mode!r}")
     log_ps = F.log_softmax(s / temperature, dim=1)
@@ -159,14 +160,10 @@ class NPKDLoss(nn.Module):
             raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
         if kl_mode not in _KL_MODES:
             raise ValueError(f"kl_mode must be one of {_KL_MODES}, got {kl_mode!r}")
-        if isinstance(kl_weight, bool) or not isinstance(kl_weight, (int, float)) or kl_weight < 0:
-            raise ValueError(f"kl_weight must be a non-negative float, got {kl_weight!r}")
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not temperature > 0
-        ):
-            raise ValueError(f"temperature must be a float > 0, got {temperature!r}")
+        kl_weight = _check_finite_number("kl_weight", kl_weight, minimum=0.0)
+        if _check_finite_number("temperature", temperature) <= 0:
+            # T = inf would flatten both distributions and give a silent zero KL
+            raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
         self.student_dim = _check_dim("student_dim", student_dim)
         self.teacher_dim = _check_dim("teacher_dim", teacher_dim)
         self.kl_weight = float(kl_weight)
@@ -188,7 +185,7 @@ class NPKDLoss(nn.Module):
                 self.proj = nn.Linear(self.student_dim, self.teacher_dim)
 
     def _check_inputs(self, sf, sl, tf, tl) -> None:
-        sf = _check_2d("student_feat", sf)
+        sf = _check_nonempty("student_feat", _check_2d("student_feat", sf))
         sl = _check_2d("student_logits", sl)
         tf = _check_2d("teacher_feat", tf)
         tl = _check_2d("teacher_logits", tl)

@@ -30,7 +30,9 @@ from .reid import (
     CrossEntropyLabelSmooth,
     TripletLoss,
     _check_2d,
+    _check_finite_number,
     _check_labels,
+    _check_nonempty,
     _check_same_batch,
 )
 
@@ -57,9 +59,7 @@ class SUReIDLossOutput:
 
 
 def _check_weight(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative float, got {value!r}")
-    return float(value)
+    return _check_finite_number(name, value, minimum=0.0)
 
 
 class SUReIDLoss(nn.Module):
@@ -86,7 +86,7 @@ class SUReIDLoss(nn.Module):
     ``criterion.parameters()`` to the optimiser too.
 
     Raises:
-        ValueError: negative weights, every term switched off.
+        ValueError: negative, NaN, infinite or non-number weights, every term switched off.
 
     Example:
         >>> crit = SUReIDLoss(use_kd=False, use_ratio=False)
@@ -161,9 +161,10 @@ class SUReIDLoss(nn.Module):
                 used when ``use_reweight`` (either may be ``None`` to skip its term).
 
         Raises:
-            ValueError: missing inputs for an enabled term, mismatched batch sizes or shapes.
+            ValueError: missing inputs for an enabled term, an empty batch, mismatched batch
+                sizes or shapes.
         """
-        feat = _check_2d("student_feat", student_feat)
+        feat = _check_nonempty("student_feat", _check_2d("student_feat", student_feat))
         logits = _check_2d("student_logits", student_logits)
         _check_same_batch(student_feat=feat, student_logits=logits)
         labels = _check_labels(labels, feat.shape[0])

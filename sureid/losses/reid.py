@@ -6,6 +6,7 @@ The maths lives in plain functions (``label_smoothing_cross_entropy``, ``pairwis
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -41,6 +42,28 @@ def _check_2d(name: str, x: object) -> torch.Tensor:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
+
+
+def _check_nonempty(name: str, x: torch.Tensor) -> torch.Tensor:
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"{name} must hold at least one sample, got an empty batch of shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def _check_finite_number(name: str, value: object, *, minimum: float | None = None) -> float:
+    """``value`` as a float; refuses (``ValueError``) bools, non-numbers, NaN, infinity and
+    values below ``minimum``."""
+    bound = "" if minimum is None else f" >= {minimum:g}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or (minimum is not None and value < minimum)
+    ):
+        raise ValueError(f"{name} must be a finite float{bound}, got {value!r}")
+    return float(value)
 
 
 def _check_labels(labels: object, batch: int) -> torch.Tensor:
@@ -84,13 +107,14 @@ def label_smoothing_cross_entropy(
         Scalar: ``mean_b  -Σ_k q_bk log softmax(logits)_bk``.
 
     Raises:
-        ValueError: non-2-D logits, labels of the wrong length or out of range, bad ``epsilon``.
+        ValueError: non-2-D logits, an empty batch, labels of the wrong length or out of
+            range, bad ``epsilon``.
 
     Example:
         >>> label_smoothing_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3])).shape
         torch.Size([])
     """
-    logits = _check_2d("logits", logits)
+    logits = _check_nonempty("logits", _check_2d("logits", logits))
     labels = _check_labels(labels, logits.shape[0])
     if not 0.0 <= float(epsilon) < 1.0:
         raise ValueError(f"epsilon must be in [0, 1), got {epsilon!r}")
@@ -177,7 +201,9 @@ def batch_hard_triplet_loss(
     ``l_a = relu(max_p d(a, p) - min_n d(a, n) + margin)``, or ``softplus(max_p d - min_n d)``
     when ``margin is None`` (soft margin). Positives exclude the anchor itself. Anchors without
     a positive or without a negative in the batch are left out of the mean; a batch with no
-    valid anchor returns a zero that is still connected to ``features`` (never NaN).
+    valid anchor returns a zero that is still connected to ``features`` (never NaN). An empty
+    batch (``B = 0``) has no anchor at all and is refused: it is a data-loading bug, not a
+    batch without positive pairs.
 
     Args:
         features: ``(B, C)`` embeddings (the pre-BN feature in BNNeck training).
@@ -189,13 +215,14 @@ def batch_hard_triplet_loss(
         Scalar loss.
 
     Raises:
-        ValueError: non-2-D features, labels of the wrong length, negative margin, bad metric.
+        ValueError: non-2-D features, an empty batch, labels of the wrong length, negative
+            or non-finite margin, bad metric.
     """
-    features = _check_2d("features", features)
+    features = _check_nonempty("features", _check_2d("features", features))
     labels = _check_labels(labels, features.shape[0])
     metric = _check_metric(metric)
-    if margin is not None and (isinstance(margin, bool) or float(margin) < 0):
-        raise ValueError(f"margin must be a non-negative float or None, got {margin!r}")
+    if margin is not None:
+        margin = _check_finite_number("margin", margin, minimum=0.0)
     dist = pairwise_distance(features, metric)
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
@@ -226,11 +253,7 @@ class TripletLoss(nn.Module):
 
     def __init__(self, margin: float | None = 0.3, metric: Metric = "euclidean") -> None:
         super().__init__()
-        if margin is not None and (
-            isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0
-        ):
-            raise ValueError(f"margin must be a non-negative float or None, got {margin!r}")
-        self.margin = None if margin is None else float(margin)
+        self.margin = None if margin is None else _check_finite_number("margin", margin, minimum=0)
         self.metric = _check_metric(metric)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -64,8 +64,8 @@ def gumbel_keep_decision(log_probs: torch.Tensor, tau: float = 1.0) -> torch.Ten
     """
     if log_probs.ndim != 3 or log_probs.shape[-1] != 2:
         raise ValueError(f"log_probs must have shape (B, N, 2), got {tuple(log_probs.shape)}")
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau!r}")
+    if not 0 < tau < math.inf:
+        raise ValueError(f"tau must be a finite float > 0, got {tau!r}")
     soft = F.gumbel_softmax(log_probs, tau=tau, hard=False)[..., 1]
     hard = (soft > 0.5).to(soft.dtype)  # argmax of two entries that sum to 1
     return hard + (soft - soft.detach())

@@ -12,6 +12,7 @@ untouched, so the head costs nothing there.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -142,6 +143,8 @@ class ClsTokenReweight(nn.Module):
             raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
         if isinstance(lambda_init, bool) or not isinstance(lambda_init, (int, float)):
             raise TypeError(f"lambda_init must be a float, got {lambda_init!r}")
+        if not math.isfinite(lambda_init):
+            raise ValueError(f"lambda_init must be a finite float, got {lambda_init!r}")
         self.embed_dim = embed_dim
         self.normalize = bool(normalize)
         self.lam = nn.Parameter(torch.tensor(float(lambda_init)))

@@ -311,12 +311,18 @@ class VisionTransformer(nn.Module):
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
             )
-        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
-            raise ValueError(f"mlp_ratio must be a positive float, got {mlp_ratio!r}")
+        if (
+            isinstance(mlp_ratio, bool)
+            or not isinstance(mlp_ratio, (int, float))
+            or not 0 < mlp_ratio < math.inf
+        ):
+            raise ValueError(f"mlp_ratio must be a positive finite float, got {mlp_ratio!r}")
         if init_values is not None and (
             isinstance(init_values, bool) or not isinstance(init_values, (int, float))
         ):
             raise TypeError(f"init_values must be a float or None, got {init_values!r}")
+        if init_values is not None and not math.isfinite(init_values):
+            raise ValueError(f"init_values must be a finite float or None, got {init_values!r}")
         drop_path_rate = _check_rate(drop_path_rate, "drop_path_rate")
         rates = {
             name: _check_rate(value, name)

@@ -191,5 +191,29 @@ def test_bad_constructor_arguments(kwargs, match):
 def test_kd_kl_div_bad_arguments():
     with pytest.raises(ValueError, match="mode must be one of"):
         kd_kl_div(torch.randn(2, 3), torch.randn(2, 3), mode="sym")
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite float > 0"):
         kd_kl_div(torch.randn(2, 3), torch.randn(2, 3), 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"kl_weight": float("nan")}, "kl_weight must be a finite float >= 0, got nan"),
+        ({"kl_weight": float("inf")}, "kl_weight must be a finite float >= 0, got inf"),
+        ({"temperature": float("inf")}, "temperature must be a finite float, got inf"),
+        ({"temperature": float("nan")}, "temperature must be a finite float, got nan"),
+    ],
+)
+def test_non_finite_hyper_parameters_are_refused(kwargs, match):
+    """Issue 16: NaN/inf gave NaN losses or (T = inf) a silent zero KL."""
+    with pytest.raises(ValueError, match=match):
+        NPKDLoss(**kwargs)
+
+
+def test_kd_kl_div_infinite_temperature_and_empty_batch_are_refused():
+    with pytest.raises(ValueError, match="temperature must be a finite float, got inf"):
+        kd_kl_div(torch.randn(2, 3), torch.randn(2, 3), float("inf"))
+    with pytest.raises(ValueError, match="student_logits must hold at least one sample"):
+        kd_kl_div(torch.randn(0, 3), torch.randn(0, 3))
+    with pytest.raises(ValueError, match="student_feat must hold at least one sample"):
+        NPKDLoss()(torch.randn(0, 4), torch.randn(0, 3), torch.randn(0, 8), torch.randn(0, 3))

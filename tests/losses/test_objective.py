@@ -166,6 +166,11 @@ def test_ratio_targets_fixed_at_construction():
         ({"use_cls": False, "use_tri": False, "use_kd": False, "use_ratio": False}, "every term"),
         ({"alpha": -1.0}, "alpha"),
         ({"ratio_weight": "2"}, "ratio_weight"),
+        # issue 16: NaN/inf weights gave NaN losses while 0 or negative were rejected
+        ({"alpha": float("nan")}, "alpha must be a finite float >= 0, got nan"),
+        ({"beta": float("inf")}, "beta must be a finite float >= 0, got inf"),
+        ({"ratio_weight": float("nan")}, "ratio_weight must be a finite float >= 0, got nan"),
+        ({"aux_weight": float("-inf")}, "aux_weight must be a finite float >= 0, got -inf"),
     ],
 )
 def test_bad_constructor(kwargs, match):
@@ -229,3 +234,9 @@ def test_pickle_round_trip_gives_same_loss(make):
     clone = pickle.loads(pickle.dumps(crit))
     t = _batch()
     torch.testing.assert_close(_call(clone, t).total, _call(crit, t).total)
+
+
+def test_empty_batch_is_refused():
+    crit = SUReIDLoss(use_kd=False, use_ratio=False)
+    with pytest.raises(ValueError, match=r"student_feat must hold at least one sample.*\(0, 16\)"):
+        crit(torch.randn(0, 16), torch.randn(0, 4), torch.zeros(0, dtype=torch.long))

@@ -149,8 +149,33 @@ def test_triplet_bad_input(feat_shape, labels, match):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"metric": "manhattan"}, "metric must be one of.*'manhattan'"), ({"margin": -1}, "margin")],
+    [
+        ({"metric": "manhattan"}, "metric must be one of.*'manhattan'"),
+        ({"margin": -1}, "margin"),
+        # issue 16: a NaN margin gave NaN losses, an infinite one an infinite loss
+        ({"margin": float("nan")}, "margin must be a finite float >= 0, got nan"),
+        ({"margin": float("inf")}, "margin must be a finite float >= 0, got inf"),
+    ],
 )
 def test_triplet_bad_constructor(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TripletLoss(**kwargs)
+
+
+def test_triplet_functional_refuses_non_finite_margin():
+    feats, labels = torch.randn(4, 3), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="margin must be a finite float >= 0, got nan"):
+        batch_hard_triplet_loss(feats, labels, margin=float("nan"))
+
+
+def test_empty_batch_is_refused_not_an_index_error():
+    """Issue 16: TripletLoss on an empty batch raised IndexError (cross-entropy gave NaN).
+
+    An empty batch is not "a batch without positive pairs" (that one gives a zero on the
+    graph, see test_no_valid_anchor_gives_zero_on_graph): it has no sample at all.
+    """
+    empty = torch.zeros(0, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"features must hold at least one sample.*\(0, 8\)"):
+        TripletLoss()(torch.randn(0, 8), empty)
+    with pytest.raises(ValueError, match=r"logits must hold at least one sample.*\(0, 5\)"):
+        CrossEntropyLabelSmooth(5)(torch.randn(0, 5), empty)

@@ -76,7 +76,13 @@ def test_gumbel_decision_seeded_repeat():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-@pytest.mark.parametrize(("shape", "tau"), [((2, 5), 1.0), ((2, 5, 3), 1.0), ((2, 5, 2), 0.0)])
+@pytest.mark.parametrize(
+    ("shape", "tau"),
+    [
+        ((2, 5), 1.0), ((2, 5, 3), 1.0), ((2, 5, 2), 0.0),
+        ((2, 5, 2), math.inf), ((2, 5, 2), math.nan),  # issue 16: inf gave garbage decisions
+    ],
+)
 def test_gumbel_decision_bad_input(shape, tau):
     with pytest.raises(ValueError, match="log_probs|tau"):
         gumbel_keep_decision(torch.zeros(shape), tau)
@@ -154,7 +160,7 @@ def test_masked_attention_does_not_modify_inputs_and_checks_shape():
     keep = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
     copies = [t.clone() for t in (q, k, v, keep)]
     masked_attention(q, k, v, keep)
-    for a, b in zip((q, k, v, keep), copies):
+    for a, b in zip((q, k, v, keep), copies, strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="keep must have shape"):
         masked_attention(q, k, v, keep[:, :3])

@@ -107,3 +107,9 @@ def test_bad_input(kind, match):
         kwargs["num_prefix_tokens"] = 7
     with pytest.raises(ValueError, match=match):
         ClsTokenReweight(4)(tokens, attn, mask, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_lambda_init_is_refused(bad):
+    with pytest.raises(ValueError, match=f"lambda_init must be a finite float, got {bad}"):
+        ClsTokenReweight(8, bad)

@@ -102,6 +102,9 @@ def test_drop_path_only_in_training():
         ({"drop_path_rate": 1.0}, ValueError, "drop_path_rate"),
         ({"qk_norm": 1}, TypeError, "qk_norm"),
         ({"mlp_ratio": 0}, ValueError, "mlp_ratio"),
+        ({"mlp_ratio": float("nan")}, ValueError, "mlp_ratio must be a positive finite float"),
+        ({"mlp_ratio": float("inf")}, ValueError, "mlp_ratio must be a positive finite float"),
+        ({"init_values": float("nan")}, ValueError, "init_values must be a finite float"),
     ],
 )
 def test_bad_construction(kwargs, err, match):
@@ -119,9 +122,10 @@ def test_wrong_image_size_raises(shape):
 def _conv_stem_reference(stem, x):
     """ConvStem written out with functional ops (eval-mode BN), layer by layer."""
     layers = list(stem.stem)
-    for conv, bn in zip(layers[0::3], layers[1::3]):
+    for conv, bn in zip(layers[0::3], layers[1::3], strict=True):
         x = torch.nn.functional.conv2d(x, conv.weight, stride=2, padding=1)
-        x = (x - bn.running_mean[:, None, None]) / torch.sqrt(bn.running_var[:, None, None] + bn.eps)
+        var = bn.running_var[:, None, None]
+        x = (x - bn.running_mean[:, None, None]) / torch.sqrt(var + bn.eps)
         x = torch.relu(x * bn.weight[:, None, None] + bn.bias[:, None, None])
     x = torch.nn.functional.conv2d(x, stem.proj.weight, stem.proj.bias)
     return x.flatten(2).transpose(1, 2)
@@ -138,7 +142,8 @@ def test_conv_stem_matches_functional_reference_and_patch_grid():
             m.running_var.uniform_(0.5, 2.0)
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.5, 0.5)
-    assert (stem.grid_size, stem.num_patches) == (patch.patch_embed.grid_size, patch.patch_embed.num_patches)
+    pe = patch.patch_embed
+    assert (stem.grid_size, stem.num_patches) == (pe.grid_size, pe.num_patches)
     assert len(stem.stem) == 3 * 4  # patch 16: four stride-2 conv-BN-ReLU layers
     x = torch.randn(2, 3, 64, 32)
     x_copy = x.clone()
