@@ -141,7 +141,7 @@ def test_bad_names_and_empty_folders(tmp_path):
 
 def test_build_dataset_registry(tmp_path):
     assert set(DATASETS) == {
-        "market1501", "dukemtmc", "occluded_duke", "occluded_reid", "partial_reid"
+        "market1501", "dukemtmc", "occluded_duke", "occluded_reid", "partial_reid", "custom"
     }
     with pytest.raises(ValueError, match="unknown dataset 'cuhk03'"):
         build_dataset("cuhk03", tmp_path)

@@ -1,0 +1,84 @@
+import pytest
+from PIL import Image
+
+from sureid import build_dataset
+from sureid.data.folder import read_csv_records, read_custom, read_folder_records
+
+
+def _img(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 16), (10, 20, 30)).save(path)
+    return path
+
+
+@pytest.fixture
+def folder_root(tmp_path):
+    for split, items in {
+        "train": [("0005", "0_a.jpg"), ("0005", "1_b.png"), ("0009", "2_c.jpg")],
+        "query": [("0007", "0_q.jpg")],
+        "gallery": [("0007", "1_g.jpg"), ("0007", "0_h.jpg"), ("0011", "3_x.jpeg")],
+    }.items():
+        for pid, name in items:
+            _img(tmp_path / split / pid / name)
+    return tmp_path
+
+
+def test_folder_layout(folder_root):
+    ds = build_dataset("custom", folder_root)
+    assert ds.name == "custom"
+    assert [(r.pid, r.camid) for r in ds.train] == [(0, 0), (0, 1), (1, 2)]  # relabelled
+    assert [(r.pid, r.camid) for r in ds.query] == [(7, 0)]
+    assert sorted((r.pid, r.camid) for r in ds.gallery) == [(7, 0), (7, 1), (11, 3)]
+    assert ds.query[0].path.endswith("0_q.jpg")
+    assert build_dataset("folder", folder_root).counts() == ds.counts()
+
+
+def test_csv_layout_relative_and_absolute_paths(tmp_path):
+    a = _img(tmp_path / "imgs" / "a.jpg")
+    b = _img(tmp_path / "imgs" / "b.jpg")
+    (tmp_path / "query.csv").write_text("path,pid,camid\nimgs/a.jpg,3,0\n")
+    (tmp_path / "gallery.csv").write_text(f"{b},3,1\n\nimgs/a.jpg, 4 , 2\n")
+    ds = read_custom(tmp_path)
+    assert ds.train == []
+    assert ds.query == [(str(a), 3, 0)]
+    assert ds.gallery == [(str(b), 3, 1), (str(a), 4, 2)]
+    assert build_dataset("CSV", tmp_path).gallery == ds.gallery
+
+
+def test_mixed_folder_and_csv(folder_root):
+    (folder_root / "query.csv").write_text("gallery/0007/1_g.jpg,7,5\n")
+    with pytest.raises(ValueError, match="both query/ and query.csv"):
+        read_custom(folder_root)
+
+
+@pytest.mark.parametrize(
+    "rel,match",
+    [("0001/a.jpg", "start with '<camid>_'"), ("x/0_a.jpg", "pid"), ("0_a.jpg", "<pid>/<camid>"),
+     ("0001/c_a.jpg", "camid")],
+)
+def test_folder_errors_name_the_file(tmp_path, rel, match):
+    _img(tmp_path / rel)
+    with pytest.raises(ValueError, match=match) as e:
+        read_folder_records(tmp_path)
+    assert rel.split("/")[-1] in str(e.value)
+
+
+def test_csv_errors(tmp_path):
+    _img(tmp_path / "a.jpg")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a.jpg,1\n")
+    with pytest.raises(ValueError, match="line 1: expected 'path,pid,camid'"):
+        read_csv_records(bad)
+    bad.write_text("a.jpg,1,c1\n")
+    with pytest.raises(ValueError, match="camid must be an integer"):
+        read_csv_records(bad)
+    bad.write_text("missing.jpg,1,0\n")
+    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+        read_csv_records(bad)
+    bad.write_text("path,pid,camid\n")
+    with pytest.raises(ValueError, match="lists no images"):
+        read_csv_records(bad)
+    with pytest.raises(FileNotFoundError, match="query/"):
+        read_custom(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_custom(tmp_path / "nope")
