@@ -225,3 +225,16 @@ def test_bad_arguments():
         trainer.fit([], epochs=1, eval_every=-1)
     with pytest.raises(ValueError, match="num_classes"):
         ReIDModel(tiny_hts(), num_classes=1)
+
+
+def test_non_finite_loss_stops_training_before_the_step(tmp_path):
+    trainer = build(use_kd=False)
+    with torch.no_grad():
+        trainer.module.neck.classifier.weight[0, 0] = float("nan")
+    before = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
+        trainer.fit(make_batches(1), epochs=1, checkpoint_path=tmp_path / "last.pt",
+                    progress=False)
+    assert trainer.state.step == 0 and not (tmp_path / "last.pt").exists()
+    for k, v in trainer.model.named_parameters():  # no optimizer step was taken
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, equal_nan=True, msg=k)
