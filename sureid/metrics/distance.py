@@ -32,7 +32,7 @@ _SAFE_EXP = 16
 # (cancellation would cost more than 4 of float32's 24 bits).
 _CENTRE_KAPPA = 16.0
 # Gallery rows used to estimate the centre (strided sample).
-_SAMPLE_ROWS = 8192
+_SAMPLE_ROWS = 1024
 # Rows converted to float64 at once while conditioning (bounds the float64 temporaries).
 _TILE_ROWS = 8192
 
@@ -199,8 +199,8 @@ def _centre(g: torch.Tensor, metric: str, scale_exp: int) -> torch.Tensor | None
     if metric == "cosine":
         sample = _unit64(sample)
     mean = sample.mean(0)
-    spread = float(((sample - mean) ** 2).sum(1).mean())
-    total = float((sample**2).sum(1).mean())
+    spread = float(torch.linalg.vector_norm(sample - mean).square()) / len(sample)
+    total = float(torch.linalg.vector_norm(sample).square()) / len(sample)
     if total > _CENTRE_KAPPA * spread:
         return mean
     if metric == "cosine" and scale_exp != 0:

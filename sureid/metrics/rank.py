@@ -13,10 +13,11 @@ The numbers are those of torchreid's ``eval_market1501`` (and fast-reid's mINP):
 * ties are broken by gallery index (a *stable* sort), so results are deterministic.
   torchreid uses numpy's unstable default sort, whose tie order is unspecified.
 
-The implementation never sorts a whole row when it can avoid it: the rank of the k-th true
-match (0-based, in distance order) is ``k + #{kept negatives that sort before it}``, and those
-counts are one vectorised comparison of each row against its few true matches. Rows with
-many true matches fall back to a stable ``argsort`` of the row. Both paths are exact.
+The implementation never argsorts a row: the rank of the k-th true match (0-based, in
+distance order) is ``k + #{kept negatives that sort before it}``; only the items not farther
+than a row's hardest match can count, and those are sorted by value (numpy's SIMD sort) and
+searched. Distances that are not exactly float32, or rows with very many true matches, use a
+stable ``argsort`` of the row instead. Both paths are exact.
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ __all__ = ["RankResult", "evaluate_rank"]
 
 # Elements of a (rows, gallery) working array processed at once; bounds memory per block.
 _BLOCK_ELEMS = 1 << 22
-# Elements of the (rows, positives, gallery) boolean comparison done at once.
-_CMP_ELEMS = 1 << 24
 # Above this many true matches in a row, sorting the row is cheaper than counting.
-_MAX_POS_FOR_COUNT = 192
-_INT64_MAX = np.iinfo(np.int64).max
-# Above this share of candidate negatives, compare densely instead of gathering them.
-_SPARSE_FRACTION = 0.1
+_MAX_POS_FOR_COUNT = 2048
+# Bucket (instead of gather and sort) rows where more than this share of items are candidates.
+_BUCKET_FRACTION = 0.125
+# Histogram buckets per true match in the bucketed count (few items share a match's bucket).
+_BUCKETS_PER_MATCH = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,43 +206,79 @@ def _packed_keys(d32: np.ndarray, cols: np.ndarray) -> np.ndarray:
 def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
     """Kept-list ranks of each row's true matches, sorted, ``(B, pmax)`` (padding arbitrary).
 
-    rank of match k = k + #negatives whose (distance, index) key is smaller. Only negatives
-    not farther than the row's hardest match can count, so usually few are compared.
+    rank of match k = k + #negatives whose (distance, index) key is smaller. Only items not
+    farther than the row's hardest match can count. Same-pid items (matches or removed, never
+    negatives) are subtracted with exact key comparisons. See :func:`_below_sorted` and
+    :func:`_below_bucketed` for the two ways of counting the items below each match.
     """
-    b, g = d32.shape
+    b = d32.shape[0]
     starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
-    pos_d = d32[rows, cols]
-    poskey = np.full((b, pmax), _INT64_MAX, dtype=np.int64)
-    poskey[rows, np.arange(len(rows)) - starts[rows]] = _packed_keys(pos_d, cols)
-    poskey.sort(axis=1)
-    dmax = np.full(b, -np.inf, dtype=np.float32)
-    np.maximum.at(dmax, rows, pos_d)
-    cand = d32 <= dmax[:, None]
-    if np.count_nonzero(cand) > _SPARSE_FRACTION * cand.size:
-        # dense: one (rows, pmax, G) comparison per slab, no gathers
-        keys = _packed_keys(d32, np.arange(g, dtype=np.int64))
-        np.putmask(keys, ~cand, _INT64_MAX)
-        for i, p in enumerate(qp):  # same-pid items are matches or removed, never negatives
-            keys[i, pidx.same_pid(p)] = _INT64_MAX
-        counts = np.empty((b, pmax), dtype=np.int64)
-        step = max(1, _CMP_ELEMS // max(1, pmax * g))
-        for r in range(0, b, step):
-            cmp = keys[r : r + step, None, :] < poskey[r : r + step, :, None]
-            counts[r : r + step] = np.count_nonzero(cmp, axis=2)
-        return counts + np.arange(pmax)
-    crow, ccol = np.nonzero(cand)
-    neg = gp[ccol] != qp[crow]
-    crow, ccol = crow[neg], ccol[neg]
-    ckey = _packed_keys(d32[crow, ccol], ccol)
-    bins = np.empty(len(crow), dtype=np.int64)
-    step = max(1, _CMP_ELEMS // max(1, pmax))
-    for r in range(0, len(crow), step):
-        sl = slice(r, r + step)
-        bins[sl] = np.count_nonzero(poskey[crow[sl]] < ckey[sl, None], axis=1)
-    # hist[b, k]: negatives between match k-1 and match k; those before match k sum to cumsum
-    hist = np.bincount(crow * (pmax + 1) + bins, minlength=b * (pmax + 1))
-    negbefore = np.cumsum(hist.reshape(b, pmax + 1)[:, :pmax], axis=1)
-    return negbefore + np.arange(pmax)
+    ranks = np.zeros((b, pmax), dtype=np.int64)
+    for i in range(b):
+        p = int(npos[i])
+        if p == 0:
+            continue
+        row = d32[i]
+        pc = cols[starts[i] : starts[i] + p]
+        pkey = _packed_keys(row[pc], pc)
+        order = np.argsort(pkey, kind="stable")
+        pkey, pc = pkey[order], pc[order]
+        pd = row[pc]
+        lo, hi = pd[0], pd[-1]
+        if p > 1 and lo < hi and np.isfinite(hi - lo) and (
+            np.count_nonzero(row <= hi) > _BUCKET_FRACTION * len(row)
+        ):
+            below = _below_bucketed(row, pd, pc, pkey)
+        else:
+            below = _below_sorted(row, pd, pc)
+        same = pidx.same_pid(qp[i])
+        below -= np.count_nonzero(_packed_keys(row[same], same)[None, :] < pkey[:, None], axis=1)
+        ranks[i, :p] = below + np.arange(p)
+    return ranks
+
+
+def _below_sorted(row, pd, pc) -> np.ndarray:
+    """Items (any pid) whose (distance, index) key is below each match's: gather and sort.
+
+    Cheap when few items are within the hardest match's distance (a good model).
+    """
+    cand = row[row <= pd[-1]]  # NaN never passes; blocks are checked for NaN first
+    cand.sort()
+    below = np.searchsorted(cand, pd, side="left")
+    tied = np.searchsorted(cand, pd, side="right") - below > 1
+    for k in np.flatnonzero(tied):  # other items at exactly this distance: lower index first
+        below[k] += np.count_nonzero(np.flatnonzero(row == pd[k]) < pc[k])
+    return below
+
+
+def _below_bucketed(row, pd, pc, pkey) -> np.ndarray:
+    """Same as :func:`_below_sorted` without sorting, for rows where most items are candidates.
+
+    Every item gets a bucket ``trunc(clip((x - base) * inv_w, 0, M + 1))`` on a uniform grid
+    over the matches' range. Each step is monotone in ``x``, so an item in a lower bucket
+    than a match is closer and one in a higher bucket is farther: a histogram counts them.
+    Only the few items sharing a bucket with some match are compared exactly, by key.
+    """
+    p = len(pd)
+    m = _BUCKETS_PER_MATCH * p
+    lo, hi = np.float32(pd[0]), np.float32(pd[-1])
+    inv_w = np.float32((m - 1) / (hi - lo))  # the hardest match stays below bucket m + 1
+    base = np.float32(lo - (hi - lo) / np.float32(m))  # the first match lands near bucket 1
+    t = np.subtract(row, base, dtype=np.float32)
+    t *= inv_w
+    np.clip(t, 0, m + 1, out=t)
+    idx = t.astype(np.intp)
+    hist = np.bincount(idx, minlength=m + 2)
+    cum = np.concatenate(([0], np.cumsum(hist)))  # cum[b] = items in buckets < b
+    pb = np.clip(((pd - base) * inv_w).astype(np.float32), 0, m + 1).astype(np.intp)
+    below = cum[pb]
+    flags = np.zeros(m + 2, dtype=bool)
+    flags[pb] = True
+    near = np.flatnonzero(flags[idx])  # items sharing a bucket with some match
+    nkey = _packed_keys(row[near], near)
+    same_bucket = idx[near][None, :] == pb[:, None]
+    below += np.count_nonzero(same_bucket & (nkey[None, :] < pkey[:, None]), axis=1)
+    return below
 
 
 def _ranks_by_sort(d, qp, qc, gp, gc, npos, pmax) -> np.ndarray:

@@ -108,13 +108,21 @@ def test_many_matches_per_query_takes_sort_path(monkeypatch):
     assert_same(evaluate_rank(d, qp, gp, qc, gc, 50), ref, 50)
 
 
-@pytest.mark.parametrize("sparse_fraction", [0.0, 1.0])
-def test_dense_and_sparse_count_agree(monkeypatch, sparse_fraction):
-    rng = np.random.default_rng(4)
+@pytest.mark.parametrize("bucket_fraction", [-1.0, 2.0])  # always bucket, never bucket
+@pytest.mark.parametrize("buckets", [1, 128])  # 1 bucket per match: many shared buckets
+@pytest.mark.parametrize("seed", range(4))
+def test_count_path_with_cross_ties_and_same_pid_ties(monkeypatch, seed, bucket_fraction,
+                                                      buckets):
+    monkeypatch.setattr(rank_mod, "_BUCKET_FRACTION", bucket_fraction)
+    monkeypatch.setattr(rank_mod, "_BUCKETS_PER_MATCH", buckets)
+    rng = np.random.default_rng(4 + seed)
     d, qp, gp, qc, gc = random_case(rng, 25, 150, 10, 3, dtype=np.float32)
-    d[:, ::7] = d[:, 3:4]  # plenty of cross ties
-    monkeypatch.setattr(rank_mod, "_SPARSE_FRACTION", sparse_fraction)
-    monkeypatch.setattr(rank_mod, "_CMP_ELEMS", 97)  # force several comparison slabs
+    d[:, ::7] = d[:, 3:4]  # plenty of cross ties, with matches, same-pid items and negatives
+    d[:, 5::11] = -0.0  # -0.0 ties with +0.0
+    d[:, 6::13] = 0.0
+    d[1, :] = np.float32(np.inf)  # a row whose matches are all at inf
+    d[2, 3] = np.float32(np.inf)
+    d[3, ::2] = np.float32(1e-30)  # tiny spread
     assert_same(evaluate_rank(d, qp, gp, qc, gc, 30, strategy="count"),
                 reference_eval(d, qp, gp, qc, gc, 30), 30)
 
