@@ -69,6 +69,17 @@ _LAZY: dict[str, str] = {
     "Trainer": "sureid.engine.trainer",
     # deployment
     "export_onnx": "sureid.export",
+    # after training: model files, feature extraction, re-ranking, ranked lists, FLOPs
+    "load": "sureid.hub",
+    "DataConfig": "sureid.hub",
+    "ModelFileError": "sureid.hub",
+    "FeatureExtractor": "sureid.inference",
+    "ExtractedFeatures": "sureid.inference",
+    "rerank": "sureid.metrics.rerank",
+    "rank_gallery": "sureid.metrics.rerank",
+    "render_ranked_list": "sureid.viz_rank",
+    "count_flops": "sureid.flops",
+    "read_custom": "sureid.data.folder",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -123,3 +134,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .transforms.noda import NODA
     from .transforms.occluders import OccluderBank, make_procedural_occluders, save_occluders
     from .transforms.random_patch import RandomPatch, reid_random_erasing
+    from .data.folder import read_custom
+    from .flops import count_flops
+    from .hub import DataConfig, ModelFileError, load
+    from .inference import ExtractedFeatures, FeatureExtractor
+    from .metrics.rerank import rank_gallery, rerank
+    from .viz_rank import render_ranked_list

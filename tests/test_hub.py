@@ -1,0 +1,140 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import sureid
+from sureid.engine import ReIDModel, save_checkpoint
+from sureid.hub import FORMAT_VERSION, DataConfig, ModelFileError, load, model_config
+from tests.smoke_run import smoke_run, tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return smoke_run(tmp_path_factory.getbasetemp() / "smoke_run")
+
+
+def _x(n=3):
+    return torch.randn(n, 3, 64, 32)
+
+
+@pytest.mark.parametrize("eval_feature", ["before", "after"])
+@pytest.mark.parametrize("prune", [True, False])
+def test_round_trip_same_outputs(tmp_path, eval_feature, prune):
+    model = tiny_model(7)
+    model.eval_feature = eval_feature
+    model.neck.eval_feature = eval_feature
+    model.backbone.prune = prune
+    model.eval()
+    x = _x()
+    path = model.save(tmp_path / "sub" / "m.pt", metadata={"note": "x"})
+    loaded = load(path)
+    assert not loaded.training
+    assert torch.equal(loaded(x), model(x))
+    assert loaded.eval_feature == eval_feature and loaded.backbone.prune is prune
+    assert loaded.backbone.keep_ratios == model.backbone.keep_ratios
+    assert loaded.data_config == DataConfig((64, 32))
+    assert loaded.metadata == {"note": "x"}
+    assert ReIDModel.load(path).num_classes == 7
+    # the file is plain data: loads with weights_only=True
+    state = torch.load(path, weights_only=True)
+    assert state["format_version"] == FORMAT_VERSION and "state_dict" in state
+
+
+def test_custom_normalisation_and_conv_stem(tmp_path):
+    vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=32, depth=2,
+                                   num_heads=2, stem="conv", qk_norm=True, init_values=0.1)
+    model = ReIDModel(sureid.HTSViT(vit, keep_ratio=[0.9, 0.5], prune_layers=(0, 1)), 3).eval()
+    cfg = DataConfig((32, 16), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    model.save(tmp_path / "m.pt", data_config=cfg)
+    loaded = load(tmp_path / "m.pt")
+    assert loaded.data_config == cfg
+    x = torch.randn(2, 3, 32, 16)
+    assert torch.equal(loaded(x), model(x))
+    # a loaded model saves again with its own preprocessing
+    loaded.save(tmp_path / "again.pt")
+    assert load(tmp_path / "again.pt").data_config == cfg
+
+
+def test_timm_backbone_round_trip(tmp_path):
+    timm = pytest.importorskip("timm")
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=(32, 16),
+                            patch_size=8, depth=2, num_classes=0, reg_tokens=1)
+    model = ReIDModel(sureid.HTSViT.from_timm(vit, keep_ratio=0.7, prune_layers=(1,)), 4).eval()
+    model.save(tmp_path / "t.pt")
+    cfg = model_config(model)["vit"]
+    assert cfg["kind"] == "timm" and cfg["name"] == "vit_tiny_patch16_224"
+    x = torch.randn(2, 3, 32, 16)
+    assert torch.equal(load(tmp_path / "t.pt")(x), model(x))
+
+
+def test_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        load(tmp_path / "missing.pt")
+    with pytest.raises(ModelFileError, match="is a folder"):
+        load(tmp_path)
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ModelFileError, match="not a sureid model file"):
+        load(tmp_path / "text.pt")
+    model = tiny_model(5)
+    save_checkpoint({"model": model.state_dict(), "optimizer": {}, "epoch": 1},
+                    tmp_path / "ckpt.pt")
+    with pytest.raises(ModelFileError, match="training checkpoint"):
+        load(tmp_path / "ckpt.pt")
+    save_checkpoint({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="no 'sureid.model' header"):
+        load(tmp_path / "other.pt")
+    path = model.save(tmp_path / "m.pt")
+    state = torch.load(path, weights_only=True)
+    state["format_version"] = FORMAT_VERSION + 1
+    save_checkpoint(state, tmp_path / "newer.pt")
+    with pytest.raises(ModelFileError, match="upgrade sureid"):
+        load(tmp_path / "newer.pt")
+    state = torch.load(path, weights_only=True)
+    state["config"]["vit"]["kwargs"]["depth"] = 3  # another architecture than the weights
+    save_checkpoint(state, tmp_path / "mismatch.pt")
+    with pytest.raises(ModelFileError, match="do not fit the architecture.*missing"):
+        load(tmp_path / "mismatch.pt")
+    state = torch.load(path, weights_only=True)
+    state["config"]["vit"]["kwargs"]["embed_dim"] = 64
+    save_checkpoint(state, tmp_path / "shape.pt")
+    with pytest.raises(ModelFileError, match="do not fit the architecture"):
+        load(tmp_path / "shape.pt")
+    state = torch.load(path, weights_only=True)
+    state["config"]["hts"]["keep_ratio"] = [2.0, 0.5]
+    save_checkpoint(state, tmp_path / "bad.pt")
+    with pytest.raises(ModelFileError, match="invalid architecture config"):
+        load(tmp_path / "bad.pt")
+    with pytest.raises(TypeError, match="ReIDModel"):
+        model_config(model.backbone)
+
+
+def test_fresh_process_gives_identical_features_and_metrics(run, tmp_path):
+    """Train the smoke benchmark a few steps, save, load in a new process, same numbers."""
+    script = f"""
+import json, torch
+torch.set_num_threads(1)
+import sureid
+from sureid.data import read_occluded_duke
+model = sureid.load({run["model"]!r})
+ds = read_occluded_duke({run["data"]!r})
+ext = sureid.FeatureExtractor(model)
+qf = ext({run["data"] + "/query"!r}).features
+gf = ext([r.path for r in ds.gallery]).features
+r = sureid.evaluate(qf, gf, [x.pid for x in ds.query], [x.pid for x in ds.gallery],
+                    [x.camid for x in ds.query], [x.camid for x in ds.gallery])
+torch.save(qf, {str(tmp_path / "qf.pt")!r})
+print(json.dumps({{"rank1": r.rank1, "mAP": r.mAP}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"rank1": run["rank1"], "mAP": run["mAP"]}
+    want = torch.load(Path(run["model"]).parent / "query_feats.pt")
+    assert torch.equal(torch.load(tmp_path / "qf.pt"), want)
