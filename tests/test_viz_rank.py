@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sureid.viz_rank import FALSE_COLOUR, QUERY_COLOUR, TRUE_COLOUR, render_ranked_list
+
+
+def _imgs(n):
+    return [torch.full((3, 64, 32), 40 * i, dtype=torch.uint8) for i in range(n)]
+
+
+def test_frames_and_file(tmp_path):
+    q, *g = _imgs(4)
+    pic = render_ranked_list(q, g, matches=[True, False, None], distances=[0.1, 0.2, 0.3],
+                             size=(64, 32), scale=1, title="pid 1", path=tmp_path / "a" / "q.png")
+    assert (tmp_path / "a" / "q.png").is_file()
+    arr = np.asarray(pic)
+    colours = {tuple(c) for c in arr.reshape(-1, 3)}
+    assert {QUERY_COLOUR, TRUE_COLOUR, FALSE_COLOUR} <= colours
+    with Image.open(tmp_path / "a" / "q.png") as saved:
+        assert saved.size == pic.size
+
+
+def test_kept_overlay_adds_a_row():
+    q, *g = _imgs(3)
+    plain = render_ranked_list(q, g, size=(64, 32), scale=1)
+    kept = [torch.tensor([0, 5, 9])] * 3
+    over = render_ranked_list(q, g, kept=kept, patch_size=(8, 8), size=(64, 32), scale=1)
+    assert over.width == plain.width and over.height > plain.height
+
+
+def test_paths_and_resize(tmp_path):
+    p = tmp_path / "x.png"
+    Image.new("RGB", (50, 100), (255, 0, 0)).save(p)
+    pic = render_ranked_list(p, [p, p], size=(64, 32), scale=2)
+    assert pic.width % 2 == 0
+
+
+def test_errors():
+    q, *g = _imgs(3)
+    with pytest.raises(ValueError, match="matches has 1 entries"):
+        render_ranked_list(q, g, matches=[True])
+    with pytest.raises(ValueError, match="patch_size is required"):
+        render_ranked_list(q, g, kept=[torch.tensor([0])] * 3)
+    with pytest.raises(ValueError, match="1 \\+ 2 index tensors"):
+        render_ranked_list(q, g, kept=[torch.tensor([0])], patch_size=(8, 8))
+    with pytest.raises(TypeError, match="uint8"):
+        render_ranked_list(torch.zeros(3, 4, 4), g)
