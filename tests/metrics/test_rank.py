@@ -108,12 +108,11 @@ def test_many_matches_per_query_takes_sort_path(monkeypatch):
     assert_same(evaluate_rank(d, qp, gp, qc, gc, 50), ref, 50)
 
 
-@pytest.mark.parametrize("bucket_fraction", [-1.0, 2.0])  # always bucket, never bucket
+@pytest.mark.parametrize("path", [None, "sorted", "direct", "bucketed"])
 @pytest.mark.parametrize("buckets", [1, 128])  # 1 bucket per match: many shared buckets
 @pytest.mark.parametrize("seed", range(4))
-def test_count_path_with_cross_ties_and_same_pid_ties(monkeypatch, seed, bucket_fraction,
-                                                      buckets):
-    monkeypatch.setattr(rank_mod, "_BUCKET_FRACTION", bucket_fraction)
+def test_count_path_with_cross_ties_and_same_pid_ties(monkeypatch, seed, path, buckets):
+    monkeypatch.setattr(rank_mod, "_FORCE_PATH", path)
     monkeypatch.setattr(rank_mod, "_BUCKETS_PER_MATCH", buckets)
     rng = np.random.default_rng(4 + seed)
     d, qp, gp, qc, gc = random_case(rng, 25, 150, 10, 3, dtype=np.float32)
