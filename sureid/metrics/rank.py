@@ -40,7 +40,7 @@ _THREADS: int | None = None
 # Tests: "sorted", "direct" or "bucketed" (where valid) instead of the cheapest path.
 _FORCE_PATH: str | None = None
 # Histogram buckets per true match in the bucketed count (few items share a match's bucket).
-_BUCKETS_PER_MATCH = 128
+_BUCKETS_PER_MATCH = 512
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,9 +245,9 @@ def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
         # costs in ns per item, measured with numpy 2.4 on x86-64 (AVX2)
         sample = row[:: max(1, len(row) // 4096)]
         frac = np.count_nonzero(sample <= hi) / len(sample)
-        cost = {"sorted": 0.3 + 6.0 * frac, "direct": 0.3 * p}
+        cost = {"sorted": 0.3 + 7.5 * frac, "direct": 0.32 * p}
         if p > 1 and lo < hi and np.isfinite(hi - lo):
-            cost["bucketed"] = 4.0
+            cost["bucketed"] = 4.2
         path = _FORCE_PATH if _FORCE_PATH in cost else min(cost, key=cost.get)
         if path == "bucketed":
             below = _below_bucketed(row, pd, pc, pkey)
@@ -295,8 +295,10 @@ def _below_bucketed(row, pd, pc, pkey) -> np.ndarray:
     p = len(pd)
     m = _BUCKETS_PER_MATCH * p
     lo, hi = np.float32(pd[0]), np.float32(pd[-1])
-    inv_w = np.float32((m - 1) / (hi - lo))  # the hardest match stays below bucket m + 1
-    base = np.float32(lo - (hi - lo) / np.float32(m))  # the first match lands near bucket 1
+    # lo lands in bucket 1 (not 0, which collects everything closer) and hi in m - 1 (not
+    # m + 1, which collects everything farther); rounding moves them by at most one bucket
+    inv_w = np.float32((m - 2) / (hi - lo))
+    base = np.float32(lo - 2 * (hi - lo) / np.float32(m))
     t = np.subtract(row, base, dtype=np.float32)
     t *= inv_w
     np.clip(t, 0, m + 1, out=t)
@@ -307,10 +309,12 @@ def _below_bucketed(row, pd, pc, pkey) -> np.ndarray:
     below = cum[pb]
     flags = np.zeros(m + 2, dtype=bool)
     flags[pb] = True
-    near = np.flatnonzero(flags[idx])  # items sharing a bucket with some match
-    nkey = _packed_keys(row[near], near)
-    same_bucket = idx[near][None, :] == pb[:, None]
-    below += np.count_nonzero(same_bucket & (nkey[None, :] < pkey[:, None]), axis=1)
+    near = np.flatnonzero(np.take(flags, idx))  # items sharing a bucket with some match
+    # near items in a lower bucket than match k are below it, in a higher one above, so
+    # #near{key < key_k} - #near{bucket < bucket_k} = #near{same bucket, key < key_k}
+    nkey = np.sort(_packed_keys(row[near], near))
+    nbucket = np.sort(idx[near])
+    below += np.searchsorted(nkey, pkey) - np.searchsorted(nbucket, pb)
     return below
 
 
