@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._amp import fp32, no_autocast
 from .reid import _check_2d, _check_finite_number, _check_nonempty, _check_same_batch
 
 __all__ = ["NPKDLoss", "interpolate_features", "kd_kl_div"]
@@ -25,18 +26,25 @@ _DIRECTIONS = ("t2s", "s2t")
 _KL_MODES = ("forward", "reverse")
 
 
-def interpolate_features(x: torch.Tensor, out_dim: int) -> torch.Tensor:
+def interpolate_features(
+    x: torch.Tensor, out_dim: int, *, align_corners: bool = True
+) -> torch.Tensor:
     """Resize features along the channel axis by 1-D linear interpolation, ``I(·)`` of Eq. 13.
 
-    Uses ``align_corners=True``: output channel ``j`` samples input position
+    ``align_corners=True`` (default): output channel ``j`` samples input position
     ``j·(C_in - 1)/(out_dim - 1)``, so the first and last channels map onto each other and a
-    linear ramp stays an exact linear ramp whether the features are shrunk or grown (with
-    ``align_corners=False`` growing clamps at both ends). No anti-aliasing: shrinking samples,
-    it does not average. Returns ``x`` itself when ``C_in == out_dim``.
+    linear ramp stays an exact linear ramp whether the features are shrunk or grown. Shrinking
+    samples, it does not average: 768 -> 384 gives some teacher channels under 5 % weight.
+
+    ``align_corners=False``: output channel ``j`` samples ``(j + 0.5)·C_in/out_dim - 0.5``
+    (half-pixel centres). An exact 2x shrink then averages channel pairs,
+    ``y_j = (x_2j + x_2j+1) / 2``, so every teacher channel gets the same weight; growing
+    clamps at both ends. Returns ``x`` itself when ``C_in == out_dim``.
 
     Args:
         x: ``(B, C_in)`` features.
         out_dim: ``C_out >= 1``.
+        align_corners: see above.
 
     Returns:
         ``(B, C_out)``, differentiable with respect to ``x``.
@@ -51,10 +59,14 @@ def interpolate_features(x: torch.Tensor, out_dim: int) -> torch.Tensor:
     x = _check_2d("x", x)
     if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
         raise ValueError(f"out_dim must be a positive int, got {out_dim!r}")
+    if not isinstance(align_corners, bool):
+        raise TypeError(f"align_corners must be a bool, got {align_corners!r}")
     if x.shape[1] == out_dim:
         return x
     # F.interpolate wants (B, channels, length): our feature channels are the "length"
-    return F.interpolate(x.unsqueeze(1), size=out_dim, mode="linear", align_corners=True).squeeze(1)
+    return F.interpolate(
+        x.unsqueeze(1), size=out_dim, mode="linear", align_corners=align_corners
+    ).squeeze(1)
 
 
 def kd_kl_div(
@@ -130,6 +142,12 @@ class NPKDLoss(nn.Module):
         kl_mode: ``"forward"`` ``KL(p^t||p^s)`` (default) or ``"reverse"``; see :func:`kd_kl_div`.
         t2_scale: multiply the KL by ``T²`` (Hinton's convention, keeps gradient size independent
             of ``T``). Off by default to match Eq. 13; at the paper's ``T = 1`` it changes nothing.
+        align_corners: the sampling grid of ``I`` for ``align="interpolate"`` (see
+            :func:`interpolate_features`): ``True`` (default for now) maps end channels onto
+            each other; ``False`` makes an exact 2x shrink (768 -> 384) average channel pairs.
+
+    The terms are computed in float32 with autocast off, so ``f16``/``bf16`` inputs from a
+    mixed-precision forward cannot overflow the squared-distance sum.
 
     Raises:
         ValueError: bad enum strings, ``align="linear"`` without both dims, bad numbers.
@@ -152,6 +170,7 @@ class NPKDLoss(nn.Module):
         *,
         kl_mode: KLMode = "forward",
         t2_scale: bool = False,
+        align_corners: bool = True,
     ) -> None:
         super().__init__()
         if align not in _ALIGNS:
@@ -172,6 +191,9 @@ class NPKDLoss(nn.Module):
         self.direction = direction
         self.kl_mode = kl_mode
         self.t2_scale = bool(t2_scale)
+        if not isinstance(align_corners, bool):
+            raise TypeError(f"align_corners must be a bool, got {align_corners!r}")
+        self.align_corners = align_corners
         self.proj: nn.Linear | None = None
         if align == "linear":
             if self.student_dim is None or self.teacher_dim is None:
@@ -211,8 +233,13 @@ class NPKDLoss(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The unweighted ``(L_KL, feature term)`` pair; ``forward`` combines them."""
         self._check_inputs(student_feat, student_logits, teacher_feat, teacher_logits)
-        teacher_feat = teacher_feat.detach()
-        teacher_logits = teacher_logits.detach()
+        with no_autocast(student_feat.device.type):
+            return self._terms(
+                fp32(student_feat), fp32(student_logits),
+                fp32(teacher_feat.detach()), fp32(teacher_logits.detach()),
+            )
+
+    def _terms(self, student_feat, student_logits, teacher_feat, teacher_logits):
         kl = kd_kl_div(student_logits, teacher_logits, self.temperature, mode=self.kl_mode)
         if self.t2_scale:
             kl = kl * self.temperature**2
@@ -223,9 +250,9 @@ class NPKDLoss(nn.Module):
             else:
                 s = self.proj(s)
         elif self.direction == "t2s":
-            t = interpolate_features(t, s.shape[1])
+            t = interpolate_features(t, s.shape[1], align_corners=self.align_corners)
         else:
-            s = interpolate_features(s, t.shape[1])
+            s = interpolate_features(s, t.shape[1], align_corners=self.align_corners)
         feat = (s - t).pow(2).sum(dim=1).mean()
         return kl, feat
 
@@ -243,5 +270,6 @@ class NPKDLoss(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"kl_weight={self.kl_weight}, temperature={self.temperature}, align={self.align!r}, "
-            f"direction={self.direction!r}, kl_mode={self.kl_mode!r}, t2_scale={self.t2_scale}"
+            f"direction={self.direction!r}, kl_mode={self.kl_mode!r}, t2_scale={self.t2_scale}, "
+            f"align_corners={self.align_corners}"
         )

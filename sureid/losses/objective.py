@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .._amp import fp32, no_autocast
 from .npkd import NPKDLoss
 from .ratio import RatioLoss
 from .reid import (
@@ -47,7 +48,10 @@ class SUReIDLossOutput:
         total: scalar to call ``backward()`` on.
         terms: the unweighted terms that were computed, detached, keyed ``"cls"``, ``"tri"``,
             ``"kd"`` (with ``"kd_kl"`` and ``"kd_feat"``), ``"ratio"``, ``"aux_cls"`` and
-            ``"aux_tri"``.
+            ``"aux_tri"``; and, whenever ``keep_masks`` were given, ``"keep1"``, ``"keep2"``,
+            ... : the mean of each stage's hard keep mask over the batch and the patch tokens,
+            the keep fraction training actually reached (a diagnostic, not a loss; compare it
+            with the stage's target ratio, which inference enforces with top-k).
     """
 
     total: torch.Tensor
@@ -168,6 +172,22 @@ class SUReIDLoss(nn.Module):
         logits = _check_2d("student_logits", student_logits)
         _check_same_batch(student_feat=feat, student_logits=logits)
         labels = _check_labels(labels, feat.shape[0])
+        # Every term in float32 with autocast off: a mixed-precision forward hands over f16/bf16
+        # tensors, and distances, sums over channels and log-softmaxes must not overflow.
+        with no_autocast(feat.device.type):
+            return self._forward(
+                fp32(feat), fp32(logits), labels,
+                teacher_feat=None if teacher_feat is None else fp32(teacher_feat),
+                teacher_logits=None if teacher_logits is None else fp32(teacher_logits),
+                keep_masks=keep_masks, target_ratios=target_ratios,
+                aux_feat=None if aux_feat is None else fp32(aux_feat),
+                aux_logits=None if aux_logits is None else fp32(aux_logits),
+            )
+
+    def _forward(
+        self, feat, logits, labels, *, teacher_feat, teacher_logits, keep_masks, target_ratios,
+        aux_feat, aux_logits,
+    ) -> SUReIDLossOutput:
 
         terms: dict[str, torch.Tensor] = {}
         zero = feat.new_zeros(())
@@ -225,6 +245,12 @@ class SUReIDLoss(nn.Module):
             else:
                 terms["ratio"] = self.ratio(masks, target_ratios)
             group_a = group_a + self.ratio_weight * terms["ratio"]
+        if keep_masks is not None:
+            # diagnostics, not losses: the train-time keep fraction of each stage, to set
+            # beside its target (inference enforces the target with top-k)
+            for j, m in enumerate(keep_masks):
+                if isinstance(m, torch.Tensor) and m.dim() == 2:
+                    terms[f"keep{j + 1}"] = m.detach().float().mean()
 
         total = self.alpha * group_a + self.beta * group_b
         return SUReIDLossOutput(total=total, terms={k: v.detach() for k, v in terms.items()})

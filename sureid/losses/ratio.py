@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .._amp import fp32, no_autocast
+
 __all__ = ["RatioLoss"]
 
 
@@ -77,8 +79,10 @@ class RatioLoss(nn.Module):
         shapes = [tuple(m.shape) if isinstance(m, torch.Tensor) else None for m in keep_masks]
         if any(s is None or len(s) != 2 for s in shapes) or len({s[0] for s in shapes}) != 1:
             raise ValueError(f"keep_masks must be (B, N) tensors with one common B, got {shapes}")
-        kept = torch.stack(
-            [(m if m.is_floating_point() else m.float()).mean(dim=1) for m in keep_masks], dim=1
-        )  # (B, S)
-        target = kept.new_tensor(ratios)
-        return (kept - target).pow(2).sum(dim=1).mean()
+        with no_autocast(keep_masks[0].device.type):  # float32 means, also under autocast
+            kept = torch.stack(
+                [(fp32(m) if m.is_floating_point() else m.float()).mean(dim=1) for m in keep_masks],
+                dim=1,
+            )  # (B, S)
+            target = kept.new_tensor(ratios)
+            return (kept - target).pow(2).sum(dim=1).mean()

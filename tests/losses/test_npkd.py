@@ -217,3 +217,41 @@ def test_kd_kl_div_infinite_temperature_and_empty_batch_are_refused():
         kd_kl_div(torch.randn(0, 3), torch.randn(0, 3))
     with pytest.raises(ValueError, match="student_feat must hold at least one sample"):
         NPKDLoss()(torch.randn(0, 4), torch.randn(0, 3), torch.randn(0, 8), torch.randn(0, 3))
+
+
+def test_align_corners_false_exact_2x_shrink_averages_channel_pairs():
+    x = torch.randn(3, 768)
+    y = interpolate_features(x, 384, align_corners=False)
+    torch.testing.assert_close(y, (x[:, 0::2] + x[:, 1::2]) / 2)
+    # align_corners=True samples instead: some channels get little weight, no pair average
+    assert not torch.allclose(interpolate_features(x, 384), y)
+
+
+def test_npkd_align_corners_is_used_by_the_feature_term():
+    fs, gs, gt = torch.randn(4, 8), torch.randn(4, 5), torch.randn(4, 5)
+    ft = torch.randn(4, 16)
+    loss = NPKDLoss(align_corners=False)
+    assert loss.align_corners is False and "align_corners=False" in repr(loss)
+    _, feat = loss.terms(fs, gs, ft, gt)
+    expected = (fs - (ft[:, 0::2] + ft[:, 1::2]) / 2).pow(2).sum(1).mean()
+    torch.testing.assert_close(feat, expected)
+    assert NPKDLoss().align_corners is True  # the default, until Table VI is measured
+
+
+@pytest.mark.parametrize("bad", [0, 1, "no", None])
+def test_align_corners_must_be_a_bool(bad):
+    with pytest.raises(TypeError, match="align_corners"):
+        NPKDLoss(align_corners=bad)
+    with pytest.raises(TypeError, match="align_corners"):
+        interpolate_features(torch.randn(2, 8), 4, align_corners=bad)
+
+
+def test_npkd_half_inputs_give_float32_finite_terms():
+    fs, gs = (200 * torch.randn(4, 384)).half(), (30 * torch.randn(4, 10)).half()
+    ft, gt = (200 * torch.randn(4, 768)).half(), (30 * torch.randn(4, 10)).half()
+    with torch.autocast("cpu", dtype=torch.float16):
+        kl, feat = NPKDLoss().terms(fs, gs, ft, gt)
+    assert kl.dtype == feat.dtype == torch.float32
+    assert torch.isfinite(kl) and torch.isfinite(feat) and feat > 65504  # beyond float16
+    ref = NPKDLoss().terms(fs.float(), gs.float(), ft.float(), gt.float())
+    torch.testing.assert_close((kl, feat), ref)

@@ -12,6 +12,7 @@ from sureid.models.teacher import FrozenTeacher
 
 B, C_S, C_T, K, N = 8, 6, 10, 4, 12
 RATIOS = (0.7, 0.49)
+KEEP = {"keep1", "keep2"}  # the keep-fraction diagnostics, present whenever masks are given
 
 
 def _batch(requires_grad=False):
@@ -58,7 +59,8 @@ def test_total_is_eq_14(alpha, beta, ratio_weight, aux_weight):
     torch.testing.assert_close(out.terms["ratio"], torch.tensor(l_ratio))
     torch.testing.assert_close(out.terms["kd"], l_kd)
     torch.testing.assert_close(out.terms["kd"], 0.1 * out.terms["kd_kl"] + out.terms["kd_feat"])
-    assert set(out.terms) == {"cls", "tri", "kd", "kd_kl", "kd_feat", "ratio", "aux_cls", "aux_tri"}
+    assert set(out.terms) == {"cls", "tri", "kd", "kd_kl", "kd_feat", "ratio", "aux_cls", "aux_tri",
+                              *KEEP}
     assert all(not v.requires_grad for v in out.terms.values())
     floats = out.to_floats()
     assert floats["total"] == pytest.approx(out.total.item())
@@ -78,7 +80,7 @@ def test_table_iv_rows_switch_terms(row, flags, names):
     t = _batch()
     crit = SUReIDLoss(**flags, use_reweight=False)
     out = _call(crit, t)
-    assert set(out.terms) == names, row
+    assert set(out.terms) == names | KEEP, row  # keep masks given: keep fractions logged
     expected = 0.0
     for name in names - {"kd_kl", "kd_feat"}:
         expected = expected + (2.0 if name == "ratio" else 1.0) * out.terms[name]
@@ -240,3 +242,39 @@ def test_empty_batch_is_refused():
     crit = SUReIDLoss(use_kd=False, use_ratio=False)
     with pytest.raises(ValueError, match=r"student_feat must hold at least one sample.*\(0, 16\)"):
         crit(torch.randn(0, 16), torch.randn(0, 4), torch.zeros(0, dtype=torch.long))
+
+
+def test_keep_fractions_are_logged_beside_the_loss_terms():
+    t = _batch()
+    out = _call(SUReIDLoss(), t)
+    for j, m in enumerate(t["keep_masks"]):
+        torch.testing.assert_close(out.terms[f"keep{j + 1}"], m.mean())
+    no_masks = dict(t, keep_masks=None)
+    out = _call(SUReIDLoss(use_ratio=False), no_masks)
+    assert not KEEP & set(out.terms)
+    # masks without the ratio loss (HTS on, L_ratio off): still logged, total unchanged
+    with_masks = _call(SUReIDLoss(use_ratio=False), t)
+    assert KEEP <= set(with_masks.terms)
+    torch.testing.assert_close(with_masks.total, out.total)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_inputs_give_float32_terms_close_to_float32(dtype):
+    t = _batch()
+    ref = _call(SUReIDLoss(), t)
+    low = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+           for k, v in t.items()}
+    low["keep_masks"] = [m.to(dtype) for m in t["keep_masks"]]
+    with torch.autocast("cpu", dtype=dtype):  # also inside autocast
+        out = _call(SUReIDLoss(), low)
+    assert out.total.dtype == torch.float32 and torch.isfinite(out.total)
+    torch.testing.assert_close(out.total, ref.total, rtol=2e-2, atol=2e-2)
+
+
+def test_large_half_features_do_not_overflow():
+    # f16 features of size ~300 over 6 channels: squared distances ~1e6 overflow float16
+    t = _batch()
+    t["student_feat"] = (300 * torch.randn(B, C_S)).half()
+    t["teacher_feat"] = (300 * torch.randn(B, C_T)).half()
+    out = _call(SUReIDLoss(), t)
+    assert torch.isfinite(out.total) and out.terms["kd_feat"] > 65504

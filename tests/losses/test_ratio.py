@@ -62,3 +62,13 @@ def test_bad_input(ratios, masks, err, match):
 def test_missing_ratios():
     with pytest.raises(ValueError, match="target_ratios must be given"):
         RatioLoss()([torch.ones(2, 4)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_masks_give_the_float32_loss(dtype):
+    masks = [(torch.rand(4, 130) > p).float() for p in (0.3, 0.5, 0.7)]
+    ref = RatioLoss([0.7, 0.49, 0.343])(masks)
+    with torch.autocast("cpu", dtype=dtype):
+        low = RatioLoss([0.7, 0.49, 0.343])([m.to(dtype) for m in masks])
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, ref)
