@@ -7,6 +7,11 @@ diff printed), then times both ONNX files in onnxruntime (CPU) interleaved: one 
 per round, min and median over rounds, ratio dense / pruned. PyTorch eager timings of the
 same two models are taken in the same rounds.
 
+With ``--int8`` (default) both graphs are also quantised with :func:`sureid.export.quantize_onnx`
+(dynamic int8, decision MatMuls kept in float32); its report (embedding cosine and kept-token
+overlap against the float32 graph on 16 random images) is printed, and the int8 graphs are
+timed in the same rounds: dense fp32, dense int8, pruned fp32, pruned int8.
+
 Part 2 compiles the pruned model with ``torch.compile`` (eval mode, ``dynamic=False``),
 checks the embeddings against eager and times compiled vs eager interleaved. Compile time
 is reported separately (inductor needs a C++ compiler on CPU).
@@ -16,6 +21,7 @@ Usage::
     python benchmarks/onnx_speed.py                      # DeiT-S 256x128, batch 1 and 32
     python benchmarks/onnx_speed.py --quick              # tiny smoke run
     python benchmarks/onnx_speed.py --skip-compile --rounds 20
+    python benchmarks/onnx_speed.py --threads 1 --skip-compile --skip-eager   # int8 per core
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import onnxruntime as ort
 import torch
 
 import sureid
+from sureid.export import quantize_onnx
 
 
 def build(arch: str, img_size: tuple[int, int]) -> tuple[sureid.HTSViT, sureid.HTSViT]:
@@ -81,6 +88,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--compile-backend", default="inductor")
     p.add_argument("--skip-compile", action="store_true")
+    p.add_argument("--skip-eager", action="store_true", help="time onnxruntime only")
+    p.add_argument("--no-int8", dest="int8", action="store_false",
+                   help="skip the dynamic int8 graphs")
     p.add_argument("--quick", action="store_true", help="tiny model, 32x16, 3 rounds")
     args = p.parse_args()
     if args.quick:
@@ -109,6 +119,18 @@ def main() -> None:
             sessions[name] = ort.InferenceSession(
                 str(path), opts, providers=["CPUExecutionProvider"]
             )
+            if args.int8:
+                qpath = Path(tmp) / f"{name}-int8.onnx"
+                images = torch.randn(16, 3, *img_size, generator=torch.Generator().manual_seed(1))
+                t = time.perf_counter()
+                rep = quantize_onnx(path, qpath, images, min_cosine=-0.99, min_token_overlap=-1)
+                print(f"quantised {name}: {time.perf_counter() - t:.1f} s, "
+                      f"{qpath.stat().st_size / 2**20:.1f} MiB; vs fp32 on 16 random images: "
+                      f"cosine min {rep.min_cosine:.4f} mean {rep.mean_cosine:.4f}, kept-token "
+                      f"overlap per stage {[round(o, 3) for o in rep.token_overlap]}")
+                sessions[f"{name}-int8"] = ort.InferenceSession(
+                    str(qpath), opts, providers=["CPUExecutionProvider"]
+                )
 
         for b in args.batch:
             x = torch.randn(b, 3, *img_size)
@@ -116,20 +138,27 @@ def main() -> None:
             with torch.no_grad():
                 refs = {"pruned": pruned(x), "dense": dense(x)}
             for name, s in sessions.items():
-                err = np.abs(s.run(None, feed)[0] - refs[name].numpy()).max()
-                print(f"batch {b}: onnxruntime {name} vs PyTorch max abs diff {err:.2e}")
-            fns = {
-                "ort pruned": lambda: sessions["pruned"].run(None, feed),
-                "ort dense": lambda: sessions["dense"].run(None, feed),
-                "torch eager pruned": lambda: pruned(x),
-                "torch eager dense": lambda: dense(x),
-            }
+                out = s.run(None, feed)[0]
+                ref = refs[name.removesuffix("-int8")].numpy()
+                cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
+                print(f"batch {b}: onnxruntime {name} vs PyTorch fp32: max abs diff "
+                      f"{np.abs(out - ref).max():.2e}, cosine min {cos.min():.4f}")
+            fns = {f"ort {name}": (lambda s=s, f=feed: s.run(None, f))
+                   for name, s in sessions.items()}
+            if not args.skip_eager:
+                fns["torch eager pruned"] = lambda x=x: pruned(x)
+                fns["torch eager dense"] = lambda x=x: dense(x)
             with torch.no_grad():
                 times = interleaved(fns, args.rounds)
             print(f"batch {b}, {args.rounds} rounds:")
-            report(times, b, [("ort dense", "ort pruned"),
-                              ("torch eager dense", "torch eager pruned"),
-                              ("torch eager pruned", "ort pruned")])
+            pairs = [("ort dense", "ort pruned")]
+            if args.int8:
+                pairs += [("ort dense", "ort dense-int8"), ("ort dense", "ort pruned-int8"),
+                          ("ort pruned", "ort pruned-int8")]
+            if not args.skip_eager:
+                pairs += [("torch eager dense", "torch eager pruned"),
+                          ("torch eager pruned", "ort pruned")]
+            report(times, b, pairs)
 
     if args.skip_compile:
         return
@@ -144,8 +173,8 @@ def main() -> None:
             err = (out - pruned(x)).abs().max().item()
             print(f"batch {b}: torch.compile({args.compile_backend}) first call {compile_s:.1f} s, "
                   f"max abs diff vs eager {err:.2e}")
-            times = interleaved({"compiled pruned": lambda: compiled(x),
-                                 "eager pruned": lambda: pruned(x)}, args.rounds)
+            times = interleaved({"compiled pruned": lambda x=x: compiled(x),
+                                 "eager pruned": lambda x=x: pruned(x)}, args.rounds)
         report(times, b, [("eager pruned", "compiled pruned")])
 
 
