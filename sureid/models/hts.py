@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .._amp import fp32, no_autocast
+
 __all__ = [
     "gumbel_keep_decision",
     "masked_attention",
@@ -95,6 +97,9 @@ def masked_attention(
         scale: logit scale; default ``D ** -0.5``.
         dropout_p: dropout on the attention weights (training only; pass 0 in eval).
 
+    Float16/bfloat16 inputs (or a call inside ``torch.autocast``) are computed in float32
+    and the results cast back to ``v.dtype``: finite for any finite float16 ``q``, ``k``.
+
     Returns:
         ``out (B, H, T, D)`` and the attention weights ``attn (B, H, T, T)`` (before
         dropout).
@@ -103,6 +108,20 @@ def masked_attention(
     if keep.shape != (b, t):
         raise ValueError(f"keep must have shape (B, T) = {(b, t)}, got {tuple(keep.shape)}")
     scale = d**-0.5 if scale is None else scale
+    if q.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(q.device.type):
+        # Mixed precision: logits, softmax and the weighted sum in float32 with autocast off,
+        # so float16 logits cannot overflow (|q.k| > 65504 would be inf, and inf - inf NaN)
+        # and the row sums keep float32 precision; the output returns in v's dtype.
+        with no_autocast(q.device.type):
+            out, attn = _masked_attention(
+                fp32(q), fp32(k), fp32(v), fp32(keep), scale=scale, dropout_p=dropout_p
+            )
+        return out.to(v.dtype), attn.to(v.dtype)
+    return _masked_attention(q, k, v, keep, scale=scale, dropout_p=dropout_p)
+
+
+def _masked_attention(q, k, v, keep, *, scale: float, dropout_p: float):
+    t = q.shape[-2]
     logits = (q * scale) @ k.transpose(-2, -1)
     eye = torch.eye(t, dtype=logits.dtype, device=logits.device)
     gate = keep.to(logits.dtype)[:, None, None, :] * (1.0 - eye) + eye  # Eq. 5

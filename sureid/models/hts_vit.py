@@ -181,6 +181,11 @@ class HTSViT(nn.Module):
         the average (max) runs over the kept patch tokens. At ``keep_ratio=1.0`` the
         embedding is the wrapped model's.
 
+        Distilled DeiT (``deit_*_distilled_patch16_224``, timm ``VisionTransformerDistilled``,
+        the paper's student): both prefix tokens, class and distillation, are kept at every
+        stage; the embedding is the class token ``vit.forward_features(x)[:, 0]``, not timm's
+        ``(cls + dist) / 2`` head average (see :func:`~sureid.models.timm_adapter.pool_tokens`).
+
         Raises:
             ImportError: timm is not installed (``pip install 'sureid[timm]'``).
             TypeError: ``vit`` is not a timm ``VisionTransformer`` or uses a block or

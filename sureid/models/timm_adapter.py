@@ -92,6 +92,13 @@ def pool_tokens(
     ``forward_head(x, pre_logits=True)`` in eval mode. On a pruned token set, average and max
     run over the kept tokens only.
 
+    One deliberate exception: a distilled DeiT (timm ``VisionTransformerDistilled``, prefix
+    tokens ``[cls, dist]``) gives its **class token** ``x[:, 0]``, where timm's head
+    averages the class and distillation tokens. The paper distils and reweights the class
+    token (Sec. III-B, Eqs. 7-8), the reweight head adds to the class token, and the
+    distillation token was trained to mimic a CNN teacher's ImageNet labels, not ReID
+    identities; it still runs in every block and is never dropped (``docs/hts.md``).
+
     Args:
         vit: a timm-layout ViT that passed :func:`check_vit_structure`.
         x: ``(B, T, C)`` tokens after ``vit.norm``; physically pruned ones are simply absent.

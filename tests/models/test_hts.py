@@ -194,3 +194,38 @@ def test_select_topk_tokens_bad_k(k):
 def test_select_topk_tokens_bad_score_shape():
     with pytest.raises(ValueError, match="keep_score"):
         select_topk_tokens(torch.randn(1, 9, 2), torch.randn(1, 9), 2, 1)
+
+
+# ---------------------------------------------------------------- low precision
+
+
+def test_masked_attention_fp16_large_logits_stays_finite():
+    # |q.k| up to ~1e5: float16 logits would overflow to inf and give NaN (inf - inf)
+    b, h, t, d = 2, 2, 9, 8
+    q = (100 * torch.randn(b, h, t, d)).half()
+    k = (100 * torch.randn(b, h, t, d)).half()
+    v = torch.randn(b, h, t, d).half()
+    keep = (torch.rand(b, t) > 0.4).half()
+    keep[:, 0] = 1
+    raw = (q.float() @ k.float().transpose(-2, -1)).abs().max()
+    assert raw > 65504  # the product is beyond float16 range
+    out, attn = masked_attention(q, k, v, keep, scale=1.0)
+    assert out.dtype == attn.dtype == torch.float16
+    assert torch.isfinite(out).all() and torch.isfinite(attn).all()
+    ref_out, ref_attn = masked_attention(q.float(), k.float(), v.float(), keep.float(), scale=1.0)
+    torch.testing.assert_close(out.float(), ref_out, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(attn.float(), ref_attn, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_masked_attention_under_autocast_matches_float32_and_has_finite_grads(dtype):
+    b, h, t, d = 2, 3, 7, 4
+    q, k, v = (torch.randn(b, h, t, d, requires_grad=True) for _ in range(3))
+    keep = (torch.rand(b, t) > 0.5).float().requires_grad_(True)
+    ref, _ = masked_attention(q, k, v, keep)
+    with torch.autocast("cpu", dtype=dtype):
+        out, _ = masked_attention(q.to(dtype), k.to(dtype), v.to(dtype), keep)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
+    out.float().sum().backward()
+    assert all(torch.isfinite(x.grad).all() for x in (q, k, v, keep))

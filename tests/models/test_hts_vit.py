@@ -485,3 +485,50 @@ def test_eval_path_exports_with_static_k():
     # another image size is refused by the exported program's shape guard, not deep inside
     with pytest.raises(Exception, match=r"size\(\)\[2\] == 64"):
         program.module()(torch.randn(2, 3, 32, 32))
+
+
+# ---------------------------------------------------------------- distilled DeiT (2 prefix tokens)
+
+
+def tiny_distilled():
+    """A tiny ``deit_small_distilled_patch16_224``-style model (cls + dist tokens)."""
+    return timm.create_model(
+        "deit_small_distilled_patch16_224", pretrained=False, img_size=(64, 32), patch_size=8,
+        embed_dim=32, depth=6, num_heads=2, num_classes=0,
+    ).eval()
+
+
+def test_distilled_deit_keep_one_is_the_class_token():
+    vit = tiny_distilled()
+    assert isinstance(vit, timm.models.deit.VisionTransformerDistilled)
+    model = HTSViT.from_timm(vit, keep_ratio=1.0, prune_layers=LAYERS).eval()
+    assert model.num_prefix_tokens == 2
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        tokens = vit.forward_features(x)
+        torch.testing.assert_close(model(x), tokens[:, 0], atol=1e-5, rtol=0)
+        # timm's own head averages cls and dist; HTSViT deliberately returns the class token
+        head = vit.forward_head(tokens, pre_logits=True)
+        torch.testing.assert_close(head, (tokens[:, 0] + tokens[:, 1]) / 2)
+        assert not torch.allclose(model(x), head, atol=1e-3)
+        torch.testing.assert_close(model.train().forward_train(x).features, tokens[:, 0],
+                                   atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("keep_ratio", [0.7, 0.2])
+def test_distilled_deit_prefix_tokens_never_dropped(keep_ratio):
+    vit = tiny_distilled()
+    model = HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune_layers=LAYERS).eval()
+    x = torch.randn(3, 3, 64, 32)
+    with torch.no_grad():
+        tokens, indices = model.forward_features(x, return_indices=True)
+        out = model.forward_train(x, keep_masks=masks_from_indices(indices, N_TINY))
+    k_last = num_kept_tokens(N_TINY, model.keep_ratios[-1])
+    assert tokens.shape == (3, 2 + k_last, 32)
+    # the training path (nothing removed) gives the same cls AND dist tokens as dropping
+    torch.testing.assert_close(out.tokens[:, :2], tokens[:, :2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.features, tokens[:, 0], atol=1e-5, rtol=0)
+    assert all(m.shape == (3, N_TINY) for m in out.keep_masks)  # masks cover patches only
+    model.train()
+    trained = model(x)
+    assert torch.isfinite(trained.features).all() and trained.cls_attn.shape == (3, 2 + N_TINY)
