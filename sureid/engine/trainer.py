@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,33 @@ from ..models.teacher import FrozenTeacher
 from ..transforms.dual import DualBatch
 from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
 from .progress import Progress
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _amp_dtype(amp: object, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp``; refuses unknown values and devices without autocast."""
+    if amp is None:
+        return None
+    if not isinstance(amp, str) or amp not in _AMP_DTYPES:
+        raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+    if not torch.amp.is_autocast_available(device.type):
+        raise ValueError(
+            f"amp={amp!r} needs torch.autocast on device type {device.type!r}, which this torch "
+            f"({torch.__version__}) does not provide; use amp=None"
+        )
+    dtype = _AMP_DTYPES[amp]
+    try:  # an unsupported (device, dtype) pair fails (or only warns) when autocast is entered
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with torch.autocast(device.type, dtype=dtype):
+                pass
+    except (RuntimeError, UserWarning) as exc:
+        raise ValueError(
+            f"amp={amp!r}: torch {torch.__version__} cannot autocast to {dtype} on "
+            f"{device.type!r} ({exc}); use amp='bf16' or amp=None"
+        ) from exc
+    return dtype
 
 
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,6 +137,15 @@ class Trainer:
         grad_clip: max gradient norm, or ``None``.
         is_main: whether this process logs and writes checkpoints (rank 0 under DDP).
         log: called with each log line.
+        amp: mixed precision for the student and teacher forwards: ``None`` (float32),
+            ``"bf16"`` (``torch.autocast(device.type, torch.bfloat16)``) or ``"fp16"``
+            (float16 autocast with a ``torch.amp.GradScaler``, whose state is checkpointed).
+            The losses always run in float32 with autocast off, and the masked attention
+            computes its softmax in float32. Both work on CPU and CUDA with torch >= 2.4.
+
+    Logged terms: the loss terms of :class:`~sureid.SUReIDLoss`, plus, with HTS on,
+    ``keep1``, ``keep2``, ... (the mean of each stage's hard training mask), printed beside
+    the stage's target ratio.
 
     Example:
         >>> trainer = Trainer(model, SUReIDLoss(use_kd=False), optimizer)  # doctest: +SKIP
@@ -126,6 +164,7 @@ class Trainer:
         grad_clip: float | None = None,
         is_main: bool = True,
         log: Callable[[str], None] | None = None,
+        amp: str | None = None,
     ) -> None:
         if not isinstance(objective, SUReIDLoss):
             raise TypeError(
@@ -146,6 +185,9 @@ class Trainer:
         self.grad_clip = grad_clip
         self.is_main = is_main
         self.log = log if log is not None else (lambda line: print(line, flush=True))
+        self.amp = amp
+        self.amp_dtype = _amp_dtype(amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type) if amp == "fp16" else None
         self.state = TrainState()
 
     @property
@@ -153,24 +195,32 @@ class Trainer:
         """The model without a DistributedDataParallel wrapper."""
         return getattr(self.model, "module", self.model)
 
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        """One optimisation step; returns the loss terms as floats (for logging)."""
+        """One optimisation step; returns the loss terms (and keep fractions) as floats."""
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         self.model.train()
-        out = self.model(images)
-        teacher_feat = teacher_logits = None
-        if self.objective.use_kd:
-            teacher_feat, teacher_logits = self.teacher(images)
+        with self._autocast():
+            out = self.model(images)
+            teacher_feat = teacher_logits = None
+            if self.objective.use_kd:
+                teacher_feat, teacher_logits = self.teacher(images)
         backbone = self.module.backbone
         use_ratio = self.objective.use_ratio
+        masks = out.hts.keep_masks
+        # outside autocast: SUReIDLoss computes every term in float32
         loss = self.objective(
             out.features,
             out.logits,
             labels,
             teacher_feat=teacher_feat,
             teacher_logits=teacher_logits,
-            keep_masks=out.hts.keep_masks if use_ratio else None,
+            keep_masks=masks if (use_ratio or masks) else None,
             target_ratios=getattr(backbone, "keep_ratios", None) if use_ratio else None,
             aux_feat=out.aux_feature,
             aux_logits=out.aux_logits,
@@ -180,15 +230,28 @@ class Trainer:
                 f"non-finite loss at step {self.state.step}: {loss.to_floats()}"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        if self.grad_clip is not None:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-        self.optimizer.step()
-        if self.scheduler is not None:
+        stepped = True
+        if self.scaler is None:
+            loss.total.backward()
+            self._clip()
+            self.optimizer.step()
+        else:  # fp16: scaled backward; a step with inf/NaN gradients is skipped
+            scale = self.scaler.get_scale()
+            self.scaler.scale(loss.total).backward()
+            self.scaler.unscale_(self.optimizer)
+            self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            stepped = self.scaler.get_scale() >= scale
+        if self.scheduler is not None and stepped:
             self.scheduler.step()
         self.state.step += 1
         return loss.to_floats()
+
+    def _clip(self) -> None:
+        if self.grad_clip is not None:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
 
     def train_epoch(self, loader: Iterable, *, progress: bool = True) -> dict[str, float]:
         """One pass over ``loader``; returns the mean of each loss term."""
@@ -277,10 +340,20 @@ class Trainer:
                 self.state.best_score = max(self.state.best_score, metrics.get("mAP", -math.inf))
             self.state.history.append(record)
             if self.is_main:
-                self.log("  ".join(f"{k} {v:.4g}" for k, v in record.items()))
+                self.log(self._log_line(record))
                 if checkpoint_path is not None:
                     save_checkpoint(self.state_dict(), checkpoint_path)
         return self.state
+
+    def _log_line(self, record: Mapping[str, float]) -> str:
+        targets = getattr(self.module.backbone, "keep_ratios", None) or ()
+        parts = []
+        for k, v in record.items():
+            part = f"{k} {v:.4g}"
+            if k.startswith("keep") and k[4:].isdigit() and int(k[4:]) <= len(targets):
+                part += f" (target {targets[int(k[4:]) - 1]:.4g})"
+            parts.append(part)
+        return "  ".join(parts)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -294,6 +367,7 @@ class Trainer:
             "history": self.state.history,
             "settings": self.state.settings,
             "torch_rng": torch.get_rng_state(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -302,6 +376,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(
             epoch=int(state["epoch"]),
             step=int(state["step"]),

@@ -19,11 +19,12 @@ def make_batches(n=3, b=8, num_classes=4, seed=0):
     return [(torch.randn(b, 3, 32, 16, generator=g), labels, camids) for _ in range(n)]
 
 
-def build(use_kd=True, reweight=True, seed=0):
+def build(use_kd=True, reweight=True, seed=0, **trainer_kwargs):
     torch.manual_seed(seed)
     model = ReIDModel(tiny_hts(), num_classes=4, reweight=reweight)
-    teacher_net = ReIDModel(tiny_hts(dim=48, prune=False), num_classes=4)
-    teacher = sureid.FrozenTeacher(teacher_net.backbone, teacher_net.classifier_weight.detach())
+    # the recommended teacher: its BN feature and the classifier trained on it (docs/objectives)
+    teacher_net = ReIDModel(tiny_hts(dim=48, prune=False), num_classes=4, eval_feature="after")
+    teacher = sureid.FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach())
     objective = sureid.SUReIDLoss(
         kd=sureid.NPKDLoss(), ratio=sureid.RatioLoss(model.backbone.keep_ratios), use_kd=use_kd,
     )
@@ -31,7 +32,7 @@ def build(use_kd=True, reweight=True, seed=0):
     sched = cosine_with_warmup(opt, total_steps=6, warmup_steps=1)
     return Trainer(
         model, objective, opt, scheduler=sched, teacher=teacher if use_kd else None,
-        log=lambda s: None,
+        **{"log": lambda s: None, **trainer_kwargs},
     )
 
 
@@ -238,3 +239,65 @@ def test_non_finite_loss_stops_training_before_the_step(tmp_path):
     assert trainer.state.step == 0 and not (tmp_path / "last.pt").exists()
     for k, v in trainer.model.named_parameters():  # no optimizer step was taken
         torch.testing.assert_close(v, before[k], rtol=0, atol=0, equal_nan=True, msg=k)
+
+
+# ---------------------------------------------------------------- keep fractions, mixed precision
+
+
+def test_keep_fractions_are_logged_beside_their_targets():
+    lines = []
+    trainer = build(log=lines.append)
+    images, labels, _ = make_batches(1)[0]
+    terms = trainer.train_step(images, labels)
+    assert {"keep1", "keep2"} <= set(terms) and "keep3" not in terms  # two stages
+    assert all(0.0 <= terms[k] <= 1.0 for k in ("keep1", "keep2"))
+    assert terms["keep2"] <= terms["keep1"]  # cumulative masks
+    trainer.fit(make_batches(2), epochs=1, progress=False)
+    targets = trainer.module.backbone.keep_ratios
+    assert f"(target {targets[0]:.4g})" in lines[-1] and f"(target {targets[1]:.4g})" in lines[-1]
+    assert "keep1" in trainer.state.history[-1]
+    # HTS off: no keep fractions
+    off = build(use_kd=False)
+    off.module.backbone.prune = False
+    off.objective.use_ratio = False
+    assert not {"keep1", "keep2"} & set(off.train_step(images, labels))
+
+
+def _grads(trainer):
+    return torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+
+
+def test_bf16_step_is_finite_and_its_gradients_match_float32():
+    images, labels, _ = make_batches(1)[0]
+    ref = build(grad_clip=None)
+    torch.manual_seed(1)
+    ref_terms = ref.train_step(images, labels)
+    low = build(amp="bf16")
+    assert low.amp_dtype == torch.bfloat16 and low.scaler is None
+    torch.manual_seed(1)  # the same Gumbel noise
+    terms = low.train_step(images, labels)
+    assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
+    g_ref, g_low = _grads(ref), _grads(low)
+    assert g_low.dtype == torch.float32 and torch.isfinite(g_low).all()
+    assert torch.nn.functional.cosine_similarity(g_ref, g_low, dim=0) > 0.99
+    assert terms["total"] == pytest.approx(ref_terms["total"], rel=0.05)
+
+
+def test_fp16_step_uses_a_grad_scaler_that_is_checkpointed(tmp_path):
+    trainer = build(amp="fp16")
+    assert isinstance(trainer.scaler, torch.amp.GradScaler)
+    state = trainer.fit(make_batches(3), epochs=1, checkpoint_path=tmp_path / "last.pt",
+                        progress=False)
+    assert all(torch.isfinite(torch.tensor(v)) for v in state.history[-1].values())
+    saved = load_checkpoint(tmp_path / "last.pt")
+    assert saved["scaler"]["scale"] == trainer.scaler.get_scale()
+    resumed = build(amp="fp16")
+    resumed.fit(make_batches(3), epochs=1, checkpoint_path=tmp_path / "last.pt", progress=False)
+    assert resumed.scaler.get_scale() == trainer.scaler.get_scale()
+
+
+def test_bad_amp_is_refused():
+    with pytest.raises(ValueError, match="amp must be None, 'bf16' or 'fp16'"):
+        build(amp="float16")
+    with pytest.raises(ValueError, match="amp must be"):
+        build(amp=True)
