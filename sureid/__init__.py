@@ -22,6 +22,9 @@ _LAZY: dict[str, str] = {
     "deit_small": "sureid.models.vit",
     "vit_base": "sureid.models.vit",
     "DecisionModule": "sureid.models.decision",
+    "load_pretrained": "sureid.models.pretrained",
+    "PretrainedReport": "sureid.models.pretrained",
+    "PretrainedWeightsError": "sureid.models.pretrained",
     # losses
     "RatioLoss": "sureid.losses.ratio",
     "NPKDLoss": "sureid.losses.npkd",
@@ -129,6 +132,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models.decision import DecisionModule
     from .models.hts_vit import HTSViT
     from .models.output import HTSOutput
+    from .models.pretrained import PretrainedReport, PretrainedWeightsError, load_pretrained
     from .models.vit import VisionTransformer, deit_small, deit_tiny, vit_base
     from .transforms.dual import DualBatch, DualViewDataset, dual_collate, paper_dual_views
     from .transforms.noda import NODA

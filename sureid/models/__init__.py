@@ -4,6 +4,12 @@ from .decision import DecisionModule
 from .hts import gumbel_keep_decision, masked_attention, num_kept_tokens, select_topk_tokens
 from .hts_vit import HTSViT
 from .output import HTSOutput
+from .pretrained import (
+    PretrainedReport,
+    PretrainedWeightsError,
+    load_pretrained,
+    resample_pos_embed,
+)
 from .vit import ConvStem, PatchEmbed, VisionTransformer, deit_small, deit_tiny, vit_base
 
 __all__ = [
@@ -12,12 +18,16 @@ __all__ = [
     "HTSOutput",
     "HTSViT",
     "PatchEmbed",
+    "PretrainedReport",
+    "PretrainedWeightsError",
     "VisionTransformer",
     "deit_small",
     "deit_tiny",
     "gumbel_keep_decision",
+    "load_pretrained",
     "masked_attention",
     "num_kept_tokens",
+    "resample_pos_embed",
     "select_topk_tokens",
     "vit_base",
 ]
