@@ -308,6 +308,10 @@ def _with_topk_outputs(onnx, model_path: Path):
 
 def _run_all(ort, model_bytes: bytes, topk, images: np.ndarray, batch: int = 16):
     session = _session(ort, model_bytes)
+    fixed = session.get_inputs()[0].shape[0]
+    if isinstance(fixed, int):  # a fixed-batch export: whole batches, images repeated
+        batch = fixed
+        images = np.resize(images, (-(-len(images) // batch) * batch, *images.shape[1:]))
     wanted = ["embedding"] + [n for _, v, i in topk for n in (v, i)]
     outs = [session.run(wanted, {"images": images[s : s + batch]})
             for s in range(0, len(images), batch)]

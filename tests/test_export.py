@@ -236,6 +236,13 @@ def test_int8_export_round_trip(tmp_path):
     assert quantize_onnx(dense, tmp_path / "d8.onnx", images).token_overlap == ()
 
 
+def test_int8_fixed_batch_export(tmp_path):
+    path = export_onnx(tiny_hts(), tmp_path / "q.onnx", IMG, dynamic_batch=False,
+                       verify_batch_sizes=(3,), quantize="int8")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [3, 3, *IMG]
+
+
 def test_int8_failed_check_writes_nothing(tmp_path):
     from sureid.export import quantize_onnx
 
