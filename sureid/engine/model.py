@@ -49,9 +49,12 @@ class ReIDModel(nn.Module):
             eval forward returns ``(B, C)``; ``backbone.embed_dim`` gives ``C``.
         num_classes: number of training identities ``K``.
         reweight: add the class-token reweight head (Eqs. 7-8, training only).
-        eval_feature: ``"before"`` (default) returns the pre-BN class token at eval, as the
-            exported backbone does; ``"after"`` returns the BNNeck feature (torchreid's
-            ``neck_feat='after'``).
+        eval_feature: ``"before"`` (default, as :class:`~sureid.BNNeck`) returns the pre-BN
+            class token at eval, what the exported backbone computes and what TransReID's
+            ViT configs test with (``NECK_FEAT: 'before'``); ``"after"`` returns the BNNeck
+            feature (BoT/torchreid ``neck_feat='after'``). Use ``"after"`` for an NPKD
+            teacher: ``FrozenTeacher(net, net.classifier_weight.detach())`` then gets the
+            feature its classifier was trained on (``docs/objectives.md``).
     """
 
     def __init__(

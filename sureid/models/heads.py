@@ -17,15 +17,20 @@ class BNNeck(nn.Module):
 
     Training: returns ``(bn_feat, logits)``; ``logits`` feed the ID loss and the NPKD KL, while
     the triplet loss and the NPKD feature term use the *pre*-BN feature ``f^s`` the caller
-    already has. Eval: returns only the retrieval feature, the post-BN one by default
-    (``eval_feature="after"``, BoT/TransReID's usual choice); ``"before"`` returns the input
-    unchanged, for users who retrieve with the raw class token. The classifier is never run
-    in eval mode.
+    already has. Eval: returns only the retrieval feature; the classifier is never run.
+
+    The default eval feature is the pre-BN one (``eval_feature="before"``, the input returned
+    unchanged), the same default as :class:`sureid.engine.ReIDModel`: every TransReID ViT
+    config (the recipe the paper's Sec. IV-B follows: SGD 0.008, 64 = 16 x 4, 256x128) tests
+    with ``NECK_FEAT: 'before'``, and it is what the deployed backbone (``HTSViT``, ONNX)
+    computes without the head. ``"after"`` returns the BN feature (BoT's default,
+    torchreid's ``neck_feat='after'``); an NPKD *teacher* uses it, since its classifier was
+    trained on it (``docs/objectives.md``).
 
     Args:
         in_dim: ``C``.
         num_classes: ``K``, the number of training identities.
-        eval_feature: ``"after"`` (post-BN) or ``"before"`` (pre-BN) feature in eval mode.
+        eval_feature: ``"before"`` (pre-BN, default) or ``"after"`` (post-BN) in eval mode.
 
     Shapes:
         ``(B, C)`` -> training ``((B, C), (B, K))``; eval ``(B, C)``.
@@ -42,7 +47,7 @@ class BNNeck(nn.Module):
         in_dim: int,
         num_classes: int,
         *,
-        eval_feature: Literal["after", "before"] = "after",
+        eval_feature: Literal["before", "after"] = "before",
     ) -> None:
         super().__init__()
         for name, value in (("in_dim", in_dim), ("num_classes", num_classes)):

@@ -56,3 +56,17 @@ def test_bad_input_shape(shape):
 def test_bad_constructor(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         BNNeck(*args, **kwargs)
+
+
+def test_bnneck_and_reid_model_share_one_default_eval_feature():
+    from sureid import HTSViT
+    from sureid.engine import ReIDModel
+    from sureid.models.vit import VisionTransformer
+
+    vit = VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=8, depth=2, num_heads=2)
+    model = ReIDModel(HTSViT(vit, keep_ratio=1.0, prune_layers=(1,)), 3)
+    assert BNNeck(5, 3).eval_feature == model.eval_feature == model.neck.eval_feature == "before"
+    model.eval()
+    x = torch.randn(2, 3, 32, 16)
+    with torch.no_grad():  # the eval feature is what the deployed backbone computes
+        torch.testing.assert_close(model(x), model.backbone(x))
