@@ -1,18 +1,25 @@
-"""Reproduce the SUReID ablations (Table IV, and Tables V-VII) end to end.
+"""Reproduce the SUReID ablations (Table IV, and Tables V-VII) end to end, with statistics.
 
-Trains a dense teacher once, then one student per table row, measures every row's
-inference throughput in the same run (batch 32, interleaved), evaluates Rank-1 / mAP and
-writes ``tableN.json`` / ``tableN.md`` into ``--output-dir``.
+Fine-tunes a dense teacher once, then trains every table row once per seed, measures every
+row's inference throughput in the same run (batch 32, interleaved), evaluates Rank-1 / mAP per
+query and writes ``tableN.json`` / ``tableN.md`` into ``--output-dir``: each row's mean ± std
+over seeds and, for each claim of the paper, the paired difference between the rows it
+compares with a 95 % bootstrap interval over queries and a verdict read from that interval.
 
 Data: ``--data-root`` points at a real Occluded-DukeMTMC folder; without it the built-in
-synthetic occluded-ReID benchmark is generated (deterministically) under the output dir.
+synthetic occluded-ReID benchmark is generated (deterministically) under the output dir. The
+quick and long presets start from the pretrained backbones shipped in ``examples/pretrained``
+(made by ``examples/pretrain_backbones.py``), as the paper starts from ImageNet weights.
 
     python examples/reproduce_table4.py --preset quick            # README main job, CPU
-    python examples/reproduce_table4.py --preset smoke            # < 3 min, used by the tests
+    python examples/reproduce_table4.py --preset long             # 5 seeds, longer fine-tuning
+    python examples/reproduce_table4.py --preset smoke            # plumbing check, the tests
     python examples/reproduce_table4.py --preset paper --data-root /data/Occluded_Duke \\
         --student deit_small_patch16_224 --teacher vit_base_patch16_224 --pretrained --device cuda
-    python examples/reproduce_table4.py --preset quick --table 5   # keep-ratio sweep
+    python examples/reproduce_table4.py --preset quick --table 7   # NODA, with its control
 
+A rerun into the same ``--output-dir`` reuses the teacher and every finished row whose settings
+match; a row or teacher trained under other settings is refused with the settings that differ.
 Only sureid's public API is used; torchvision is needed for the augmentations
 (``pip install 'sureid[vision]'``) and timm for ``--student/--teacher`` names.
 """
@@ -21,19 +28,32 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
-import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 import sureid
+from sureid.ablation import (
+    CLAIMS,
+    PAPER,
+    PRESETS,
+    Arch,
+    Preset,
+    build_backbone,
+    load_backbone_weights,
+    table_rows,
+)
+from sureid.ablation.stats import judge, per_query, seed_summary
 from sureid.data import ImageDataset, RandomIdentitySampler, read_occluded_duke
+from sureid.hub import DataConfig
 from sureid.engine import (
     ReIDModel,
     Trainer,
@@ -46,170 +66,28 @@ from sureid.engine import (
 from sureid.viz import render_kept_tokens
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-# The paper's Occluded-DukeMTMC numbers (RTX 2080Ti, DeiT-S student), for side-by-side tables.
-PAPER = {
-    4: {
-        "vanilla": (1074, 57.6, 49.2),
-        "+HTS": (1585, 55.6, 46.7),
-        "+HTS+NPKD": (1585, 64.8, 53.2),
-        "+HTS+NPKD+NODA": (1585, 65.8, 54.9),
-    },
-    5: {f"p={p}": v for p, v in zip((0.5, 0.6, 0.7, 0.8, 0.9), (
-        (2269, 64.2, 53.2), (1843, 65.6, 54.2), (1585, 65.8, 54.9), (1392, 65.5, 55.3), (1279, 65.9, 55.7)))},
-    6: {
-        "S-T (Linear)": (None, 56.6, 46.7),
-        "T-S (Linear)": (None, 57.2, 47.1),
-        "S-T (Interpolation)": (None, 64.3, 53.3),
-        "T-S (Interpolation)": (None, 65.8, 54.9),
-    },
-    7: {
-        "Vanilla ViT": (None, 61.9, 54.0),
-        "Vanilla ViT + NODA": (None, 61.1, 51.6),
-        "SUViT w/o NODA": (None, 64.8, 53.2),
-        "SUReID": (None, 65.8, 54.9),
-    },
-}
-
-
-@dataclass(frozen=True)
-class Arch:
-    """A sureid ViT shape (or a timm model name)."""
-
-    embed_dim: int = 384
-    depth: int = 12
-    num_heads: int = 6
-    patch_size: int = 16
-    stem: str = "patch"  # "conv": sureid's ConvStem, for training from scratch
-    timm_name: str | None = None
-
-
-@dataclass(frozen=True)
-class Preset:
-    synthetic: str | None  # synthetic preset name, or None when --data-root is required
-    synthetic_overrides: tuple[tuple[str, object], ...] = ()  # e.g. more training ids
-    img_size: tuple[int, int] = (256, 128)
-    student: Arch = Arch()
-    teacher: Arch = Arch(embed_dim=768, num_heads=12)
-    epochs: int = 200
-    teacher_epochs: int = 200
-    ids_per_batch: int = 16  # P
-    instances: int = 4  # K
-    optimizer: str = "sgd"
-    lr: float = 0.008
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 1
-    padding: int = 10
-    erasing_p: float = 0.5  # view 1: random erasing probability
-    patch_p: float = 0.5  # view 1: RandomPatch probability
-    keep_ratio: float = 0.7
-    alpha: float = 1.0
-    beta: float = 1.0
-    ratio_weight: float = 2.0
-    kl_weight: float = 0.1
-    metric: str = "euclidean"
-    grad_clip: float | None = None
-    max_steps_per_epoch: int | None = None
-    throughput_rounds: int = 5
-
-
-PRESETS = {
-    # whole pipeline on a tiny dataset: a plumbing check, numbers mean nothing
-    "smoke": Preset(
-        synthetic="smoke", img_size=(64, 32),
-        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8),
-        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8),
-        epochs=1, teacher_epochs=1, ids_per_batch=8, instances=4,
-        optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup_epochs=0, padding=4,
-        max_steps_per_epoch=3, throughput_rounds=10,
-    ),
-    # README main job: minutes on a laptop CPU, from scratch (no pretrained weights here)
-    "quick": Preset(
-        synthetic="quick", synthetic_overrides=(("num_train_ids", 200),), img_size=(96, 48),
-        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
-        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
-        epochs=9, teacher_epochs=16, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-        warmup_epochs=1, padding=4, erasing_p=0.25, patch_p=0.25, throughput_rounds=10,
-    ),
-    # the paper's settings (Sec. IV-B): DeiT-S student, ViT-B teacher, 256x128, 200 epochs
-    "paper": Preset(
-        synthetic="paper-like", img_size=(256, 128),
-        student=Arch(embed_dim=384, depth=12, num_heads=6, patch_size=16),
-        teacher=Arch(embed_dim=768, depth=12, num_heads=12, patch_size=16),
-        epochs=200, teacher_epochs=200, optimizer="sgd", lr=0.008, warmup_epochs=5,
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Row:
-    """One table row: which SUReID components are on."""
-
-    name: str
-    hts: bool
-    npkd: bool
-    noda: bool
-    keep_ratio: float | None = None  # None: the preset's
-    align: str = "interpolate"
-    direction: str = "t2s"
-
-
-def table_rows(table: int, keep_ratio: float) -> list[Row]:
-    if table == 4:
-        return [
-            Row("vanilla", hts=False, npkd=False, noda=False),
-            Row("+HTS", hts=True, npkd=False, noda=False),
-            Row("+HTS+NPKD", hts=True, npkd=True, noda=False),
-            Row("+HTS+NPKD+NODA", hts=True, npkd=True, noda=True),
-        ]
-    if table == 5:
-        return [Row(f"p={p}", True, True, True, keep_ratio=p) for p in (0.5, 0.6, 0.7, 0.8, 0.9)]
-    if table == 6:
-        return [
-            Row("S-T (Linear)", True, True, True, align="linear", direction="s2t"),
-            Row("T-S (Linear)", True, True, True, align="linear", direction="t2s"),
-            Row("S-T (Interpolation)", True, True, True, direction="s2t"),
-            Row("T-S (Interpolation)", True, True, True, direction="t2s"),
-        ]
-    if table == 7:
-        return [
-            Row("Vanilla ViT", False, False, False),
-            Row("Vanilla ViT + NODA", False, False, True),
-            Row("SUViT w/o NODA", True, True, False),
-            Row("SUReID", True, True, True),
-        ]
-    raise ValueError(f"--table must be 4, 5, 6 or 7, got {table}")
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+DATA_SEED = 0  # the benchmark and the occluders do not change with the training seeds
 
 
 # ----------------------------------------------------------------------------- building blocks
 
 
-def build_backbone(arch: Arch, img_size, *, pretrained: bool, keep_ratio: float, prune: bool):
-    if arch.timm_name is not None:
-        import timm  # pip install 'sureid[timm]'
-
-        vit = timm.create_model(arch.timm_name, pretrained=pretrained, img_size=img_size, num_classes=0)
-        return sureid.HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune=prune)
-    vit = sureid.VisionTransformer(
-        img_size=img_size, patch_size=arch.patch_size, embed_dim=arch.embed_dim,
-        depth=arch.depth, num_heads=arch.num_heads, stem=arch.stem,
-    )
-    return sureid.HTSViT(vit, keep_ratio=keep_ratio, prune=prune)
-
-
 def transforms(preset: Preset, occluders):
+    """(view 1, view 2 with NODA, view 2 without occluders (the control), test)."""
     from torchvision.transforms import v2  # pip install 'sureid[vision]'
 
-    noda = sureid.NODA(occluders, p=0.5)
-    first, second = sureid.paper_dual_views(
-        noda, size=preset.img_size, padding=preset.padding, mean=MEAN, std=STD,
-        random_patch=sureid.RandomPatch(p=preset.patch_p), erasing_p=preset.erasing_p,
-    )
+    views = {}
+    for name, noda in (("noda", sureid.NODA(occluders, p=preset.noda_p)), ("plain", v2.Identity())):
+        views[name] = sureid.paper_dual_views(
+            noda, size=preset.img_size, padding=preset.padding, mean=MEAN, std=STD,
+            random_patch=sureid.RandomPatch(p=preset.patch_p), erasing_p=preset.erasing_p,
+        )
     test = v2.Compose([
         v2.ToImage(), v2.Resize(list(preset.img_size), antialias=True),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(MEAN), list(STD)),
     ])
-    return first, second, test
+    return views["noda"][0], views["noda"][1], views["plain"][1], test
 
 
 class Limit:
@@ -228,17 +106,21 @@ class Limit:
             yield batch
 
 
-def train_loader(ds, preset: Preset, *, dual: bool, first, second, workers: int, seed: int):
+def train_loader(records, preset: Preset, *, first, second, workers: int, seed: int):
+    """P x K batches of ``records`` through ``first``; with a view-2 ``second``, the dual batch."""
     from sureid.transforms import DualViewDataset, dual_collate
 
+    dual = second is not None
+    base = ImageDataset(records, transform=None if dual else first)
     sampler = RandomIdentitySampler(
-        ds.pids, batch_size=preset.ids_per_batch * preset.instances, num_instances=preset.instances, seed=seed,
+        base.pids, batch_size=preset.ids_per_batch * preset.instances,
+        num_instances=preset.instances, seed=seed,
     )
-    dataset = DualViewDataset(ds, first, second) if dual else ImageDataset(ds.records, transform=first)
     loader = DataLoader(
-        dataset, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=dual_collate if dual else None, drop_last=True,
-        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed),
+        DualViewDataset(base, first, second) if dual else base, batch_size=sampler.batch_size,
+        sampler=sampler, num_workers=workers, collate_fn=dual_collate if dual else None,
+        drop_last=True, persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
     )
     return Limit(loader, preset.max_steps_per_epoch) if preset.max_steps_per_epoch else loader
 
@@ -254,6 +136,15 @@ def make_optimizer(preset: Preset, params, steps_per_epoch: int, epochs: int):
     return opt, cosine_with_warmup(opt, total_steps=total, warmup_steps=warmup)
 
 
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def settings_diff(old: dict, new: dict) -> str:
+    keys = sorted(set(old) | set(new))
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
+
+
 def log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -262,25 +153,32 @@ def log(msg: str) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     p.add_argument("--table", type=int, default=4, choices=(4, 5, 6, 7))
-    p.add_argument("--data-root", type=Path, help="real Occluded-DukeMTMC folder (default: synthetic benchmark)")
+    p.add_argument("--data-root", type=Path,
+                   help="real Occluded-DukeMTMC folder (default: synthetic benchmark)")
     p.add_argument("--output-dir", type=Path, help="default: runs/table<N>-<preset>")
-    p.add_argument("--occluders", type=Path, help="folder of real occluder crops for NODA (default: procedural)")
+    p.add_argument("--occluders", type=Path,
+                   help="folder of real occluder crops for NODA (default: procedural)")
     p.add_argument("--student", help="timm model name for the student (e.g. deit_small_patch16_224)")
     p.add_argument("--teacher", help="timm model name for the teacher (e.g. vit_base_patch16_224)")
-    p.add_argument("--pretrained", action="store_true", help="load timm pretrained weights (needs them cached)")
-    p.add_argument("--teacher-checkpoint", type=Path, help="use this trained teacher instead of training one")
+    p.add_argument("--pretrained", action="store_true",
+                   help="load timm pretrained weights for --student/--teacher (needs them cached)")
+    p.add_argument("--teacher-checkpoint", type=Path,
+                   help="use this trained teacher instead of training one")
     p.add_argument("--epochs", type=int, help="override the preset's student epochs")
     p.add_argument("--teacher-epochs", type=int, help="override the preset's teacher epochs")
     p.add_argument("--keep-ratio", type=float, help="override the preset's p")
+    p.add_argument("--seeds", type=int, help="override the preset's number of seeds")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--throughput-threads", type=int, default=1,
-                   help="CPU threads per forward for the table's throughput (default 1: per core, "
-                        "as a CPU server runs one worker per core); all-core figures go in the meta file")
-    p.add_argument("--seed", type=int, default=0)
+                   help="CPU threads per forward for the table's throughput (default 1: per "
+                        "core, as a CPU server runs one worker per core); all-core figures go "
+                        "in the meta file")
+    p.add_argument("--seed", type=int, default=0, help="first training seed")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -297,7 +195,7 @@ def check_args(args, preset: Preset) -> None:
         raise SystemExit(f"error: --occluders {str(args.occluders)!r} is not a folder")
     if args.keep_ratio is not None and not 0 < args.keep_ratio <= 1:
         raise SystemExit(f"error: --keep-ratio must be in (0, 1], got {args.keep_ratio}")
-    for name in ("epochs", "teacher_epochs"):
+    for name in ("epochs", "teacher_epochs", "seeds"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1, got {value}")
@@ -307,22 +205,36 @@ def check_args(args, preset: Preset) -> None:
         raise SystemExit(f"error: --workers must be >= 0, got {args.workers}")
 
 
+def pretrained_file(preset: Preset, role: str, arch: Arch) -> Path | None:
+    """The shipped backbone weights of ``role`` for this preset, or None."""
+    if preset.pretrained is None or arch.timm_name is not None:
+        return None
+    path = PRETRAINED_DIR / f"{preset.pretrained}_{role}.pt"
+    if not path.is_file():
+        raise SystemExit(f"error: preset needs the pretrained backbone {str(path)!r}; make it with "
+                         f"python examples/pretrain_backbones.py --model {role}")
+    return path
+
+
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
     check_args(args, preset)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("teacher_epochs", args.teacher_epochs),
-                                   ("keep_ratio", args.keep_ratio)) if v is not None}
+                                   ("keep_ratio", args.keep_ratio), ("seeds", args.seeds))
+                 if v is not None}
     if args.student:
         overrides["student"] = Arch(timm_name=args.student)
     if args.teacher:
         overrides["teacher"] = Arch(timm_name=args.teacher)
     preset = replace(preset, **overrides)
+    student_weights = pretrained_file(preset, "student", preset.student)
+    teacher_weights = pretrained_file(preset, "teacher", preset.teacher)
     out = args.output_dir or Path("runs") / f"table{args.table}-{args.preset}"
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
     progress = not args.no_progress
-    torch.manual_seed(args.seed)
+    seeds = list(range(args.seed, args.seed + preset.seeds))
     t_start = time.perf_counter()
 
     # data -------------------------------------------------------------------------------
@@ -330,143 +242,251 @@ def main(argv=None) -> list[dict]:
         root = args.data_root
     else:
         root = out / "data"
-        summary = sureid.make_synthetic_reid(root, preset=preset.synthetic, seed=args.seed, progress=progress,
-                                             **dict(preset.synthetic_overrides))
+        summary = sureid.make_synthetic_reid(root, preset=preset.synthetic, seed=DATA_SEED,
+                                             progress=progress, **dict(preset.synthetic_overrides))
         log(f"synthetic {preset.synthetic!r} benchmark at {root}: {summary.num_images} images")
     data = read_occluded_duke(root)
     log(f"dataset: {data}")
     if args.occluders is not None:
-        occluders = sureid.OccluderBank(args.occluders)
+        occ_dir = args.occluders
+        occluders = sureid.OccluderBank(occ_dir)
     else:
         occ_dir = out / "occluders"
-        if not occ_dir.is_dir():
-            sureid.save_occluders(sureid.make_procedural_occluders(200, seed=args.seed), occ_dir)
-        occluders = sureid.OccluderBank(occ_dir)
-    first, second, test_tf = transforms(preset, occluders)
-    train_ds = ImageDataset(data.train)
+        try:
+            occluders = sureid.OccluderBank(occ_dir)
+        except (FileNotFoundError, ValueError):  # absent, or left incomplete: (re)write it
+            sureid.save_occluders(sureid.make_procedural_occluders(200, seed=DATA_SEED), occ_dir)
+            occluders = sureid.OccluderBank(occ_dir)
+    first, second_noda, second_plain, test_tf = transforms(preset, occluders)
     eval_loader = lambda recs: DataLoader(  # noqa: E731
         ImageDataset(recs, transform=test_tf), batch_size=128, num_workers=args.workers)
     query_loader, gallery_loader = eval_loader(data.query), eval_loader(data.gallery)
     num_classes = data.num_train_pids
+    common = {"preset": dataclasses.asdict(preset) | {"seeds": None},
+              "data": str(Path(root).resolve()), "occluders": str(Path(occ_dir).resolve()),
+              "device": device.type}
 
     def evaluate(model):
-        r = evaluate_model(model, query_loader, gallery_loader, metric=preset.metric, device=device)
-        return {"rank1": 100 * r.rank1, "mAP": 100 * r.mAP}
+        return evaluate_model(model, query_loader, gallery_loader, metric=preset.metric,
+                              device=device)
 
-    def fit(name, model, objective, teacher, *, dual, epochs):
-        loader = train_loader(train_ds, preset, dual=dual, first=first, second=second,
-                              workers=args.workers, seed=args.seed)
-        opt, sched = make_optimizer(preset, [*model.parameters(), *objective.parameters()], len(loader), epochs)
+    def fit(name, model, objective, teacher, *, second, epochs, seed, settings):
+        loader = train_loader(data.train, preset, first=first, second=second,
+                              workers=args.workers, seed=seed)
+        opt, sched = make_optimizer(preset, [*model.parameters(), *objective.parameters()],
+                                    len(loader), epochs)
         trainer = Trainer(model.to(device), objective, opt, scheduler=sched, teacher=teacher,
-                          device=device, grad_clip=preset.grad_clip, log=lambda s: log(f"[{name}] {s}"))
-        trainer.fit(loader, epochs=epochs, eval_fn=evaluate, eval_every=max(1, epochs // 2),
-                    checkpoint_path=out / "checkpoints" / f"{slug(name)}.pt", progress=progress)
-        return trainer.state.history[-1]
+                          device=device, grad_clip=preset.grad_clip,
+                          log=lambda s: log(f"[{name}] {s}"))
+        trainer.fit(loader, epochs=epochs, checkpoint_path=out / "checkpoints" / f"{slug(name)}.pt",
+                    progress=progress, settings=settings)
 
-    # teacher: dense, larger, trained once -----------------------------------------------
+    # teacher: dense, larger, fine-tuned on the target data once ------------------------
     # eval_feature="after": the frozen teacher emits its BNNeck feature, the feature its
     # classifier W was trained on, so g^t = W f^t are the teacher's real logits (with the
     # pre-BN feature they would be meaningless); see docs/reproduce.md
-    teacher_net = ReIDModel(
-        build_backbone(preset.teacher, preset.img_size, pretrained=args.pretrained, keep_ratio=1.0, prune=False),
-        num_classes, eval_feature="after",
-    ).to(device)
+    torch.manual_seed(args.seed)
+    t_backbone = build_backbone(preset.teacher, preset.img_size, pretrained=args.pretrained)
+    if teacher_weights is not None:
+        load_backbone_weights(t_backbone.backbone, teacher_weights,
+                              arch=dataclasses.asdict(preset.teacher))
+    teacher_net = ReIDModel(t_backbone, num_classes, eval_feature="after").to(device)
     teacher_path = args.teacher_checkpoint or out / "teacher.pt"
-    teacher_cfg = json.dumps(dataclasses.asdict(preset.teacher) | {"epochs": preset.teacher_epochs,
-                             "img_size": list(preset.img_size), "seed": args.seed, "data": str(root)}, sort_keys=True)
+    teacher_cfg = {**common, "role": "teacher", "seed": args.seed,
+                   "weights": file_digest(teacher_weights) if teacher_weights else None,
+                   "timm_pretrained": args.pretrained}
+    teacher_cfg["preset"] = {k: teacher_cfg["preset"][k] for k in
+                             ("teacher", "teacher_epochs", "img_size", "optimizer", "lr",
+                              "weight_decay", "warmup_epochs", "ids_per_batch", "instances",
+                              "padding", "erasing_p", "patch_p", "max_steps_per_epoch")}
     state = load_checkpoint(teacher_path) if teacher_path.is_file() else None
-    if state is not None and (args.teacher_checkpoint is not None or state.get("config") == teacher_cfg):
+    if state is not None and args.teacher_checkpoint is None and state.get("settings") != teacher_cfg:
+        raise SystemExit(f"error: {teacher_path} was trained with other settings "
+                         f"({settings_diff(state.get('settings') or {}, teacher_cfg)}); "
+                         f"use another --output-dir or delete it")
+    if state is not None:
         teacher_net.load_state_dict(state["model"])
-        teacher_metrics = state.get("metrics", {})
-        log(f"teacher loaded from {teacher_path}: {teacher_metrics}")
+        log(f"teacher loaded from {teacher_path}")
     else:
-        torch.manual_seed(args.seed)
         objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False)
-        teacher_metrics = fit("teacher", teacher_net, objective, None, dual=False, epochs=preset.teacher_epochs)
-        save_checkpoint({"model": teacher_net.state_dict(), "config": teacher_cfg,
-                         "metrics": {k: float(v) for k, v in teacher_metrics.items()}}, teacher_path)
+        fit("teacher", teacher_net, objective, None, second=None, epochs=preset.teacher_epochs,
+            seed=args.seed, settings=teacher_cfg)
+        save_checkpoint({"model": teacher_net.state_dict(), "settings": teacher_cfg}, teacher_path)
+    teacher_result = evaluate(teacher_net)
+    teacher_metrics = {"rank1": 100 * teacher_result.rank1, "mAP": 100 * teacher_result.mAP}
+    log(f"teacher: Rank-1 {teacher_metrics['rank1']:.1f} mAP {teacher_metrics['mAP']:.1f}")
     teacher = sureid.FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach()).to(device)
 
-    # table rows ---------------------------------------------------------------------------
-    rows, models = [], {}
-    for row in table_rows(args.table, preset.keep_ratio):
-        p = row.keep_ratio if row.keep_ratio is not None else preset.keep_ratio
-        torch.manual_seed(args.seed)  # every row starts from the same initial weights
-        backbone = build_backbone(preset.student, preset.img_size, pretrained=args.pretrained,
-                                  keep_ratio=p if row.hts else 1.0, prune=row.hts)
-        model = ReIDModel(backbone, num_classes, reweight=row.hts).to(device)
-        kd = None
-        if row.npkd:
-            kd = sureid.NPKDLoss(kl_weight=preset.kl_weight, align=row.align, direction=row.direction,
-                                 student_dim=backbone.embed_dim, teacher_dim=teacher_net.embed_dim)
-        objective = sureid.SUReIDLoss(
-            alpha=preset.alpha, beta=preset.beta, ratio_weight=preset.ratio_weight, kd=kd,
-            ratio=sureid.RatioLoss(backbone.keep_ratios) if row.hts else None,
-            use_kd=row.npkd, use_ratio=row.hts, use_reweight=row.hts,
-        ).to(device)
-        log(f"== row {row.name}: HTS={row.hts} (p={p if row.hts else 1.0}) NPKD={row.npkd} NODA={row.noda}")
-        metrics = fit(row.name, model, objective, teacher if row.npkd else None, dual=row.noda, epochs=preset.epochs)
-        models[row.name] = model.backbone
-        rows.append({"name": row.name, "hts": row.hts, "npkd": row.npkd, "noda": row.noda,
-                     "keep_ratio": p if row.hts else 1.0,
-                     "rank1": round(metrics["rank1"], 2), "mAP": round(metrics["mAP"], 2)})
+    # table rows, once per seed ----------------------------------------------------------------
+    rows = table_rows(args.table)
+    models: dict[int, dict[str, torch.nn.Module]] = {}
+    per_seed: dict[str, list[dict]] = {row.name: [] for row in rows}
+    for seed in seeds:
+        models[seed] = {}
+        for row in rows:
+            p = row.keep_ratio if row.keep_ratio is not None else preset.keep_ratio
+            torch.manual_seed(seed)  # within a seed, every row starts from the same weights
+            backbone = build_backbone(preset.student, preset.img_size, pretrained=args.pretrained,
+                                      keep_ratio=p if row.hts else 1.0, prune=row.hts)
+            if student_weights is not None:
+                load_backbone_weights(backbone.backbone, student_weights,
+                                      arch=dataclasses.asdict(preset.student))
+            model = ReIDModel(backbone, num_classes, reweight=row.hts).to(device)
+            kd = None
+            if row.npkd:
+                kd = sureid.NPKDLoss(kl_weight=preset.kl_weight, align=row.align,
+                                     direction=row.direction, student_dim=backbone.embed_dim,
+                                     teacher_dim=teacher_net.embed_dim)
+            objective = sureid.SUReIDLoss(
+                alpha=preset.alpha, beta=preset.beta, ratio_weight=preset.ratio_weight, kd=kd,
+                ratio=sureid.RatioLoss(backbone.keep_ratios) if row.hts else None,
+                use_kd=row.npkd, use_ratio=row.hts, use_reweight=row.hts,
+            ).to(device)
+            second = second_noda if row.noda else second_plain if row.dual_plain else None
+            settings = {**common, "row": dataclasses.asdict(row), "keep_ratio": p, "seed": seed,
+                        "weights": file_digest(student_weights) if student_weights else None,
+                        "timm_pretrained": args.pretrained,
+                        "teacher": teacher_cfg if row.npkd else None}
+            name = f"{row.name} seed {seed}"
+            log(f"== {name}: HTS={row.hts} (p={p if row.hts else 1.0}) NPKD={row.npkd} "
+                f"NODA={row.noda} dual={second is not None}")
+            fit(name, model, objective, teacher if row.npkd else None, second=second,
+                epochs=preset.epochs, seed=seed, settings=settings)
+            result = evaluate(model)
+            log(f"[{name}] Rank-1 {100 * result.rank1:.1f} mAP {100 * result.mAP:.1f}")
+            models[seed][row.name] = model.backbone
+            if seed == seeds[0]:  # the deployable model, self-describing (sureid.load)
+                model.save(out / "models" / f"{slug(row.name)}.pt",
+                           data_config=DataConfig(preset.img_size, MEAN, STD),
+                           metadata={"row": row.name, "seed": seed, "preset": args.preset,
+                                     "rank1": 100 * result.rank1, "mAP": 100 * result.mAP})
+            per_seed[row.name].append({"seed": seed, "rank1": 100 * result.rank1,
+                                       "mAP": 100 * result.mAP,
+                                       "first_match": result.first_match.tolist(),
+                                       "ap": np.nan_to_num(result.ap, nan=-1.0).tolist()})
 
-    # throughput of every row, interleaved in one measurement -------------------------------
+    # throughput: every seed's rows interleaved in one call, one call per seed ---------------
     cpu = device.type == "cpu"
     threads = args.throughput_threads if cpu else None
     log(f"measuring throughput (batch 32, interleaved{f', {threads} thread(s)' if cpu else ''})...")
     shape = (3, *preset.img_size)
-    tput = measure_throughput(models, shape, batch_size=32, rounds=preset.throughput_rounds,
-                              device=device, num_threads=threads)
-    for r in rows:
-        r["throughput"] = round(tput[r["name"]], 1)
+    tputs = [measure_throughput(models[s], shape, batch_size=32, rounds=preset.throughput_rounds,
+                                device=device, num_threads=threads) for s in seeds]
     all_cores = None
     if cpu and threads != torch.get_num_threads():  # the all-core figure too, for the record
-        all_cores = measure_throughput(models, shape, batch_size=32, rounds=preset.throughput_rounds, device=device)
-        all_cores = {"threads": torch.get_num_threads(), **{k: round(v, 1) for k, v in all_cores.items()}}
-    rows = [{"name": r["name"], "throughput": r["throughput"], "rank1": r["rank1"], "mAP": r["mAP"],
-             **{k: r[k] for k in ("hts", "npkd", "noda", "keep_ratio")}} for r in rows]
+        allc = measure_throughput(models[seeds[0]], shape, batch_size=32,
+                                  rounds=preset.throughput_rounds, device=device)
+        all_cores = {"threads": torch.get_num_threads(), **{k: round(v, 1) for k, v in allc.items()}}
+
+    # statistics ------------------------------------------------------------------------------
+    values = {name: {m: np.stack([per_query(np.asarray(r["first_match"]),
+                                            np.asarray(r["ap"]))[m] for r in runs])
+                     for m in ("rank1", "mAP")}
+              for name, runs in per_seed.items()}
+    base = rows[0].name
+    table = []
+    for row in rows:
+        runs = per_seed[row.name]
+        r1, r1_sd = seed_summary([r["rank1"] for r in runs])
+        ap, ap_sd = seed_summary([r["mAP"] for r in runs])
+        speedups = [t[row.name] / t[base] for t in tputs]
+        gflops = sureid.count_flops(models[seeds[0]][row.name], preset.img_size)
+        table.append({"name": row.name, "gflops": round(gflops, 4),
+                      "throughput": round(float(np.mean([t[row.name] for t in tputs])), 1),
+                      "speedup": round(float(np.mean(speedups)), 3),
+                      "speedup_range": [round(min(speedups), 3), round(max(speedups), 3)],
+                      "rank1": round(r1, 2), "rank1_std": round(r1_sd, 2),
+                      "mAP": round(ap, 2), "mAP_std": round(ap_sd, 2),
+                      "per_seed": [{k: r[k] for k in ("seed", "rank1", "mAP")} for r in runs],
+                      **{k: v for k, v in dataclasses.asdict(row).items() if k != "name"}})
+    claims = judge(CLAIMS.get(args.table, ()), values, n_resamples=preset.bootstrap_resamples)
+    verdicts = [{"claim": c.claim.text, "metric": c.metric, "estimate": round(c.estimate, 2),
+                 "ci95": [round(c.low, 2), round(c.high, 2)], "verdict": c.verdict,
+                 "threshold": c.claim.threshold, "direction": c.claim.direction}
+                for c in claims]
+    if args.table in (4, 5) and len(rows) > 1:
+        verdicts.insert(0, speed_verdict(table, args.table))
 
     # outputs -------------------------------------------------------------------------------
-    meta = {"preset": args.preset, "table": args.table, "data": "real" if args.data_root else "synthetic",
-            "device": str(device), "throughput_threads": threads, "throughput_all_cores": all_cores,
-            "teacher": teacher_metrics, "seconds": round(time.perf_counter() - t_start, 1)}
-    (out / f"table{args.table}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / f"table{args.table}_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    md = markdown_table(args.table, rows, meta)
+    meta = {"preset": args.preset, "table": args.table,
+            "data": "real" if args.data_root else "synthetic", "device": str(device),
+            "seeds": seeds, "num_queries": int(values[base]["rank1"].shape[1]),
+            "num_gallery": len(data.gallery), "throughput_threads": threads,
+            "throughput_all_cores": all_cores, "teacher": teacher_metrics,
+            "pretrained": {"student": student_weights.name if student_weights else None,
+                           "teacher": teacher_weights.name if teacher_weights else None},
+            "seconds": round(time.perf_counter() - t_start, 1)}
+    (out / f"table{args.table}.json").write_text(json.dumps(
+        {"rows": table, "claims": verdicts, "meta": meta}, indent=2) + "\n")
+    (out / f"table{args.table}_per_query.json").write_text(json.dumps(per_seed) + "\n")
+    md = markdown_table(args.table, table, verdicts, meta)
     (out / f"table{args.table}.md").write_text(md)
     print(md)
-    last = table_rows(args.table, preset.keep_ratio)[-1].name
-    render_fig6(models[last], query_loader, out / "fig6_kept_tokens.png", preset)
+    render_fig6(models[seeds[0]][rows[-1].name], query_loader, out / "fig6_kept_tokens.png", preset)
     log(f"wrote {out}/table{args.table}.json, table{args.table}.md, fig6_kept_tokens.png "
         f"in {meta['seconds']:.0f}s")
-    return rows
+    return table
 
 
-def markdown_table(table: int, rows: list[dict], meta: dict) -> str:
-    base = rows[0]["throughput"]
+SPEED_TARGET = 1.4  # the paper's Table IV: 1585 / 1074 = 1.48x at p = 0.7
+
+
+def speed_verdict(table: list[dict], number: int) -> dict:
+    """HTS keeps >= 1.4x: read from the spread of the per-seed measurements, not one figure."""
+    hts = [r for r in table[1:] if r["hts"]]
+    lo = min(r["speedup_range"][0] for r in hts)
+    hi = max(r["speedup_range"][1] for r in hts)
+    v = "reproduced" if lo >= SPEED_TARGET else "contradicted" if hi < SPEED_TARGET else "inconclusive"
+    return {"claim": f"HTS rows keep >= {SPEED_TARGET}x the throughput of {table[0]['name']}"
+            + ("" if number == 4 else " (p = 0.7)"),
+            "metric": "throughput", "estimate": round(float(np.mean([r["speedup"] for r in hts])), 2),
+            "ci95": [lo, hi], "verdict": v, "threshold": SPEED_TARGET, "direction": ">",
+            "note": "range over the per-seed measurements"}
+
+
+def markdown_table(number: int, rows: list[dict], verdicts: list[dict], meta: dict) -> str:
     label = "synthetic occluded-ReID benchmark" if meta["data"] == "synthetic" else "Occluded-DukeMTMC"
     threads = meta.get("throughput_threads")
     per = {None: "", 1: ", throughput per core (1 thread)"}.get(threads, f", throughput with {threads} threads")
+    n = len(meta["seeds"])
     lines = [
-        f"Table {table} reproduction ({label}, preset {meta['preset']!r}, {meta['device']}{per}); "
+        f"Table {number} reproduction ({label}, preset {meta['preset']!r}, {meta['device']}{per}; "
+        f"{n} seed{'s' if n > 1 else ''}, {meta['num_queries']} queries, "
+        f"{meta['num_gallery']} gallery images); Rank-1 / mAP in %, mean ± std over seeds; "
         "paper values: Occluded-DukeMTMC on an RTX 2080Ti.",
         "",
-        "| row | throughput (img/s) | speed-up | Rank-1 | mAP | paper throughput | paper Rank-1 | paper mAP |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| row | GFLOPs | throughput (img/s) | speed-up | Rank-1 | mAP | paper throughput "
+        "| paper Rank-1 | paper mAP |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        pt, pr, pm = PAPER.get(table, {}).get(r["name"], (None, None, None))
+        pt, pr, pm = PAPER.get(number, {}).get(r["name"], (None, None, None))
         fmt = lambda v: "-" if v is None else f"{v}"  # noqa: E731
-        lines.append(f"| {r['name']} | {r['throughput']:.0f} | {r['throughput'] / base:.2f}x | "
-                     f"{r['rank1']:.1f} | {r['mAP']:.1f} | {fmt(pt)} | {fmt(pr)} | {fmt(pm)} |")
+        lines.append(f"| {r['name']} | {r['gflops']:.3f} | {r['throughput']:.0f} | {r['speedup']:.2f}x | "
+                     f"{r['rank1']:.1f} ± {r['rank1_std']:.1f} | {r['mAP']:.1f} ± {r['mAP_std']:.1f} | "
+                     f"{fmt(pt)} | {fmt(pr)} | {fmt(pm)} |")
     allc = meta.get("throughput_all_cores")
     if allc:
-        ups = ", ".join(f"{r['name']} {allc[r['name']] / allc[rows[0]['name']]:.2f}x" for r in rows[1:])
-        lines += ["", f"With all {allc['threads']} threads on one forward: {allc[rows[0]['name']]:.0f} img/s "
-                  f"for {rows[0]['name']}; speed-ups {ups}."]
-    lines += ["", f"Teacher: {json.dumps({k: round(v, 2) for k, v in meta['teacher'].items() if k in ('rank1', 'mAP')})}; "
-              f"total time {meta['seconds']:.0f}s.", ""]
+        b = rows[0]["name"]
+        ups = ", ".join(f"{r['name']} {allc[r['name']] / allc[b]:.2f}x" for r in rows[1:])
+        lines += ["", f"With all {allc['threads']} threads on one forward: {allc[b]:.0f} img/s for "
+                  f"{b}; speed-ups {ups}."]
+    t = meta["teacher"]
+    lines += ["", f"Teacher (fine-tuned once, dense): Rank-1 {t['rank1']:.1f}, mAP {t['mAP']:.1f}. "
+              f"Total time {meta['seconds']:.0f} s.", ""]
+    if verdicts:
+        lines += ["Claims of the paper, each as a paired difference over the same queries and "
+                  "seeds (95 % bootstrap interval over queries); the verdict is read from the "
+                  "interval:", "",
+                  "| claim | metric | difference | 95 % CI | verdict |", "|---|---|---:|---:|---|"]
+        for v in verdicts:
+            lo, hi = v["ci95"]
+            if v["metric"] == "throughput":
+                diff, ci = f"{v['estimate']:.2f}x", f"{lo:.2f}x-{hi:.2f}x (per-seed range)"
+            else:
+                diff, ci = f"{v['estimate']:+.2f}", f"[{lo:+.2f}, {hi:+.2f}]"
+            lines.append(f"| {v['claim']} | {v['metric']} | {diff} | {ci} | **{v['verdict']}** |")
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -5,10 +5,11 @@ the shipped pretrained backbones and the paired statistics behind the verdicts.
 tests import the same definitions.
 """
 
-from .presets import PAPER, PRESETS, Arch, Preset, Row, build_backbone, table_rows
+from .presets import CLAIMS, PAPER, PRESETS, Arch, Preset, Row, build_backbone, table_rows
 from .pretrained import load_backbone_weights, save_backbone_weights
 
 __all__ = [
+    "CLAIMS",
     "PAPER",
     "PRESETS",
     "Arch",

@@ -8,8 +8,9 @@ from torch import nn
 
 from ..models.hts_vit import HTSViT
 from ..models.vit import VisionTransformer
+from .stats import Claim
 
-__all__ = ["PAPER", "PRESETS", "Arch", "Preset", "Row", "build_backbone", "table_rows"]
+__all__ = ["CLAIMS", "PAPER", "PRESETS", "Arch", "Preset", "Row", "build_backbone", "table_rows"]
 
 # The paper's Occluded-DukeMTMC numbers (RTX 2080Ti, DeiT-S student): (throughput, Rank-1, mAP).
 PAPER: dict[int, dict[str, tuple[float | None, float, float]]] = {
@@ -78,6 +79,7 @@ class Preset:
     padding: int = 10
     erasing_p: float = 0.5  # view 1: random erasing probability
     patch_p: float = 0.5  # view 1: RandomPatch probability
+    noda_p: float = 0.5  # view 2: probability that NODA pastes an occluder
     keep_ratio: float = 0.7
     alpha: float = 1.0
     beta: float = 1.0
@@ -103,7 +105,7 @@ PRESETS: dict[str, Preset] = {
         teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8),
         epochs=1, teacher_epochs=1, seeds=2, ids_per_batch=8, instances=4,
         optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup_epochs=0, padding=4,
-        max_steps_per_epoch=3, throughput_rounds=10, bootstrap_resamples=200,
+        max_steps_per_epoch=3, throughput_rounds=2, bootstrap_resamples=200,
     ),
     # README main job: fine-tunes the shipped pretrained backbones, 3 seeds, minutes on a CPU
     "quick": Preset(
@@ -193,3 +195,46 @@ def build_backbone(
         depth=arch.depth, num_heads=arch.num_heads, stem=arch.stem,
     )
     return HTSViT(vit, keep_ratio=keep_ratio, prune=prune)
+
+
+# The paper's claims as contrasts of rows, judged from paired intervals (see sureid.ablation.stats).
+# Table IV's speed claim (HTS keeps >= 1.4x) is judged from the throughput measurements.
+CLAIMS: dict[int, tuple[Claim, ...]] = {
+    4: (
+        Claim("HTS alone costs accuracy (+HTS - vanilla < 0)",
+              (("+HTS", 1.0), ("vanilla", -1.0)), "<"),
+        Claim("NPKD recovers it (+HTS+NPKD - +HTS > 0)",
+              (("+HTS+NPKD", 1.0), ("+HTS", -1.0)), ">"),
+        Claim("+HTS+NPKD ends above vanilla (> 0)",
+              (("+HTS+NPKD", 1.0), ("vanilla", -1.0)), ">"),
+        Claim("NODA adds on top (+HTS+NPKD+NODA - +HTS+NPKD > 0)",
+              (("+HTS+NPKD+NODA", 1.0), ("+HTS+NPKD", -1.0)), ">"),
+        Claim("the full model ends above vanilla (> 0)",
+              (("+HTS+NPKD+NODA", 1.0), ("vanilla", -1.0)), ">"),
+    ),
+    5: (
+        Claim("accuracy falls slowly with p: p=0.5 loses < 3 points against p=0.9",
+              (("p=0.5", 1.0), ("p=0.9", -1.0)), ">", -3.0),
+        Claim("p=0.7 loses < 3 points against p=0.9",
+              (("p=0.7", 1.0), ("p=0.9", -1.0)), ">", -3.0),
+    ),
+    6: (
+        Claim("T-S interpolation beats S-T interpolation",
+              (("T-S (Interpolation)", 1.0), ("S-T (Interpolation)", -1.0)), ">"),
+        Claim("T-S interpolation beats T-S linear",
+              (("T-S (Interpolation)", 1.0), ("T-S (Linear)", -1.0)), ">"),
+        Claim("T-S interpolation beats S-T linear",
+              (("T-S (Interpolation)", 1.0), ("S-T (Linear)", -1.0)), ">"),
+    ),
+    7: (
+        Claim("NODA helps SUReID more than vanilla (difference of the two NODA gains > 0)",
+              (("SUReID", 1.0), ("SUViT w/o NODA", -1.0), ("Vanilla ViT + NODA", -1.0),
+               ("Vanilla ViT", 1.0)), ">"),
+        Claim("NODA helps SUViT (SUReID - SUViT w/o NODA > 0)",
+              (("SUReID", 1.0), ("SUViT w/o NODA", -1.0)), ">"),
+        Claim("occluders themselves help SUViT (SUReID - SUViT + dual batch > 0)",
+              (("SUReID", 1.0), ("SUViT + dual batch", -1.0)), ">"),
+        Claim("occluders themselves on vanilla (Vanilla + NODA - Vanilla + dual batch > 0)",
+              (("Vanilla ViT + NODA", 1.0), ("Vanilla ViT + dual batch", -1.0)), ">"),
+    ),
+}
