@@ -74,13 +74,19 @@ def build_backbone(arch: str, img_size: tuple[int, int], *, prune: bool) -> sure
 
 
 def build_teacher(args, num_classes: int, device: torch.device, log) -> sureid.FrozenTeacher:
-    """A dense (unpruned) ReIDModel's backbone + classifier, frozen, on this rank's device."""
-    net = ReIDModel(build_backbone(args.arch, args.img_size, prune=False), num_classes)
+    """A dense (unpruned) trained ReIDModel, frozen, on this rank's device.
+
+    The recommended teacher (docs/objectives.md): the ReIDModel itself with
+    ``eval_feature="after"``, so ``f^t`` is its BN feature and ``g^t = W^t f^t`` are the logits
+    its classifier was trained to give. Wrapping the raw backbone instead collapses NPKD.
+    """
+    net = ReIDModel(build_backbone(args.arch, args.img_size, prune=False), num_classes,
+                    eval_feature="after")
     if args.teacher_checkpoint:
         net.load_state_dict(load_checkpoint(args.teacher_checkpoint)["model"])
     else:
         log("note: no --teacher-checkpoint, the NPKD teacher is randomly initialised (demo only)")
-    return sureid.FrozenTeacher(net.backbone, net.classifier_weight.detach()).to(device)
+    return sureid.FrozenTeacher(net, net.classifier_weight.detach()).to(device)
 
 
 def parse_args(argv=None):
@@ -100,6 +106,8 @@ def parse_args(argv=None):
     p.add_argument("--teacher-checkpoint", type=Path)
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm for the BNNeck (CUDA)")
     p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
+                   help="mixed precision (torch.autocast; fp16 adds a GradScaler)")
     p.add_argument("--timeout", type=float, default=600.0, help="collective timeout, seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-rank-weights", action="store_true",
@@ -146,7 +154,7 @@ def main(argv=None) -> None:
         total = args.epochs * math.ceil(len(sampler) / sampler.batch_size)
         sched = cosine_with_warmup(opt, total_steps=total, warmup_steps=max(1, total // 20))
         trainer = Trainer(ddp, objective, opt, scheduler=sched, teacher=teacher,
-                          device=info.device, is_main=info.is_main, log=log)
+                          device=info.device, is_main=info.is_main, log=log, amp=args.amp)
 
         def eval_fn(net):  # rank 0 only (the Trainer calls it on the main process)
             tf = ToTensor(args.img_size, flip=False)

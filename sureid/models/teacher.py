@@ -1,4 +1,4 @@
-"""A frozen teacher for NPKD: ``(f^t, g^t)`` with ``g^t = W^t · f^t`` (no BN, Sec. III-B)."""
+"""A frozen teacher for NPKD: ``(f^t, g^t)`` with ``g^t = W^t · f^t`` (Sec. III-B)."""
 
 from __future__ import annotations
 
@@ -17,17 +17,27 @@ class FrozenTeacher(nn.Module):
     switched it directly. The forward runs under ``torch.no_grad()`` (not ``inference_mode``,
     so the outputs can be used freely next to student tensors in the loss graph).
 
-    Passing your own teacher classifier: give ``classifier`` as the ``(K, C_t)`` weight tensor
-    of your trained teacher (e.g. ``state_dict["classifier.weight"]`` of its BNNeck) or as a
-    bias-free ``nn.Linear(C_t, K)``. The logits are ``feature @ W^tᵀ`` applied to the raw
-    feature *without* BN, as the paper specifies for ``g^t``. ``K`` must equal the student's
-    number of classes (same training identities). ``classifier=None`` gives a feature-only
-    teacher whose logits are ``None``.
+    The logits are ``g^t = f^t @ W^tᵀ`` with ``f^t`` whatever ``model`` returns, so ``f^t``
+    must be the feature ``W^t`` was trained on. **Recommended recipe** for a teacher trained
+    with a BNNeck (``sureid.engine.ReIDModel``, BoT, TransReID), whose classifier saw the BN
+    feature: wrap the whole ReID model with ``eval_feature="after"``::
+
+        teacher_net = ReIDModel(backbone, K, eval_feature="after")   # eval -> BN feature
+        teacher_net.load_state_dict(trained_teacher_state)
+        teacher = FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach())
+
+    Wrapping only ``teacher_net.backbone`` (the raw class token) with that classifier gives
+    near-constant logits and collapses NPKD (``docs/objectives.md``, ``docs/reproduce.md``).
+    A teacher whose classifier was trained on its raw feature (the paper's ``g^t`` "without
+    BN") is wrapped around that feature directly. ``K`` must equal the student's number of
+    classes (same training identities); ``classifier=None`` gives a feature-only teacher
+    whose logits are ``None``.
 
     Args:
-        model: maps images ``(B, 3, H, W)`` to a ``(B, C_t)`` feature in eval mode (for timm,
-            build it with ``num_classes=0``).
-        classifier: ``(K, C_t)`` weight tensor, bias-free ``nn.Linear``, or ``None``.
+        model: maps images ``(B, 3, H, W)`` to a ``(B, C_t)`` feature in eval mode, e.g. a
+            ``ReIDModel(..., eval_feature="after")`` (for timm, build it with ``num_classes=0``).
+        classifier: ``(K, C_t)`` weight tensor (e.g. ``ReIDModel.classifier_weight`` or
+            ``state_dict["neck.classifier.weight"]``), bias-free ``nn.Linear``, or ``None``.
 
     Raises:
         TypeError: ``model`` not an ``nn.Module``; bad ``classifier`` type; model output not a
