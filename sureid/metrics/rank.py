@@ -473,5 +473,6 @@ def evaluate_rank(
     max_rank = _check_max_rank(max_rank)
     d = _as_distmat(distmat)
     qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, d.shape[0], d.shape[1])
-    rows = max(1, _BLOCK_ELEMS // d.shape[1])  # fetch block by block: no full-size copy
+    # a few blocks per fetch (one per ranking thread), never a full-size copy
+    rows = max(1, _num_workers() * _BLOCK_ELEMS // d.shape[1])
     return _run(lambda idx: d[idx], qp, gp, qc, gc, max_rank, rows, strategy, what="distmat")
