@@ -15,7 +15,9 @@ quick and long presets start from the pretrained backbones shipped in ``examples
     python examples/reproduce_table4.py --preset long             # 5 seeds, longer fine-tuning
     python examples/reproduce_table4.py --preset smoke            # plumbing check, the tests
     python examples/reproduce_table4.py --preset paper --data-root /data/Occluded_Duke \\
-        --student deit_small_patch16_224 --teacher vit_base_patch16_224 --pretrained --device cuda
+        --device cuda                    # DeiT-S (distilled) / ViT-B from timm's weights
+    python examples/reproduce_table4.py --preset paper --data-root /data/Occluded_Duke \\
+        --student-weights deit_small_distilled.pth --teacher-checkpoint srfr_teacher.pt
     python examples/reproduce_table4.py --preset quick --table 7   # NODA, with its control
 
 A rerun into the same ``--output-dir`` reuses the teacher and every finished row whose settings
@@ -53,7 +55,6 @@ from sureid.ablation import (
 )
 from sureid.ablation.stats import judge, per_query, seed_summary
 from sureid.data import ImageDataset, RandomIdentitySampler, read_occluded_duke
-from sureid.hub import DataConfig
 from sureid.engine import (
     ReIDModel,
     Trainer,
@@ -63,6 +64,7 @@ from sureid.engine import (
     measure_throughput,
     save_checkpoint,
 )
+from sureid.hub import DataConfig
 from sureid.viz import render_kept_tokens
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -145,6 +147,10 @@ def settings_diff(old: dict, new: dict) -> str:
     return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
+class UsageError(Exception):
+    """A bad command line or a request that cannot be met: one line on stderr, exit status 2."""
+
+
 def log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -165,7 +171,12 @@ def parse_args(argv=None):
     p.add_argument("--student", help="timm model name for the student (e.g. deit_small_patch16_224)")
     p.add_argument("--teacher", help="timm model name for the teacher (e.g. vit_base_patch16_224)")
     p.add_argument("--pretrained", action="store_true",
-                   help="load timm pretrained weights for --student/--teacher (needs them cached)")
+                   help="start --student/--teacher timm names from timm's pretrained weights "
+                        "(downloaded when a hub is reachable; the paper preset does by default)")
+    p.add_argument("--student-weights", type=Path,
+                   help="local weights for the student (timm/DeiT/TransReID .pth, safetensors); "
+                        "the position embedding is resampled to the input size")
+    p.add_argument("--teacher-weights", type=Path, help="local weights for the teacher backbone")
     p.add_argument("--teacher-checkpoint", type=Path,
                    help="use this trained teacher instead of training one")
     p.add_argument("--epochs", type=int, help="override the preset's student epochs")
@@ -188,32 +199,75 @@ def check_args(args, preset: Preset) -> None:
     if args.data_root is not None:
         read_occluded_duke(args.data_root)  # raises FileNotFoundError/ValueError naming the folder
     elif preset.synthetic is None:
-        raise SystemExit("error: this preset needs --data-root")
+        raise UsageError("this preset needs --data-root")
     if args.teacher_checkpoint is not None and not args.teacher_checkpoint.is_file():
-        raise SystemExit(f"error: --teacher-checkpoint {str(args.teacher_checkpoint)!r} does not exist")
+        raise UsageError(f"--teacher-checkpoint {str(args.teacher_checkpoint)!r} does not exist")
     if args.occluders is not None and not args.occluders.is_dir():
-        raise SystemExit(f"error: --occluders {str(args.occluders)!r} is not a folder")
+        raise UsageError(f"--occluders {str(args.occluders)!r} is not a folder")
     if args.keep_ratio is not None and not 0 < args.keep_ratio <= 1:
-        raise SystemExit(f"error: --keep-ratio must be in (0, 1], got {args.keep_ratio}")
+        raise UsageError(f"--keep-ratio must be in (0, 1], got {args.keep_ratio}")
     for name in ("epochs", "teacher_epochs", "seeds"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1, got {value}")
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.throughput_threads < 1:
-        raise SystemExit(f"error: --throughput-threads must be >= 1, got {args.throughput_threads}")
+        raise UsageError(f"--throughput-threads must be >= 1, got {args.throughput_threads}")
     if args.workers < 0:
-        raise SystemExit(f"error: --workers must be >= 0, got {args.workers}")
+        raise UsageError(f"--workers must be >= 0, got {args.workers}")
 
 
-def pretrained_file(preset: Preset, role: str, arch: Arch) -> Path | None:
-    """The shipped backbone weights of ``role`` for this preset, or None."""
-    if preset.pretrained is None or arch.timm_name is not None:
-        return None
-    path = PRETRAINED_DIR / f"{preset.pretrained}_{role}.pt"
-    if not path.is_file():
-        raise SystemExit(f"error: preset needs the pretrained backbone {str(path)!r}; make it with "
-                         f"python examples/pretrain_backbones.py --model {role}")
-    return path
+class Weights:
+    """Where ``role``'s backbone starts from: a local file, timm's weights, the shipped ones, or
+    random. Checked before any data is generated: a requested pretrained start that cannot be
+    had is an error naming how to supply it, never a silent random initialisation."""
+
+    def __init__(self, role: str, arch: Arch, preset: Preset, args):
+        self.role, self.arch = role, arch
+        self.local: Path | None = getattr(args, f"{role}_weights")
+        self.shipped: Path | None = None
+        self.timm = False
+        flag = f"--{role}-weights"
+        if role == "teacher" and args.teacher_checkpoint is not None:
+            return  # a trained teacher is loaded over whatever the backbone starts from
+        if self.local is not None:
+            if not self.local.is_file():
+                raise UsageError(f"{flag} {str(self.local)!r} does not exist")
+        elif arch.timm_name is not None:
+            self.timm = preset.timm_pretrained or args.pretrained
+            if self.timm:
+                try:  # fetches and caches the weights, or fails here rather than after training
+                    build_backbone(arch, preset.img_size, pretrained=True)
+                except Exception as err:  # timm raises hub/HTTP/OS errors of many kinds
+                    raise UsageError(
+                        f"could not get timm's pretrained weights for {arch.timm_name!r} "
+                        f"({type(err).__name__}: {err}); download them where a hub is reachable "
+                        f"and pass {flag} PATH") from None
+        elif args.pretrained:
+            raise UsageError(f"--pretrained loads timm weights, but the {role} is a sureid "
+                             f"ViT shape; name a timm model with --{role} or pass {flag} PATH")
+        elif preset.pretrained is not None:
+            self.shipped = PRETRAINED_DIR / f"{preset.pretrained}_{role}.pt"
+            if not self.shipped.is_file():
+                raise UsageError(f"the preset starts from {str(self.shipped)!r}; make it "
+                                 f"with python examples/pretrain_backbones.py --model {role}")
+
+    def build(self, img_size, *, keep_ratio: float = 1.0, prune: bool = False):
+        backbone = build_backbone(self.arch, img_size, pretrained=self.timm,
+                                  keep_ratio=keep_ratio, prune=prune)
+        if self.local is not None:
+            report = sureid.load_pretrained(backbone, self.local)
+            log(f"{self.role} weights from {self.local}: {report}")
+        elif self.shipped is not None:
+            load_backbone_weights(backbone.backbone, self.shipped,
+                                  arch=dataclasses.asdict(self.arch))
+        return backbone
+
+    def describe(self) -> str | None:
+        """What the settings record: the file's digest, timm's weights, or None (random)."""
+        if self.local is not None or self.shipped is not None:
+            path = self.local or self.shipped
+            return f"{path.name}:{file_digest(path)}"
+        return f"timm:{self.arch.timm_name}" if self.timm else None
 
 
 def main(argv=None) -> list[dict]:
@@ -228,8 +282,8 @@ def main(argv=None) -> list[dict]:
     if args.teacher:
         overrides["teacher"] = Arch(timm_name=args.teacher)
     preset = replace(preset, **overrides)
-    student_weights = pretrained_file(preset, "student", preset.student)
-    teacher_weights = pretrained_file(preset, "teacher", preset.teacher)
+    student_weights = Weights("student", preset.student, preset, args)
+    teacher_weights = Weights("teacher", preset.teacher, preset, args)
     out = args.output_dir or Path("runs") / f"table{args.table}-{args.preset}"
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
@@ -286,22 +340,18 @@ def main(argv=None) -> list[dict]:
     # classifier W was trained on, so g^t = W f^t are the teacher's real logits (with the
     # pre-BN feature they would be meaningless); see docs/reproduce.md
     torch.manual_seed(args.seed)
-    t_backbone = build_backbone(preset.teacher, preset.img_size, pretrained=args.pretrained)
-    if teacher_weights is not None:
-        load_backbone_weights(t_backbone.backbone, teacher_weights,
-                              arch=dataclasses.asdict(preset.teacher))
+    t_backbone = teacher_weights.build(preset.img_size)
     teacher_net = ReIDModel(t_backbone, num_classes, eval_feature="after").to(device)
     teacher_path = args.teacher_checkpoint or out / "teacher.pt"
     teacher_cfg = {**common, "role": "teacher", "seed": args.seed,
-                   "weights": file_digest(teacher_weights) if teacher_weights else None,
-                   "timm_pretrained": args.pretrained}
+                   "weights": teacher_weights.describe()}
     teacher_cfg["preset"] = {k: teacher_cfg["preset"][k] for k in
                              ("teacher", "teacher_epochs", "img_size", "optimizer", "lr",
                               "weight_decay", "warmup_epochs", "ids_per_batch", "instances",
                               "padding", "erasing_p", "patch_p", "max_steps_per_epoch")}
     state = load_checkpoint(teacher_path) if teacher_path.is_file() else None
     if state is not None and args.teacher_checkpoint is None and state.get("settings") != teacher_cfg:
-        raise SystemExit(f"error: {teacher_path} was trained with other settings "
+        raise UsageError(f"{teacher_path} was trained with other settings "
                          f"({settings_diff(state.get('settings') or {}, teacher_cfg)}); "
                          f"use another --output-dir or delete it")
     if state is not None:
@@ -326,11 +376,8 @@ def main(argv=None) -> list[dict]:
         for row in rows:
             p = row.keep_ratio if row.keep_ratio is not None else preset.keep_ratio
             torch.manual_seed(seed)  # within a seed, every row starts from the same weights
-            backbone = build_backbone(preset.student, preset.img_size, pretrained=args.pretrained,
-                                      keep_ratio=p if row.hts else 1.0, prune=row.hts)
-            if student_weights is not None:
-                load_backbone_weights(backbone.backbone, student_weights,
-                                      arch=dataclasses.asdict(preset.student))
+            backbone = student_weights.build(preset.img_size, keep_ratio=p if row.hts else 1.0,
+                                             prune=row.hts)
             model = ReIDModel(backbone, num_classes, reweight=row.hts).to(device)
             kd = None
             if row.npkd:
@@ -344,8 +391,7 @@ def main(argv=None) -> list[dict]:
             ).to(device)
             second = second_noda if row.noda else second_plain if row.dual_plain else None
             settings = {**common, "row": dataclasses.asdict(row), "keep_ratio": p, "seed": seed,
-                        "weights": file_digest(student_weights) if student_weights else None,
-                        "timm_pretrained": args.pretrained,
+                        "weights": student_weights.describe(),
                         "teacher": teacher_cfg if row.npkd else None}
             name = f"{row.name} seed {seed}"
             log(f"== {name}: HTS={row.hts} (p={p if row.hts else 1.0}) NPKD={row.npkd} "
@@ -413,8 +459,8 @@ def main(argv=None) -> list[dict]:
             "seeds": seeds, "num_queries": int(values[base]["rank1"].shape[1]),
             "num_gallery": len(data.gallery), "throughput_threads": threads,
             "throughput_all_cores": all_cores, "teacher": teacher_metrics,
-            "pretrained": {"student": student_weights.name if student_weights else None,
-                           "teacher": teacher_weights.name if teacher_weights else None},
+            "pretrained": {"student": student_weights.describe(),
+                           "teacher": teacher_weights.describe()},
             "seconds": round(time.perf_counter() - t_start, 1)}
     (out / f"table{args.table}.json").write_text(json.dumps(
         {"rows": table, "claims": verdicts, "meta": meta}, indent=2) + "\n")
@@ -511,6 +557,6 @@ def slug(name: str) -> str:
 if __name__ == "__main__":
     try:
         main()
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

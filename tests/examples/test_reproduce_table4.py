@@ -107,3 +107,31 @@ def test_table_rows_switch_the_paper_components():
     for number, claims in CLAIMS.items():  # every claim compares rows of its own table
         names = {r.name for r in table_rows(number)}
         assert all(n in names for c in claims for n, _ in c.terms)
+
+
+def test_paper_preset_without_reachable_weights_fails_before_training(tmp_path):
+    import os
+
+    import sureid
+
+    root = tmp_path / "duke"
+    sureid.make_synthetic_reid(root, preset="smoke", progress=False)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # no hub: timm cannot fetch DeiT-S weights
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--preset", "paper", "--data-root", str(root),
+         "--output-dir", str(tmp_path / "o"), "--no-progress"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "deit_small_distilled_patch16_224" in proc.stderr
+    assert "--student-weights PATH" in proc.stderr
+    assert "epoch" not in proc.stdout and not (tmp_path / "o" / "teacher.pt").exists()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--pretrained"], "--pretrained loads timm weights, but the student is a sureid ViT"),
+    (["--student-weights", "missing.pth"], "--student-weights 'missing.pth' does not exist"),
+])
+def test_pretrained_requests_that_cannot_be_met(tmp_path, args, match):
+    proc = run("--preset", "smoke", "--output-dir", tmp_path / "o", "--no-progress", *args)
+    assert proc.returncode == 2 and match in proc.stderr, proc.stderr[-2000:]
+    assert "epoch" not in proc.stdout
