@@ -216,3 +216,23 @@ def test_float64_distances_beyond_float32_range_rank_exactly():
     r = evaluate_rank(d, [1], [2, 1, 3, 1], [0], [1, 1, 1, 1], max_rank=4)
     assert_same(r, reference_eval(d, [1], [2, 1, 3, 1], [0], [1, 1, 1, 1], 4), 4)
     assert r.first_match[0] == 1
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_thread_count_does_not_change_numbers(monkeypatch, threads):
+    rng = np.random.default_rng(11)
+    d, qp, gp, qc, gc = random_case(rng, 60, 200, 9, 3, dtype=np.float32)
+    ref = evaluate_rank(d, qp, gp, qc, gc)
+    monkeypatch.setattr(rank_mod, "_THREADS", threads)
+    monkeypatch.setattr(rank_mod, "_BLOCK_ELEMS", 1000)  # many blocks
+    r = evaluate_rank(d, qp, gp, qc, gc)
+    np.testing.assert_array_equal(r.ap, ref.ap)
+    np.testing.assert_array_equal(r.first_match, ref.first_match)
+    assert r.mAP == ref.mAP and r.mINP == ref.mINP
+
+
+def test_nan_in_a_later_block_is_reported():
+    d = np.zeros((30, 50), dtype=np.float32)
+    d[25, 7] = np.nan
+    with pytest.raises(ValueError, match="distmat contains NaN"):
+        evaluate_rank(d, np.ones(30, int), np.ones(50, int), np.zeros(30, int), np.ones(50, int))
