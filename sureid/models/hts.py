@@ -57,7 +57,7 @@ def gumbel_keep_decision(log_probs: torch.Tensor, tau: float = 1.0) -> torch.Ten
         tau: Gumbel-softmax temperature, > 0.
 
     Returns:
-        ``(B, N)`` decisions in {0, 1}.
+        ``(B, N)`` decisions in {0, 1}; float32 for float16/bfloat16 ``log_probs``.
 
     Example:
         >>> d = gumbel_keep_decision(torch.randn(2, 5, 2).log_softmax(-1))
@@ -68,7 +68,10 @@ def gumbel_keep_decision(log_probs: torch.Tensor, tau: float = 1.0) -> torch.Ten
         raise ValueError(f"log_probs must have shape (B, N, 2), got {tuple(log_probs.shape)}")
     if not 0 < tau < math.inf:
         raise ValueError(f"tau must be a finite float > 0, got {tau!r}")
-    soft = F.gumbel_softmax(log_probs, tau=tau, hard=False)[..., 1]
+    # float32 noise even under mixed precision: a float16 Exponential sample can underflow to
+    # 0, and -log(0) = inf would make the softmax NaN
+    with no_autocast(log_probs.device.type):
+        soft = F.gumbel_softmax(fp32(log_probs), tau=tau, hard=False)[..., 1]
     hard = (soft > 0.5).to(soft.dtype)  # argmax of two entries that sum to 1
     return hard + (soft - soft.detach())
 

@@ -229,3 +229,12 @@ def test_masked_attention_under_autocast_matches_float32_and_has_finite_grads(dt
     torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
     out.float().sum().backward()
     assert all(torch.isfinite(x.grad).all() for x in (q, k, v, keep))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gumbel_decision_from_low_precision_log_probs_is_float32_and_hard(dtype):
+    log_probs = torch.randn(4, 50, 2).log_softmax(-1).to(dtype).requires_grad_(True)
+    d = gumbel_keep_decision(log_probs)
+    assert d.dtype == torch.float32 and set(d.unique().tolist()) <= {0.0, 1.0}
+    d.sum().backward()
+    assert torch.isfinite(log_probs.grad).all()

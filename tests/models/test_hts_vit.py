@@ -532,3 +532,18 @@ def test_distilled_deit_prefix_tokens_never_dropped(keep_ratio):
     model.train()
     trained = model(x)
     assert torch.isfinite(trained.features).all() and trained.cls_attn.shape == (3, 2 + N_TINY)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_training_forward_under_autocast_is_finite_and_close_to_float32(dtype):
+    model = tiny_hts(0.6).train()
+    x = torch.randn(2, 3, 64, 32)
+    torch.manual_seed(3)
+    ref = model(x)
+    with torch.autocast("cpu", dtype=dtype):
+        torch.manual_seed(3)
+        out = model(x)
+    assert torch.isfinite(out.features).all()
+    assert all(m.dtype == torch.float32 for m in out.keep_masks)
+    cos = torch.nn.functional.cosine_similarity(out.features.float(), ref.features, dim=1)
+    assert (cos > 0.98).all()

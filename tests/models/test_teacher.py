@@ -95,15 +95,17 @@ def test_bnneck_teacher_with_after_feature_gives_its_trained_logits():
 
     torch.manual_seed(0)
     vit = VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=16, depth=2, num_heads=2)
-    net = ReIDModel(HTSViT(vit, keep_ratio=1.0, prune=False, prune_layers=[1]), 5, eval_feature="after")
+    hts = HTSViT(vit, keep_ratio=1.0, prune=False, prune_layers=[1])
+    net = ReIDModel(hts, 5, eval_feature="after")
     for _ in range(3):  # give the BN running statistics something to hold
         net.train()(torch.randn(8, 3, 32, 16))
-    teacher = FrozenTeacher(net, net.classifier_weight)
+    teacher = FrozenTeacher(net, net.classifier_weight.detach())
     x = torch.randn(4, 3, 32, 16)
     f_t, g_t = teacher(x)
     with torch.no_grad():
         raw = net.backbone.eval()(x)
-        bn = (raw - net.neck.bn.running_mean) / torch.sqrt(net.neck.bn.running_var + net.neck.bn.eps)
-        bn = bn * net.neck.bn.weight + net.neck.bn.bias
+        norm = net.neck.bn
+        bn = (raw - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps)
+        bn = bn * norm.weight + norm.bias
         torch.testing.assert_close(f_t, bn)
         torch.testing.assert_close(g_t, bn @ net.neck.classifier.weight.t())
