@@ -246,7 +246,10 @@ def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
         sample = row[:: max(1, len(row) // 4096)]
         frac = np.count_nonzero(sample <= hi) / len(sample)
         cost = {"sorted": 0.3 + 7.5 * frac, "direct": 0.32 * p}
-        if p > 1 and lo < hi and np.isfinite(hi - lo):
+        with np.errstate(all="ignore"):  # inf - inf, overflowing spans: not bucketed
+            span = hi - lo
+            finite = np.isfinite(np.float32(_BUCKETS_PER_MATCH * p) / span + (lo - span))
+        if p > 1 and lo < hi and np.isfinite(span) and finite:  # base >= lo - span
             cost["bucketed"] = 4.2
         path = _FORCE_PATH if _FORCE_PATH in cost else min(cost, key=cost.get)
         if path == "bucketed":
@@ -298,14 +301,15 @@ def _below_bucketed(row, pd, pc, pkey) -> np.ndarray:
     # lo lands in bucket 1 (not 0, which collects everything closer) and hi in m - 1 (not
     # m + 1, which collects everything farther); rounding moves them by at most one bucket
     inv_w = np.float32((m - 2) / (hi - lo))
-    base = np.float32(lo - 2 * (hi - lo) / np.float32(m))
-    t = np.subtract(row, base, dtype=np.float32)
-    t *= inv_w
-    np.clip(t, 0, m + 1, out=t)
-    idx = t.astype(np.intp)
+    base = np.float32(lo - (hi - lo) / np.float32(m / 2))
+    with np.errstate(over="ignore"):  # an overflow gives inf, clipped like any far item
+        t = np.subtract(row, base, dtype=np.float32)
+        t *= inv_w
+        np.clip(t, 0, m + 1, out=t)
+        idx = t.astype(np.intp)
+        pb = np.clip(((pd - base) * inv_w).astype(np.float32), 0, m + 1).astype(np.intp)
     hist = np.bincount(idx, minlength=m + 2)
     cum = np.concatenate(([0], np.cumsum(hist)))  # cum[b] = items in buckets < b
-    pb = np.clip(((pd - base) * inv_w).astype(np.float32), 0, m + 1).astype(np.intp)
     below = cum[pb]
     flags = np.zeros(m + 2, dtype=bool)
     flags[pb] = True

@@ -122,6 +122,10 @@ def test_count_path_with_cross_ties_and_same_pid_ties(monkeypatch, seed, path, b
     d[1, :] = np.float32(np.inf)  # a row whose matches are all at inf
     d[2, 3] = np.float32(np.inf)
     d[3, ::2] = np.float32(1e-30)  # tiny spread
+    d[4, ::2] = np.float32(1e-45)  # subnormal spread: bucket width would overflow
+    d[4, 1::2] = 0.0
+    d[5, ::3] = np.float32(-3e38)  # huge spread: its width would overflow
+    d[5, 1::3] = np.float32(3e38)
     assert_same(evaluate_rank(d, qp, gp, qc, gc, 30, strategy="count"),
                 reference_eval(d, qp, gp, qc, gc, 30), 30)
 
