@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._amp import autocast_available, grad_scaler
 from ..losses.objective import SUReIDLoss
 from ..models.teacher import FrozenTeacher
 from ..transforms.dual import DualBatch
@@ -29,7 +30,7 @@ def _amp_dtype(amp: object, device: torch.device) -> torch.dtype | None:
         return None
     if not isinstance(amp, str) or amp not in _AMP_DTYPES:
         raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
-    if not torch.amp.is_autocast_available(device.type):
+    if not autocast_available(device.type):
         raise ValueError(
             f"amp={amp!r} needs torch.autocast on device type {device.type!r}, which this torch "
             f"({torch.__version__}) does not provide; use amp=None"
@@ -187,7 +188,7 @@ class Trainer:
         self.log = log if log is not None else (lambda line: print(line, flush=True))
         self.amp = amp
         self.amp_dtype = _amp_dtype(amp, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type) if amp == "fp16" else None
+        self.scaler = grad_scaler(self.device.type) if amp == "fp16" else None
         self.state = TrainState()
 
     @property

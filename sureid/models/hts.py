@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._amp import fp32, no_autocast
+from .._amp import autocast_enabled, fp32, no_autocast
 
 __all__ = [
     "gumbel_keep_decision",
@@ -111,7 +111,7 @@ def masked_attention(
     if keep.shape != (b, t):
         raise ValueError(f"keep must have shape (B, T) = {(b, t)}, got {tuple(keep.shape)}")
     scale = d**-0.5 if scale is None else scale
-    if q.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(q.device.type):
+    if q.dtype in (torch.float16, torch.bfloat16) or autocast_enabled(q.device.type):
         # Mixed precision: logits, softmax and the weighted sum in float32 with autocast off,
         # so float16 logits cannot overflow (|q.k| > 65504 would be inf, and inf - inf NaN)
         # and the row sums keep float32 precision; the output returns in v's dtype.
