@@ -1,3 +1,5 @@
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -10,9 +12,15 @@ from PIL import Image
 import sureid.data.synthetic as synth
 from sureid.data.synthetic import (
     SYNTHETIC_PRESETS,
+    SyntheticConfig,
     make_synthetic_reid,
     summarize_reid_folder,
+    writer,
 )
+from sureid.data.synthetic.config import resolve_config
+from sureid.data.synthetic.identity import identity
+from sureid.data.synthetic.plan import build_plan
+from sureid.data.synthetic.scene import camera_style, render_image
 
 NAME = re.compile(r"^(\d{4})_c(\d)_f(\d{7})\.jpg$")
 SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -126,7 +134,7 @@ def test_queries_are_occluded_within_range(tiny):
     root, summary = tiny
     occ = json.loads((root / synth.MANIFEST_NAME).read_text())["occlusion"]
     assert occ["query"]["images"] == summary.query.num_images
-    lo, hi = synth._DEFAULTS["query_occlusion"]
+    lo, hi = SyntheticConfig().query_occlusion
     assert lo - 0.1 <= occ["query"]["min_coverage"] <= occ["query"]["max_coverage"] <= hi + 0.1
     assert occ["train"]["images"] < summary.train.num_images  # train is only partly occluded
 
@@ -155,17 +163,17 @@ def test_different_seed_differs(tiny, tmp_path):
 
 
 def test_rendering_does_not_depend_on_order():
-    ident = synth._identity(0, 3, 10, 0.35)
-    style = synth._camera_style(0, 2)
+    ident = identity(0, 3, 10, 0.35)
+    style = camera_style(0, 2)
 
     def render():
         rng = np.random.default_rng([0, 1, 3, 2, 0])
-        return np.asarray(synth._render_image(rng, ident, style, (64, 32), (0.2, 0.5), 0, 0.35)[0])
+        return np.asarray(render_image(rng, ident, style, (64, 32), (0.2, 0.5), 0)[0])
 
     first = render()
-    synth._identity(0, 4, 10, 0.35)  # unrelated work in between changes nothing
+    identity(0, 4, 10, 0.35)  # unrelated work in between changes nothing
     assert np.array_equal(first, render())
-    assert synth._identity(0, 3, 10, 0.35)["pattern"] == ident["pattern"]
+    assert identity(0, 3, 10, 0.35)["pattern"] == ident["pattern"]
 
 
 def test_mismatch_is_an_error_unless_overwrite(tiny, tmp_path):
@@ -199,7 +207,7 @@ def test_empty_existing_folder_is_filled(tmp_path):
 
 
 def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
-    real = synth._render_image
+    real = writer.render_image
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -208,7 +216,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(synth, "_render_image", flaky)
+    monkeypatch.setattr(writer, "render_image", flaky)
     with pytest.raises(KeyboardInterrupt):
         make_synthetic_reid(tmp_path / "ds", **TINY)
     assert os.listdir(tmp_path) == []
@@ -260,10 +268,70 @@ def test_bad_root_type():
 
 @pytest.mark.parametrize("preset", sorted(SYNTHETIC_PRESETS))
 def test_presets_are_valid_and_sized(preset):
-    cfg = synth._build_config(preset, {"seed": 0})
-    n = len(synth._plan(cfg))
+    cfg = SYNTHETIC_PRESETS[preset]
+    assert isinstance(cfg, SyntheticConfig) and cfg.seed == 0
+    n = len(build_plan(cfg))
     bounds = {"smoke": (100, 500), "quick": (2000, 6000), "paper-like": (15000, 40000)}[preset]
     assert bounds[0] <= n <= bounds[1]
+
+
+def test_config_is_frozen_normalised_and_revalidated():
+    cfg = SyntheticConfig(num_train_ids=np.int64(20), cameras_per_id=3, img_size=[96, 48])
+    assert cfg.num_train_ids == 20 and type(cfg.num_train_ids) is int
+    assert cfg.cameras_per_id == (3, 3) and cfg.img_size == (96, 48)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 1  # type: ignore[misc]
+    with pytest.raises(ValueError, match="num_cameras"):
+        dataclasses.replace(cfg, num_cameras=1)
+    assert SyntheticConfig() == SYNTHETIC_PRESETS["quick"]
+    assert cfg.to_json()["img_size"] == [96, 48]
+    assert json.loads(json.dumps(cfg.to_json())) == cfg.to_json()
+
+
+def test_overrides_and_config_presets(tmp_path):
+    assert resolve_config("smoke", {"seed": 3, "img_size": None}) == dataclasses.replace(
+        SYNTHETIC_PRESETS["smoke"], seed=3
+    )
+    with pytest.raises(TypeError, match="num_train_id"):
+        make_synthetic_reid(tmp_path / "ds", preset="smoke", num_train_id=3)
+    settings = {k: v for k, v in TINY.items() if k not in ("preset", "progress")}
+    cfg = resolve_config("smoke", settings)
+    a = make_synthetic_reid(tmp_path / "a", preset=cfg, progress=False)
+    assert a.config == cfg
+    b = make_synthetic_reid(tmp_path / "b", **TINY)
+    assert b.config == cfg and _bytes(tmp_path / "a") == _bytes(tmp_path / "b")
+
+
+# The pixels of the TINY set before JPEG encoding (so they do not depend on the JPEG codec), in
+# plan order, and its file names. A change here changes cached datasets and pretrained weights:
+# if it is intended, bump GENERATOR_VERSION and update these hashes.
+_PINNED_IMAGES = {0: "974722c9ff0f58a7", 1: "571a5d5ef47dc112", 20: "055b9e5a6f0dea81",
+                  44: "a9712a94b962d644"}
+_PINNED_ALL = "09e0c0fd4efccd0f274fd8199e1db2ba212d663da448c48fd2ec9343316f02f9"
+_PINNED_NAMES = "778e32cc413b0b71716b6a60805ea3055f3eadb9a22517de371e71415c453b0c"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_rendered_pixels_are_pinned(tmp_path, monkeypatch):
+    seen = []
+
+    def spy(*args, **kwargs):
+        img, cov = render_image(*args, **kwargs)
+        seen.append(_sha(np.asarray(img).tobytes()))
+        return img, cov
+
+    monkeypatch.setattr(writer, "render_image", spy)
+    make_synthetic_reid(tmp_path / "ds", **TINY)
+    files = _files(tmp_path / "ds")
+    names = sorted(f"{split}/{r[3]}" for split, rows in files.items() for r in rows)
+    assert synth.GENERATOR_VERSION == 2
+    assert len(seen) == 45
+    assert {i: seen[i][:16] for i in _PINNED_IMAGES} == _PINNED_IMAGES
+    assert _sha("".join(seen).encode()) == _PINNED_ALL
+    assert _sha("\n".join(names).encode()) == _PINNED_NAMES
 
 
 def test_summarize_reid_folder_requires_layout(tmp_path):
@@ -284,15 +352,16 @@ _SLOW_GENERATOR = """
 import sys, time
 from pathlib import Path
 import sureid.data.synthetic as synth
+from sureid.data.synthetic import writer
 
-real, started, calls = synth._render_image, Path(sys.argv[2]), []
+real, started, calls = writer.render_image, Path(sys.argv[2]), []
 def slow(*args, **kwargs):
     calls.append(1)
     if len(calls) > 2:  # two images are on disk in the temporary folder
         started.touch()
         time.sleep(0.2)
     return real(*args, **kwargs)
-synth._render_image = slow
+writer.render_image = slow
 synth.make_synthetic_reid(sys.argv[1], **{tiny})
 """
 
