@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["count_flops"]
 
@@ -75,6 +74,10 @@ def count_flops(
         x = torch.zeros((batch_size, *shape), device=device)
     was_training = model.training
     model.eval()
+    # imported here: torch.utils.flop_counter imports triton where it is installed, which would
+    # add about a tenth of a second to every ``import sureid``
+    from torch.utils.flop_counter import FlopCounterMode
+
     try:
         counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
         with counter, torch.no_grad():

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -10,14 +11,27 @@ def test_version():
     assert sureid.__version__.count(".") == 2
 
 
+OPTIONAL = ("timm", "torchvision", "onnx", "onnxruntime", "onnxscript")
+
+
 def test_import_is_quiet_and_does_not_import_optional_deps():
     code = (
         "import sys, warnings; warnings.simplefilter('error'); import sureid; "
-        "assert 'timm' not in sys.modules and 'torchvision' not in sys.modules, 'eager import'"
+        f"eager = [m for m in {OPTIONAL!r} if m in sys.modules]; "
+        "assert not eager, f'import sureid imported {eager}'"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "" and out.stderr == ""
+
+
+def test_all_lists_every_public_name_once():
+    assert len(sureid.__all__) == len(set(sureid.__all__))
+    # public attributes other than submodules are exactly __all__
+    names = {n for n, v in vars(sureid).items()
+             if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert names == set(sureid.__all__) - {"__version__"}
 
 
 @pytest.mark.parametrize("name", sureid.__all__)

@@ -13,7 +13,12 @@ from .datasets import (
 )
 from .image_dataset import ImageDataset
 from .sampler import RandomIdentitySampler
-from .synthetic import SYNTHETIC_PRESETS, make_synthetic_reid, summarize_reid_folder
+from .synthetic import (
+    SYNTHETIC_PRESETS,
+    SyntheticConfig,
+    make_synthetic_reid,
+    summarize_reid_folder,
+)
 
 __all__ = [
     "DATASETS",
@@ -22,6 +27,7 @@ __all__ = [
     "RandomIdentitySampler",
     "ReIDDataset",
     "SYNTHETIC_PRESETS",
+    "SyntheticConfig",
     "build_dataset",
     "make_synthetic_reid",
     "read_dukemtmc",
