@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data.datasets import IMAGE_EXTENSIONS
+from ._image_files import IMAGE_EXTENSIONS
 from .engine.model import ReIDModel
 from .engine.progress import Progress
 from .hub import DataConfig, resolve_data_config

@@ -14,10 +14,10 @@ folder names, e.g. ``Market-1501-v15.09.15``):
 * Occluded-REID: ``occluded_body_images/`` (query) and ``whole_body_images/`` (gallery).
 * Partial-REID: ``partial_body_images/`` (query) and ``whole_body_images/`` (gallery).
 
-Occluded-REID and Partial-REID are test-only (``train`` is empty). Images may be ``.jpg``,
-``.jpeg``, ``.png``, ``.bmp``, ``.tif`` or ``.tiff``, flat or in per-identity subfolders
-(the original release is ``<folder>/001/001_01.tif``). The pid is the leading number of the
-file name (``001_01.tif`` -> 1) or, failing that, a numeric parent folder name.
+Occluded-REID and Partial-REID are test-only (``train`` is empty). Images may have any
+extension in ``IMAGE_EXTENSIONS`` (``.jpg``, ``.png``, ``.tif``, ...), flat or in per-identity
+subfolders (the original release is ``<folder>/001/001_01.tif``). The pid is the leading
+number of the file name (``001_01.tif`` -> 1) or, failing that, a numeric parent folder name.
 Camera policy: every query gets camid 0 and every gallery image camid 1, so the Market-1501
 same-camera rule removes nothing and all of an identity's holistic images count as matches;
 Rank-1 / Rank-3 are ``cmc[0]`` / ``cmc[2]`` of :func:`sureid.metrics.evaluate`.
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from .._image_files import IMAGE_EXTENSIONS
+
 __all__ = [
     "DATASETS",
     "ImageRecord",
@@ -43,7 +45,6 @@ __all__ = [
     "read_partial_reid",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # Market-1501 "0002_c1s1_000451_03", Duke "0001_c2_f0046182", synthetic "0001_c2_f0000001"
 _CAMERA_STYLE = re.compile(r"^(-?\d+)_c(\d+)")
 _LEADING_PID = re.compile(r"^(\d+)")

@@ -22,7 +22,8 @@ import csv
 import os
 from pathlib import Path
 
-from .datasets import IMAGE_EXTENSIONS, ImageRecord, ReIDDataset, _relabel
+from .._image_files import IMAGE_EXTENSIONS
+from .datasets import ImageRecord, ReIDDataset, _relabel
 
 __all__ = ["read_csv_records", "read_custom", "read_folder_records"]
 

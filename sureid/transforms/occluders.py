@@ -23,6 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from .._atomic import replace_dir, temp_sibling
+from .._image_files import IMAGE_EXTENSIONS
 from ._functional import check_float_range, pil_to_tensor
 
 __all__ = [
@@ -32,10 +33,6 @@ __all__ = [
     "make_procedural_occluders",
     "save_occluders",
 ]
-
-IMAGE_EXTENSIONS = (
-    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
-)
 
 OCCLUDER_MANIFEST = "sureid_occluders.json"
 _MANIFEST_FORMAT = "sureid-occluders"

@@ -1,5 +1,6 @@
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,6 +111,17 @@ def test_partial_reid_flat(tmp_path):
     ds = build_dataset("partial_reid", tmp_path)
     assert [(r.pid, r.camid) for r in ds.query] == [(1, 0), (2, 0), (2, 0)]
     assert [(r.pid, r.camid) for r in ds.gallery] == [(1, 1), (2, 1)]
+
+
+def test_readers_and_occluder_bank_share_one_extension_list(tmp_path):
+    from sureid.data import datasets
+    from sureid.transforms import occluders
+
+    assert datasets.IMAGE_EXTENSIONS is occluders.IMAGE_EXTENSIONS
+    write(tmp_path / "partial_body_images", ["001_01.webp"], _jpeg_bytes("WEBP"))
+    write(tmp_path / "whole_body_images", ["001_01.ppm"], _jpeg_bytes("PPM"))
+    ds = build_dataset("partial_reid", tmp_path)
+    assert [Path(r.path).suffix for r in ds.query + ds.gallery] == [".webp", ".ppm"]
 
 
 def test_missing_root_and_layout(tmp_path):
