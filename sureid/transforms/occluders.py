@@ -4,7 +4,8 @@ The paper pastes crops of real-world occluders (bins, bikes, trees, poles, ...).
 :class:`OccluderBank` / :class:`~sureid.transforms.NODA` at a folder of such crops (RGBA
 PNGs with a transparent background are best). :func:`make_procedural_occluders` draws
 synthetic stand-ins for tests, examples and the synthetic benchmark; they are not a
-substitute for real crops.
+substitute for real crops. (The occluders drawn inside the synthetic benchmark's images are
+another drawer, ``sureid.data.synthetic.occluders``: its module docstring says why.)
 """
 
 from __future__ import annotations
@@ -307,8 +308,11 @@ def _texture(rng: np.random.Generator, h: int, w: int, colour: np.ndarray) -> np
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _draw_mask(rng: np.random.Generator, kind: str, L: int):
-    """Return (mask "L" image, detail layer drawer) for one occluder of longest side ``L``."""
+def _draw_mask(rng: np.random.Generator, kind: str, L: int) -> Image.Image:
+    """The shape of one occluder of ``kind`` with longest side ``L``: a mode "L" mask, 255 inside.
+
+    Its colour and texture are drawn afterwards by :func:`make_procedural_occluders`.
+    """
     r = rng.uniform
     if kind == "pole":
         w, h = max(6, round(L * r(0.1, 0.2))), L
