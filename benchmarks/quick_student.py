@@ -19,38 +19,23 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
 import sureid
+from sureid.ablation import PRESETS, Preset, build_backbone
 from sureid.engine import measure_throughput
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "reproduce_table4.py"
 
-
-def quick_preset():
-    """The quick preset, read from the example so the two never drift apart."""
-    spec = importlib.util.spec_from_file_location("reproduce_table4", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.PRESETS["quick"]
-
-
-def build(preset, keep_ratio: float) -> sureid.HTSViT:
-    a = preset.student
+def build(preset: Preset, keep_ratio: float) -> sureid.HTSViT:
+    """The preset's student (random init, seed 0), pruning when ``keep_ratio < 1``."""
     torch.manual_seed(0)
-    vit = sureid.VisionTransformer(img_size=preset.img_size, patch_size=a.patch_size,
-                                   embed_dim=a.embed_dim, depth=a.depth, num_heads=a.num_heads,
-                                   stem=a.stem)
-    return sureid.HTSViT(vit, keep_ratio=keep_ratio, prune=keep_ratio < 1).eval()
+    return build_backbone(preset.student, preset.img_size, keep_ratio=keep_ratio,
+                          prune=keep_ratio < 1).eval()
 
 
 def median_ms(fns: dict, repeats: int = 60) -> dict[str, float]:
@@ -92,7 +77,7 @@ def breakdown(hts: sureid.HTSViT, x: torch.Tensor) -> dict[str, float]:
     score = torch.randn(x.shape[0], n)
 
     def blocks(ts):
-        for blk, t in zip(vit.blocks, ts):
+        for blk, t in zip(vit.blocks, ts, strict=True):
             blk(inputs[t])
 
     return median_ms({
@@ -101,8 +86,10 @@ def breakdown(hts: sureid.HTSViT, x: torch.Tensor) -> dict[str, float]:
         "blocks, HTS tokens": lambda: blocks(counts),
         "decision modules": lambda: [hts.decision[s](inputs[counts[i]][:, p:])
                                      for i, s in enumerate(hts._stage_of_block) if s >= 0],
-        "top-k gathers": lambda: [select_topk_tokens(tokens, score, num_kept_tokens(n, hts.keep_ratios[s]), p)
-                                  for s in stages],
+        "top-k gathers": lambda: [
+            select_topk_tokens(tokens, score, num_kept_tokens(n, hts.keep_ratios[s]), p)
+            for s in stages
+        ],
     })
 
 
@@ -110,7 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=4, help="repeats of the estimator comparison")
     args = ap.parse_args()
-    preset = quick_preset()
+    preset = PRESETS["quick"]
     dense, hts = build(preset, 1.0), build(preset, preset.keep_ratio)
     # One training step first, as in the example (which measures after training): it makes
     # glibc raise its mmap threshold, after which activations come from the heap. In a fresh
@@ -134,7 +121,8 @@ def main() -> None:
     print(f"\nbreakdown of one forward, {all_threads} thread(s), median ms:")
     for k, v in ms.items():
         print(f"  {k:22s} {v:7.2f}")
-    print(f"  blocks alone: dense / HTS = {ms['blocks, dense tokens'] / ms['blocks, HTS tokens']:.2f}x")
+    blocks_ratio = ms["blocks, dense tokens"] / ms["blocks, HTS tokens"]
+    print(f"  blocks alone: dense / HTS = {blocks_ratio:.2f}x")
 
     print(f"\nHTS/vanilla ratio, {args.repeats} repeats in this process ({all_threads} threads):")
     med, best = [], []
