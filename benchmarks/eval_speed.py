@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.metrics.reference import reference_eval  # noqa: E402
-
 from sureid.metrics import evaluate, evaluate_rank, pairwise_distance  # noqa: E402
+from tests.metrics.reference import reference_eval  # noqa: E402
 
 
 def peak_rss_gb() -> float:

@@ -38,7 +38,7 @@ from sureid.models.timm_adapter import embed_tokens
 def slicing_bound(vit: torch.nn.Module, ratios: tuple[float, ...], layers: tuple[int, ...]):
     """Dense blocks on the token counts HTS keeps, with tokens sliced off for free."""
     p = vit.num_prefix_tokens
-    stage_at = dict(zip(layers, ratios))
+    stage_at = dict(zip(layers, ratios, strict=True))
 
     def run(x: torch.Tensor) -> torch.Tensor:
         x = embed_tokens(vit, x)
@@ -122,12 +122,15 @@ def main() -> None:
 
     for batch in (32, 1):
         x = torch.randn(batch, 3, 256, 128, device=device)
-        fns: dict[str, Callable[[], object]] = {"timm dense": lambda: vit.forward_features(x)[:, 0]}
-        fns["HTS keep 1.0"] = lambda: models[1.0](x)
+        # each lambda binds this batch's x (default arguments), not the loop variable
+        fns: dict[str, Callable[[], object]] = {
+            "timm dense": lambda x=x: vit.forward_features(x)[:, 0],
+            "HTS keep 1.0": lambda x=x: models[1.0](x),
+        }
         for p in ps:
             bound = slicing_bound(vit, models[p].keep_ratios, layers)
-            fns[f"HTS p={p}"] = lambda m=models[p]: m(x)
-            fns[f"slice p={p}"] = lambda b=bound: b(x)
+            fns[f"HTS p={p}"] = lambda m=models[p], x=x: m(x)
+            fns[f"slice p={p}"] = lambda b=bound, x=x: b(x)
         # the extra work of HTS at p = 0.7 on its own: decision modules + top-k gathers on
         # inputs of the stage shapes (a direct measurement, less noisy than a difference)
         m7 = models[0.7]

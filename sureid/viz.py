@@ -25,7 +25,8 @@ def mask_dropped_patches(
         ``(3, H, W)`` uint8, a new tensor.
     """
     if image.dtype != torch.uint8 or image.dim() != 3:
-        raise ValueError(f"image must be a (3, H, W) uint8 tensor, got {image.dtype} {tuple(image.shape)}")
+        raise ValueError(f"image must be a (3, H, W) uint8 tensor, got {image.dtype} "
+                         f"{tuple(image.shape)}")
     ph, pw = patch_size
     gh, gw = image.shape[1] // ph, image.shape[2] // pw
     keep = torch.zeros(gh * gw, dtype=torch.bool)
@@ -60,7 +61,8 @@ def render_kept_tokens(
         The sheet as a PIL image.
     """
     if images.dim() != 4 or images.dtype != torch.uint8:
-        raise ValueError(f"images must be (B, 3, H, W) uint8, got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(f"images must be (B, 3, H, W) uint8, got {images.dtype} "
+                         f"{tuple(images.shape)}")
     b, _, h, w = images.shape
     for s, kept in enumerate(kept_per_stage):
         if kept.dim() != 2 or kept.shape[0] != b:
@@ -69,7 +71,8 @@ def render_kept_tokens(
     gap = 4
     sheet = np.full((b * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, dtype=np.uint8)
     for i in range(b):
-        panels = [images[i]] + [mask_dropped_patches(images[i], k[i], patch_size) for k in kept_per_stage]
+        panels = [images[i]]
+        panels += [mask_dropped_patches(images[i], k[i], patch_size) for k in kept_per_stage]
         for j, panel in enumerate(panels):
             y, x = i * (h + gap), j * (w + gap)
             sheet[y : y + h, x : x + w] = panel.permute(1, 2, 0).numpy()

@@ -183,7 +183,7 @@ def _register_outputs_as_pytrees() -> None:
             return [getattr(obj, n) for n in names], names
 
         def unflatten(values, names, cls=cls):
-            return cls(**dict(zip(names, values)))
+            return cls(**dict(zip(names, values, strict=True)))
 
         register(cls, flatten, unflatten)
 

@@ -37,7 +37,9 @@ class Progress:
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.min_interval = min_interval if min_interval is not None else (0.2 if self.tty else 10.0)
+        if min_interval is None:
+            min_interval = 0.2 if self.tty else 10.0
+        self.min_interval = min_interval
         self.postfix = ""
 
     def set_postfix(self, text: str) -> None:

@@ -15,15 +15,17 @@ def cosine_with_warmup(
     warmup_factor: float = 0.01,
     min_lr_ratio: float = 0.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up from ``warmup_factor * lr`` to ``lr``, then cosine decay to ``min_lr_ratio * lr``.
+    """Linear warm-up from ``warmup_factor * lr`` to ``lr``, then cosine decay.
 
+    The cosine ends at ``min_lr_ratio * lr``.
     Stepped once per iteration. Its state (``last_epoch``) is saved with the optimizer
     in checkpoints, so a resumed run continues on the same curve.
     """
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
     if not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}), got {warmup_steps}")
+        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}), "
+                         f"got {warmup_steps}")
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
 

@@ -22,7 +22,8 @@ def test_measures_images_per_second_and_restores_modes():
     slow, fast = Sleepy(0.02), Sleepy(0.0)
     slow.train()
     fast.eval()
-    r = measure_throughput({"slow": slow, "fast": fast}, (3, 4, 2), batch_size=4, rounds=2, iters=3, warmup=1)
+    r = measure_throughput({"slow": slow, "fast": fast}, (3, 4, 2), batch_size=4, rounds=2, iters=3,
+                           warmup=1)
     assert set(r) == {"slow", "fast"}
     assert 0 < r["slow"] <= 4 / 0.02  # a forward can never beat its sleep
     assert r["fast"] > r["slow"]
