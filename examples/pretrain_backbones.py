@@ -80,6 +80,7 @@ def main(argv=None) -> Path:
     if args.tiny:
         args.ids, args.epochs = 24, 1
     t0 = time.perf_counter()
+    commit = git_commit()  # the code that makes the weights, before anything can change it
     progress = not args.no_progress
     summary = sureid.make_synthetic_reid(
         args.data_dir, preset="smoke" if args.tiny else "quick", num_train_ids=args.ids,
@@ -132,7 +133,7 @@ def main(argv=None) -> Path:
         "threads": args.threads,
         "cpu_count": os.cpu_count(),
         "torch": str(torch.__version__),
-        "commit": git_commit(),
+        "commit": commit,
     }
     out = save_backbone_weights(backbone.backbone, args.output_dir / f"{name}.pt",
                                 arch=dataclasses.asdict(arch), img_size=img_size,
