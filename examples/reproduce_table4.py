@@ -127,12 +127,19 @@ def train_loader(records, preset: Preset, *, first, second, workers: int, seed: 
     return Limit(loader, preset.max_steps_per_epoch) if preset.max_steps_per_epoch else loader
 
 
-def make_optimizer(preset: Preset, params, steps_per_epoch: int, epochs: int):
-    params = [p for p in params if p.requires_grad]
+def make_optimizer(preset: Preset, model, objective, steps_per_epoch: int, epochs: int):
+    """SGD or AdamW over the model and the objective; the (pretrained) ViT's own weights get
+    ``lr * backbone_lr_mult``, the new layers (BNNeck, decision MLPs, reweight head) ``lr``."""
+    vit = {id(p) for p in model.backbone.backbone.parameters()}
+    params = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) in vit],
+               "lr": preset.lr * preset.backbone_lr_mult},
+              {"params": [p for p in params if id(p) not in vit], "lr": preset.lr}]
+    groups = [g for g in groups if g["params"]]
     if preset.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=preset.lr, momentum=0.9, weight_decay=preset.weight_decay)
+        opt = torch.optim.SGD(groups, lr=preset.lr, momentum=0.9, weight_decay=preset.weight_decay)
     else:
-        opt = torch.optim.AdamW(params, lr=preset.lr, weight_decay=preset.weight_decay)
+        opt = torch.optim.AdamW(groups, lr=preset.lr, weight_decay=preset.weight_decay)
     total = max(1, steps_per_epoch * epochs)
     warmup = min(total - 1, steps_per_epoch * preset.warmup_epochs)
     return opt, cosine_with_warmup(opt, total_steps=total, warmup_steps=warmup)
@@ -327,7 +334,7 @@ def main(argv=None) -> list[dict]:
     def fit(name, model, objective, teacher, *, second, epochs, seed, settings):
         loader = train_loader(data.train, preset, first=first, second=second,
                               workers=args.workers, seed=seed)
-        opt, sched = make_optimizer(preset, [*model.parameters(), *objective.parameters()],
+        opt, sched = make_optimizer(preset, model, objective,
                                     len(loader), epochs)
         trainer = Trainer(model.to(device), objective, opt, scheduler=sched, teacher=teacher,
                           device=device, grad_clip=preset.grad_clip,

@@ -77,6 +77,7 @@ class Preset:
     instances: int = 4  # K
     optimizer: str = "sgd"
     lr: float = 0.008
+    backbone_lr_mult: float = 1.0  # the ViT's own weights train at lr * this (new layers at lr)
     weight_decay: float = 1e-4
     warmup_epochs: int = 1
     padding: int = 10
@@ -115,8 +116,9 @@ PRESETS: dict[str, Preset] = {
         synthetic="quick", synthetic_overrides=_TEST_SPLIT, img_size=(96, 48),
         student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
         teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
-        pretrained="quick", epochs=2, teacher_epochs=3, seeds=3, optimizer="adamw", lr=5e-4,
-        weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25, patch_p=0.25,
+        pretrained="quick", epochs=2, teacher_epochs=3, seeds=3, optimizer="adamw", lr=5e-3,
+        backbone_lr_mult=0.1, weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25,
+        patch_p=0.25,
         throughput_rounds=10,
     ),
     # the same with longer fine-tuning and 5 seeds, for tighter intervals (about an hour)
@@ -124,8 +126,9 @@ PRESETS: dict[str, Preset] = {
         synthetic="quick", synthetic_overrides=_TEST_SPLIT, img_size=(96, 48),
         student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
         teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
-        pretrained="quick", epochs=5, teacher_epochs=6, seeds=5, optimizer="adamw", lr=5e-4,
-        weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25, patch_p=0.25,
+        pretrained="quick", epochs=5, teacher_epochs=6, seeds=5, optimizer="adamw", lr=5e-3,
+        backbone_lr_mult=0.1, weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25,
+        patch_p=0.25,
         throughput_rounds=10,
     ),
     # the paper's settings (Sec. IV-B): ImageNet DeiT-S (distilled) student, ViT-B teacher,
