@@ -151,7 +151,8 @@ def file_digest(path: Path) -> str:
 
 def settings_diff(old: dict, new: dict) -> str:
     keys = sorted(set(old) | set(new))
-    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                     for k in keys if old.get(k) != new.get(k))
 
 
 class UsageError(Exception):
@@ -175,7 +176,8 @@ def parse_args(argv=None):
     p.add_argument("--output-dir", type=Path, help="default: runs/table<N>-<preset>")
     p.add_argument("--occluders", type=Path,
                    help="folder of real occluder crops for NODA (default: procedural)")
-    p.add_argument("--student", help="timm model name for the student (e.g. deit_small_patch16_224)")
+    p.add_argument("--student",
+                   help="timm model name for the student (e.g. deit_small_patch16_224)")
     p.add_argument("--teacher", help="timm model name for the teacher (e.g. vit_base_patch16_224)")
     p.add_argument("--pretrained", action="store_true",
                    help="start --student/--teacher timm names from timm's pretrained weights "
@@ -357,7 +359,8 @@ def main(argv=None) -> list[dict]:
                               "weight_decay", "warmup_epochs", "ids_per_batch", "instances",
                               "padding", "erasing_p", "patch_p", "max_steps_per_epoch")}
     state = load_checkpoint(teacher_path) if teacher_path.is_file() else None
-    if state is not None and args.teacher_checkpoint is None and state.get("settings") != teacher_cfg:
+    mine = state is not None and args.teacher_checkpoint is None
+    if mine and state.get("settings") != teacher_cfg:
         raise UsageError(f"{teacher_path} was trained with other settings "
                          f"({settings_diff(state.get('settings') or {}, teacher_cfg)}); "
                          f"use another --output-dir or delete it")
@@ -429,7 +432,8 @@ def main(argv=None) -> list[dict]:
     if cpu and threads != torch.get_num_threads():  # the all-core figure too, for the record
         allc = measure_throughput(models[seeds[0]], shape, batch_size=32,
                                   rounds=preset.throughput_rounds, device=device)
-        all_cores = {"threads": torch.get_num_threads(), **{k: round(v, 1) for k, v in allc.items()}}
+        all_cores = {"threads": torch.get_num_threads(),
+                     **{k: round(v, 1) for k, v in allc.items()}}
 
     # statistics ------------------------------------------------------------------------------
     values = {name: {m: np.stack([per_query(np.asarray(r["first_match"]),
@@ -489,18 +493,22 @@ def speed_verdict(table: list[dict], number: int) -> dict:
     hts = [r for r in table[1:] if r["hts"]]
     lo = min(r["speedup_range"][0] for r in hts)
     hi = max(r["speedup_range"][1] for r in hts)
-    v = "reproduced" if lo >= SPEED_TARGET else "contradicted" if hi < SPEED_TARGET else "inconclusive"
+    v = ("reproduced" if lo >= SPEED_TARGET else "contradicted" if hi < SPEED_TARGET
+         else "inconclusive")
     return {"claim": f"HTS rows keep >= {SPEED_TARGET}x the throughput of {table[0]['name']}"
             + ("" if number == 4 else " (p = 0.7)"),
-            "metric": "throughput", "estimate": round(float(np.mean([r["speedup"] for r in hts])), 2),
+            "metric": "throughput",
+            "estimate": round(float(np.mean([r["speedup"] for r in hts])), 2),
             "ci95": [lo, hi], "verdict": v, "threshold": SPEED_TARGET, "direction": ">",
             "note": "range over the per-seed measurements"}
 
 
 def markdown_table(number: int, rows: list[dict], verdicts: list[dict], meta: dict) -> str:
-    label = "synthetic occluded-ReID benchmark" if meta["data"] == "synthetic" else "Occluded-DukeMTMC"
+    synthetic = meta["data"] == "synthetic"
+    label = "synthetic occluded-ReID benchmark" if synthetic else "Occluded-DukeMTMC"
     threads = meta.get("throughput_threads")
-    per = {None: "", 1: ", throughput per core (1 thread)"}.get(threads, f", throughput with {threads} threads")
+    per = {None: "", 1: ", throughput per core (1 thread)"}.get(
+        threads, f", throughput with {threads} threads")
     n = len(meta["seeds"])
     lines = [
         f"Table {number} reproduction ({label}, preset {meta['preset']!r}, {meta['device']}{per}; "
@@ -515,8 +523,9 @@ def markdown_table(number: int, rows: list[dict], verdicts: list[dict], meta: di
     for r in rows:
         pt, pr, pm = PAPER.get(number, {}).get(r["name"], (None, None, None))
         fmt = lambda v: "-" if v is None else f"{v}"  # noqa: E731
-        lines.append(f"| {r['name']} | {r['gflops']:.3f} | {r['throughput']:.0f} | {r['speedup']:.2f}x | "
-                     f"{r['rank1']:.1f} ± {r['rank1_std']:.1f} | {r['mAP']:.1f} ± {r['mAP_std']:.1f} | "
+        lines.append(f"| {r['name']} | {r['gflops']:.3f} | {r['throughput']:.0f} | "
+                     f"{r['speedup']:.2f}x | {r['rank1']:.1f} ± {r['rank1_std']:.1f} | "
+                     f"{r['mAP']:.1f} ± {r['mAP_std']:.1f} | "
                      f"{fmt(pt)} | {fmt(pr)} | {fmt(pm)} |")
     allc = meta.get("throughput_all_cores")
     if allc:
@@ -548,13 +557,15 @@ def render_fig6(backbone, query_loader, path: Path, preset: Preset, n: int = 8) 
     """Fig. 6: kept patches of the last row's model on the first query images."""
     images = next(iter(query_loader))[0][:n]
     backbone.eval()
-    _, kept = backbone.forward_features(images.to(next(backbone.parameters()).device), return_indices=True)
+    device = next(backbone.parameters()).device
+    _, kept = backbone.forward_features(images.to(device), return_indices=True)
     if not kept:
         return
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
     raw = ((images * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
     ps = backbone.backbone.patch_embed.patch_size
-    render_kept_tokens(raw, [k.cpu() for k in kept], tuple(ps) if not isinstance(ps, int) else (ps, ps), path)
+    patch = tuple(ps) if not isinstance(ps, int) else (ps, ps)
+    render_kept_tokens(raw, [k.cpu() for k in kept], patch, path)
 
 
 def slug(name: str) -> str:

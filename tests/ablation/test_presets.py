@@ -39,7 +39,8 @@ def test_every_addition_is_listed_with_why():
         assert f"{key}=" in listed, key
     assert all(":" in line for line in p.not_in_paper)  # each says why
     # nothing else differs from the dataclass defaults unnoticed
-    defaults = {f.name: f.default for f in dataclasses.fields(p) if f.default is not dataclasses.MISSING}
+    defaults = {f.name: f.default for f in dataclasses.fields(p)
+                if f.default is not dataclasses.MISSING}
     known = set(SEC_IV_B) | set(ADDITIONS) | {"synthetic", "student", "teacher", "not_in_paper",
                                                "throughput_rounds", "bootstrap_resamples",
                                                "seeds", "metric", "grad_clip", "pretrained",

@@ -49,7 +49,8 @@ def test_difference_of_differences_and_point_case():
     rng = np.random.default_rng(3)
     rows = [rng.random((2, 50)) * 100 for _ in range(4)]
     est, lo, hi = contrast_interval(rows, [1, -1, -1, 1], n_resamples=500)
-    expected = np.mean([(rows[0][s] - rows[1][s] - rows[2][s] + rows[3][s]).mean() for s in range(2)])
+    expected = np.mean([(rows[0][s] - rows[1][s] - rows[2][s] + rows[3][s]).mean()
+                        for s in range(2)])
     assert est == pytest.approx(expected)
     same = np.full((3, 20), 100.0)
     assert contrast_interval([same, same * 0], [1, -1]) == (100.0, 100.0, 100.0)

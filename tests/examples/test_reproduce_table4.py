@@ -13,7 +13,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "reproduce_table4.py
 
 def run(*args, timeout=600):
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+        timeout=timeout,
     )
 
 
@@ -64,14 +65,16 @@ def test_smoke_preset_end_to_end(tmp_path):
 
 def test_data_root_that_is_not_a_dataset_fails_before_training(tmp_path):
     (tmp_path / "not_a_dataset").mkdir()
-    proc = run("--preset", "smoke", "--data-root", tmp_path / "not_a_dataset", "--output-dir", tmp_path / "o")
+    proc = run("--preset", "smoke", "--data-root", tmp_path / "not_a_dataset",
+               "--output-dir", tmp_path / "o")
     assert proc.returncode != 0
     assert "bounding_box_train" in proc.stderr
     assert not (tmp_path / "o" / "teacher.pt").exists() and "epoch" not in proc.stdout
 
 
 def test_missing_teacher_checkpoint_fails_before_training(tmp_path):
-    proc = run("--preset", "smoke", "--teacher-checkpoint", tmp_path / "nope.pt", "--output-dir", tmp_path / "o")
+    proc = run("--preset", "smoke", "--teacher-checkpoint", tmp_path / "nope.pt",
+               "--output-dir", tmp_path / "o")
     assert proc.returncode != 0
     assert "nope.pt" in proc.stderr and "does not exist" in proc.stderr
     assert "epoch" not in proc.stdout
