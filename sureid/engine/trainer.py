@@ -290,6 +290,7 @@ class Trainer:
         resume: bool = True,
         progress: bool = True,
         settings: Mapping[str, Any] | None = None,
+        model_path: str | os.PathLike | None = None,
     ) -> TrainState:
         """Train until ``epochs`` epochs are completed, resuming ``checkpoint_path`` if it exists.
 
@@ -304,6 +305,10 @@ class Trainer:
                 mapping of str to JSON values. Stored in every checkpoint; a checkpoint
                 trained with other settings, or storing none, is refused on resume.
                 ``None`` checks nothing (and keeps a resumed checkpoint's settings).
+            model_path: where the trained model is written at the end (main process only) in
+                the self-describing format of ``ReIDModel.save`` (``sureid.load`` rebuilds
+                it, ``sureid rank``/``evaluate``/``export`` take it); the model must have a
+                ``save`` method.
 
         Raises:
             ValueError: bad ``epochs``; the checkpoint's settings differ from ``settings``
@@ -319,6 +324,9 @@ class Trainer:
             )
         if eval_fn is not None and not callable(eval_fn):
             raise TypeError(f"eval_fn must be callable or None, got {type(eval_fn).__name__}")
+        if model_path is not None and not callable(getattr(self.module, "save", None)):
+            raise TypeError(f"model_path needs a model with a save() method (a sureid "
+                            f"ReIDModel), got {type(self.module).__name__}")
         wanted = normalize_settings(settings) if settings is not None else None
         if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
             state = load_checkpoint(checkpoint_path, map_location=self.device)
@@ -344,6 +352,9 @@ class Trainer:
                 self.log(self._log_line(record))
                 if checkpoint_path is not None:
                     save_checkpoint(self.state_dict(), checkpoint_path)
+        if model_path is not None and self.is_main:
+            self.module.save(model_path, metadata={"epochs": self.state.epoch,
+                                                   "step": self.state.step})
         return self.state
 
     def _log_line(self, record: Mapping[str, float]) -> str:

@@ -301,3 +301,18 @@ def test_bad_amp_is_refused():
         build(amp="float16")
     with pytest.raises(ValueError, match="amp must be"):
         build(amp=True)
+
+
+def test_fit_writes_the_final_model_in_the_self_describing_format(tmp_path):
+    batches = make_batches()
+    trainer = build(use_kd=False)
+    trainer.fit(batches, epochs=2, progress=False, model_path=tmp_path / "final.pt")
+    loaded = sureid.load(tmp_path / "final.pt")
+    assert loaded.metadata["epochs"] == 2 and loaded.metadata["step"] == 6
+    x = batches[0][0]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), trainer.module.eval()(x))
+    with pytest.raises(TypeError, match="model_path needs a model with a save"):
+        bare = Trainer(torch.nn.Module(), sureid.SUReIDLoss(use_kd=False, use_ratio=False),
+                       torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+        bare.fit([], epochs=1, model_path=tmp_path / "x.pt")
