@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["remove_stale_siblings", "replace_dir", "temp_sibling"]
+__all__ = ["remove_stale_siblings", "replace_dir", "temp_file_prefix", "temp_sibling"]
 
 STALE_AFTER_S = 24 * 3600
 _TAGS = ("tmp", "old")
@@ -66,7 +66,8 @@ def remove_stale_siblings(target: Path) -> list[Path]:
             if not entry.name.startswith(prefix):
                 continue
             m = _OURS.fullmatch(entry.name[len(prefix):])
-            if m is None or entry.is_symlink() or not entry.is_dir():
+            is_dir = entry.is_dir()
+            if m is None or entry.is_symlink() or not (is_dir or entry.is_file()):
                 break  # not ours: never touched
             try:
                 old = time.time() - _last_touched(entry) > STALE_AFTER_S
@@ -79,10 +80,19 @@ def remove_stale_siblings(target: Path) -> list[Path]:
             else:
                 stale = old
             if stale:
-                shutil.rmtree(entry, ignore_errors=True)
+                if is_dir:
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:  # a temporary file (save_checkpoint's)
+                    entry.unlink(missing_ok=True)
                 removed.append(entry)
             break
     return removed
+
+
+def temp_file_prefix(target: Path) -> str:
+    """Name prefix of a temporary file for ``target`` (``.{name}.tmp-{host}-{pid}-``) that
+    :func:`remove_stale_siblings` recognises once its process is gone."""
+    return f".{Path(target).name}.tmp-{_host()}-{os.getpid()}-"
 
 
 def temp_sibling(target: Path, tag: str = "tmp") -> Path:

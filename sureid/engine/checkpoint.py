@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from .._atomic import remove_stale_siblings, temp_file_prefix
+
 __all__ = ["check_settings", "load_checkpoint", "normalize_settings", "save_checkpoint"]
 
 # values torch.load(weights_only=True) always accepts; anything else is checked one by one
@@ -82,7 +84,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     _check_loadable(state, "state")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_siblings(path)  # temp files of saves that were killed mid-write
+    fd, tmp = tempfile.mkstemp(prefix=temp_file_prefix(path), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)

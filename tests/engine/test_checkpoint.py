@@ -134,3 +134,31 @@ def test_check_settings_names_every_difference():
     assert len(msg.split("): ", 1)[1].split("; ")) == 4  # "data" is the same: not listed
     with pytest.raises(ValueError, match="stores no settings"):
         check_settings(None, new, path="run/last.pt")
+
+
+def test_temp_files_of_killed_saves_are_removed_by_the_next_save(tmp_path):
+    import subprocess
+    import sys
+
+    from sureid._atomic import temp_file_prefix
+
+    target = tmp_path / "last.pt"
+    # a save killed mid-write (SIGKILL: no cleanup runs) leaves its temp file behind
+    code = ("import os, sys, tempfile; from sureid._atomic import temp_file_prefix; "
+            "from pathlib import Path; t = Path(sys.argv[1]); "
+            "fd, p = tempfile.mkstemp(prefix=temp_file_prefix(t), dir=t.parent); "
+            "os.write(fd, b'partial'); os.kill(os.getpid(), 9)")
+    proc = subprocess.run([sys.executable, "-c", code, str(target)])
+    assert proc.returncode != 0
+    left = list(tmp_path.glob(".last.pt.tmp-*"))
+    assert len(left) == 1 and left[0].read_bytes() == b"partial"
+    # a live writer's temp file (this process) is left alone
+    live = tmp_path / (temp_file_prefix(target) + "live0000")
+    live.write_bytes(b"in progress")
+    foreign = tmp_path / ".last.pt.something-else"  # not ours: never touched
+    foreign.write_bytes(b"x")
+    save_checkpoint({"epoch": 1}, target)
+    assert not left[0].exists() and live.exists() and foreign.exists()
+    assert load_checkpoint(target)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".last.pt.something-else", live.name, "last.pt"])
