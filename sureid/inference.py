@@ -25,31 +25,13 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ._image_files import IMAGE_EXTENSIONS
+from ._image_files import list_images
 from .engine.model import ReIDModel
 from .engine.progress import Progress
 from .hub import DataConfig, resolve_data_config
 from .models.hts_vit import HTSViT
 
 __all__ = ["ExtractedFeatures", "FeatureExtractor", "list_images", "preprocess"]
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files under ``folder`` (recursively, any of ``IMAGE_EXTENSIONS``), sorted.
-
-    Raises:
-        FileNotFoundError: ``folder`` does not exist.
-        ValueError: it holds no image.
-    """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {str(root)!r}")
-    files = sorted(
-        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {str(root)!r}")
-    return files
 
 
 def _to_uint8_chw(image) -> torch.Tensor:

@@ -22,7 +22,7 @@ import csv
 import os
 from pathlib import Path
 
-from .._image_files import IMAGE_EXTENSIONS
+from .._image_files import list_images
 from .datasets import ImageRecord, ReIDDataset, _relabel
 
 __all__ = ["read_csv_records", "read_custom", "read_folder_records"]
@@ -46,13 +46,7 @@ def read_folder_records(folder: str | os.PathLike) -> list[ImageRecord]:
             leading ``<camid>_``; the message names the file.
     """
     root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"folder not found: {str(root)!r}")
-    files = sorted(
-        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {str(root)!r}")
+    files = list_images(root)
     records = []
     for p in files:
         rel = p.relative_to(root)

@@ -26,6 +26,19 @@ def _as_feats(x, name: str) -> torch.Tensor:
     return x.detach()
 
 
+def _check_pair(query_feats, gallery_feats, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two feature sets as ``(Q, D)`` / ``(G, D)`` tensors, checked with ``metric``."""
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    q = _as_feats(query_feats, "query_feats")
+    g = _as_feats(gallery_feats, "gallery_feats")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(
+            f"query_feats and gallery_feats differ in feature dim: {q.shape[1]} vs {g.shape[1]}"
+        )
+    return q, g
+
+
 @torch.no_grad()
 def evaluate(
     query_feats,
@@ -79,14 +92,7 @@ def evaluate(
         10
     """
     max_rank = _check_max_rank(max_rank)
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    q = _as_feats(query_feats, "query_feats")
-    g = _as_feats(gallery_feats, "gallery_feats")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(
-            f"query_feats and gallery_feats differ in feature dim: {q.shape[1]} vs {g.shape[1]}"
-        )
+    q, g = _check_pair(query_feats, gallery_feats, metric)
     qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, q.shape[0], g.shape[0])
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ELEMS // g.shape[0])

@@ -43,7 +43,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .distance import _METRICS, _all_finite, _cosine, _inv_norm, _sq_euclidean, _sq_norms
+from .distance import _all_finite, _cosine, _inv_norm, _sq_euclidean, _sq_norms
+from .evaluate import _check_pair
 
 __all__ = ["KReciprocalReranker", "rank_gallery", "rerank", "rerank_distmat"]
 
@@ -296,25 +297,9 @@ class KReciprocalReranker:
 
 
 # ----------------------------------------------------------------------------- front ends
-def _as_feats(x, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
-        what = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a 2-D float tensor or array (num, dim), got {what}")
-    return x.detach()
-
-
 def _feature_rows(query_feats, gallery_feats, metric: str, device):
     """``get_rows(idx)`` over the stacked features, with evaluate()'s kernel."""
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    q = _as_feats(query_feats, "query_feats")
-    g = _as_feats(gallery_feats, "gallery_feats")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(
-            f"query_feats and gallery_feats differ in feature dim: {q.shape[1]} vs {g.shape[1]}"
-        )
+    q, g = _check_pair(query_feats, gallery_feats, metric)
     dev = torch.device(device) if device is not None else g.device
     x = torch.cat([q.to(dev, torch.float32), g.to(dev, torch.float32)])
     sq = _sq_norms(x)
