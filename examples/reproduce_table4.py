@@ -58,10 +58,12 @@ from sureid.data import ImageDataset, RandomIdentitySampler, read_occluded_duke
 from sureid.engine import (
     ReIDModel,
     Trainer,
+    check_settings,
     cosine_with_warmup,
     evaluate_model,
     load_checkpoint,
     measure_throughput,
+    normalize_settings,
     save_checkpoint,
 )
 from sureid.hub import DataConfig
@@ -147,12 +149,6 @@ def make_optimizer(preset: Preset, model, objective, steps_per_epoch: int, epoch
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def settings_diff(old: dict, new: dict) -> str:
-    keys = sorted(set(old) | set(new))
-    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-                     for k in keys if old.get(k) != new.get(k))
 
 
 class UsageError(Exception):
@@ -357,13 +353,12 @@ def main(argv=None) -> list[dict]:
     teacher_cfg["preset"] = {k: teacher_cfg["preset"][k] for k in
                              ("teacher", "teacher_epochs", "img_size", "optimizer", "lr",
                               "weight_decay", "warmup_epochs", "ids_per_batch", "instances",
-                              "padding", "erasing_p", "patch_p", "max_steps_per_epoch")}
+                              "padding", "erasing_p", "patch_p", "max_steps_per_epoch",
+                              "backbone_lr_mult")}
+    teacher_cfg = normalize_settings(teacher_cfg)
     state = load_checkpoint(teacher_path) if teacher_path.is_file() else None
-    mine = state is not None and args.teacher_checkpoint is None
-    if mine and state.get("settings") != teacher_cfg:
-        raise UsageError(f"{teacher_path} was trained with other settings "
-                         f"({settings_diff(state.get('settings') or {}, teacher_cfg)}); "
-                         f"use another --output-dir or delete it")
+    if state is not None and args.teacher_checkpoint is None:  # ours: same settings or refuse
+        check_settings(state.get("settings"), teacher_cfg, path=teacher_path)
     if state is not None:
         teacher_net.load_state_dict(state["model"])
         log(f"teacher loaded from {teacher_path}")

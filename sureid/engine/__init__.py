@@ -1,6 +1,6 @@
 """Training and evaluation engine: the loop the reference examples are built on."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
 from .distributed import (
     DistInfo,
     barrier,
@@ -32,7 +32,9 @@ __all__ = [
     "evaluate_model",
     "extract_features",
     "init_distributed",
+    "check_settings",
     "load_checkpoint",
+    "normalize_settings",
     "measure_throughput",
     "save_checkpoint",
     "split_batch",
