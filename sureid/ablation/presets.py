@@ -167,6 +167,22 @@ class Row:
     direction: str = "t2s"
     dual_plain: bool = False  # the dual batch with two ordinary views (NODA's control)
 
+    def key(self, keep_ratio: float) -> str:
+        """What this row trains, without its name: rows of two tables with the same key (Table
+        IV's "vanilla" and Table VII's "Vanilla ViT") are the same model, trained once.
+
+        >>> Row("+HTS+NPKD+NODA", hts=True, npkd=True, noda=True).key(0.7)
+        'hts-p0.7_npkd-t2s-interpolate_noda'
+        """
+        parts = [f"hts-p{keep_ratio:g}" if self.hts else "dense"]
+        if self.npkd:
+            parts.append(f"npkd-{self.direction}-{self.align}")
+        if self.noda:
+            parts.append("noda")
+        elif self.dual_plain:
+            parts.append("dual")
+        return "_".join(parts)
+
 
 def table_rows(table: int) -> list[Row]:
     """The rows of paper Table ``table`` (4, 5, 6 or 7), in the paper's order."""

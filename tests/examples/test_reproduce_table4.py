@@ -55,11 +55,22 @@ def test_smoke_preset_end_to_end(tmp_path):
     rows2 = json.loads((out / "table4.json").read_text())["rows"]
     assert [(r["rank1"], r["mAP"]) for r in rows2] == [(r["rank1"], r["mAP"]) for r in rows]
 
+    # Table VII into the same folder trains only its new rows: vanilla, +HTS+NPKD and the
+    # full model are Table IV's (same checkpoints, same per-query results)
+    t7 = run("--preset", "smoke", "--table", "7", "--output-dir", out, "--workers", "0",
+             "--no-progress")
+    assert t7.returncode == 0, t7.stdout[-3000:] + t7.stderr[-3000:]
+    assert t7.stdout.count("resumed from") == 3 * 2 and t7.stdout.count("epoch 1 ") == 3 * 2
+    per_query7 = json.loads((out / "table7_per_query.json").read_text())
+    for name4, name7 in (("vanilla", "Vanilla ViT"), ("+HTS+NPKD+NODA", "SUReID")):
+        assert per_query7[name7] == per_query[name4]
+    assert len(json.loads((out / "table7.json").read_text())["claims"]) == 2 * 4
+
     # a rerun with another setting into the same folder is refused, naming what differs
     other = run("--preset", "smoke", "--output-dir", out, "--workers", "0", "--no-progress",
-                "--keep-ratio", "0.5")
+                "--epochs", "2")
     assert other.returncode == 2, other.stdout[-2000:] + other.stderr[-2000:]
-    assert "keep_ratio" in other.stderr and "0.7" in other.stderr and "0.5" in other.stderr
+    assert "epochs" in other.stderr and "1" in other.stderr and "2" in other.stderr
     assert "epoch 1 " not in other.stdout
 
 
