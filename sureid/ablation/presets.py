@@ -166,6 +166,16 @@ class Row:
     align: str = "interpolate"
     direction: str = "t2s"
     dual_plain: bool = False  # the dual batch with two ordinary views (NODA's control)
+    kd_terms: str = "both"  # NPKD terms on: "both" (Eq. 13), "kl" or "feature" only
+    feature_reduction: str = "sum"  # NPKDLoss's: "sum" over channels (Eq. 13) or "mean"
+
+    def __post_init__(self) -> None:
+        if self.kd_terms not in ("both", "kl", "feature"):
+            raise ValueError(f"kd_terms must be 'both', 'kl' or 'feature', got {self.kd_terms!r}")
+        if self.feature_reduction not in ("sum", "mean"):
+            raise ValueError(
+                f"feature_reduction must be 'sum' or 'mean', got {self.feature_reduction!r}"
+            )
 
     def key(self, keep_ratio: float) -> str:
         """What this row trains, without its name: rows of two tables with the same key (Table
@@ -176,7 +186,12 @@ class Row:
         """
         parts = [f"hts-p{keep_ratio:g}" if self.hts else "dense"]
         if self.npkd:
-            parts.append(f"npkd-{self.direction}-{self.align}")
+            kd = f"npkd-{self.direction}-{self.align}"
+            if self.kd_terms != "both":
+                kd += f"-{self.kd_terms}only"
+            if self.feature_reduction != "sum":
+                kd += f"-{self.feature_reduction}"
+            parts.append(kd)
         if self.noda:
             parts.append("noda")
         elif self.dual_plain:
@@ -184,8 +199,9 @@ class Row:
         return "_".join(parts)
 
 
-def table_rows(table: int) -> list[Row]:
-    """The rows of paper Table ``table`` (4, 5, 6 or 7), in the paper's order."""
+def table_rows(table: int | str) -> list[Row]:
+    """The rows of paper Table ``table`` (4, 5, 6 or 7), in the paper's order, or of the NPKD
+    diagnostic (``"npkd"``, not in the paper): which of Eq. 13's terms helps or hurts."""
     if table == 4:
         return [
             Row("vanilla", hts=False, npkd=False, noda=False),
@@ -211,7 +227,16 @@ def table_rows(table: int) -> list[Row]:
             Row("SUViT + dual batch", True, True, False, dual_plain=True),
             Row("SUReID", True, True, True),
         ]
-    raise ValueError(f"table must be 4, 5, 6 or 7, got {table!r}")
+    if table == "npkd":
+        return [
+            Row("+HTS", hts=True, npkd=False, noda=False),
+            Row("+HTS+NPKD", hts=True, npkd=True, noda=False),
+            Row("+HTS+NPKD, KL only", hts=True, npkd=True, noda=False, kd_terms="kl"),
+            Row("+HTS+NPKD, feature only", hts=True, npkd=True, noda=False, kd_terms="feature"),
+            Row("+HTS+NPKD, feature mean", hts=True, npkd=True, noda=False,
+                feature_reduction="mean"),
+        ]
+    raise ValueError(f"table must be 4, 5, 6, 7 or 'npkd', got {table!r}")
 
 
 def build_backbone(
@@ -234,7 +259,7 @@ def build_backbone(
 
 # The paper's claims as contrasts of rows, judged from paired intervals (see sureid.ablation.stats).
 # Table IV's speed claim (HTS keeps >= 1.4x) is judged from the throughput measurements.
-CLAIMS: dict[int, tuple[Claim, ...]] = {
+CLAIMS: dict[int | str, tuple[Claim, ...]] = {
     4: (
         Claim("HTS alone costs accuracy (+HTS - vanilla < 0)",
               (("+HTS", 1.0), ("vanilla", -1.0)), "<"),
@@ -271,5 +296,11 @@ CLAIMS: dict[int, tuple[Claim, ...]] = {
               (("SUReID", 1.0), ("SUViT + dual batch", -1.0)), ">"),
         Claim("occluders themselves on vanilla (Vanilla + NODA - Vanilla + dual batch > 0)",
               (("Vanilla ViT + NODA", 1.0), ("Vanilla ViT + dual batch", -1.0)), ">"),
+    ),
+    # not the paper's: which part of Eq. 13 moves accuracy, each against +HTS without KD
+    "npkd": tuple(
+        Claim(f"{name} helps (- +HTS > 0)", ((name, 1.0), ("+HTS", -1.0)), ">")
+        for name in ("+HTS+NPKD", "+HTS+NPKD, KL only", "+HTS+NPKD, feature only",
+                     "+HTS+NPKD, feature mean")
     ),
 }

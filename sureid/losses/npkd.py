@@ -21,9 +21,11 @@ __all__ = ["NPKDLoss", "interpolate_features", "kd_kl_div"]
 Align = Literal["interpolate", "linear"]
 Direction = Literal["t2s", "s2t"]
 KLMode = Literal["forward", "reverse"]
+Reduction = Literal["sum", "mean"]
 _ALIGNS = ("interpolate", "linear")
 _DIRECTIONS = ("t2s", "s2t")
 _KL_MODES = ("forward", "reverse")
+_REDUCTIONS = ("sum", "mean")
 
 
 def interpolate_features(
@@ -127,7 +129,7 @@ def _check_dim(name: str, value: object) -> int | None:
 
 
 class NPKDLoss(nn.Module):
-    """NPKD loss ``L_KD = kl_weight·KL + mean_b ||f^s_b - I(f^t_b)||²₂`` (Eq. 13).
+    """NPKD loss ``L_KD = kl_weight·KL + feature_weight·mean_b ||f^s_b - I(f^t_b)||²₂`` (Eq. 13).
 
     Args:
         kl_weight: ``λ`` of Eq. 13 (0.1 in the paper).
@@ -145,6 +147,10 @@ class NPKDLoss(nn.Module):
         align_corners: the sampling grid of ``I`` for ``align="interpolate"`` (see
             :func:`interpolate_features`): ``True`` (default for now) maps end channels onto
             each other; ``False`` makes an exact 2x shrink (768 -> 384) average channel pairs.
+        feature_weight: weight of the feature term (1 in Eq. 13; 0 leaves the logits KL only).
+        feature_reduction: ``"sum"`` over channels, Eq. 13's squared L2 norm (default), or
+            ``"mean"`` over channels (``F.mse_loss``'s scale, ``1/C`` of the sum, ``C`` the
+            aligned dimension). Either way the batch is averaged.
 
     The terms are computed in float32 with autocast off, so ``f16``/``bf16`` inputs from a
     mixed-precision forward cannot overflow the squared-distance sum.
@@ -171,6 +177,8 @@ class NPKDLoss(nn.Module):
         kl_mode: KLMode = "forward",
         t2_scale: bool = False,
         align_corners: bool = True,
+        feature_weight: float = 1.0,
+        feature_reduction: Reduction = "sum",
     ) -> None:
         super().__init__()
         if align not in _ALIGNS:
@@ -180,12 +188,19 @@ class NPKDLoss(nn.Module):
         if kl_mode not in _KL_MODES:
             raise ValueError(f"kl_mode must be one of {_KL_MODES}, got {kl_mode!r}")
         kl_weight = _check_finite_number("kl_weight", kl_weight, minimum=0.0)
+        feature_weight = _check_finite_number("feature_weight", feature_weight, minimum=0.0)
+        if feature_reduction not in _REDUCTIONS:
+            raise ValueError(
+                f"feature_reduction must be one of {_REDUCTIONS}, got {feature_reduction!r}"
+            )
         if _check_finite_number("temperature", temperature) <= 0:
             # T = inf would flatten both distributions and give a silent zero KL
             raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
         self.student_dim = _check_dim("student_dim", student_dim)
         self.teacher_dim = _check_dim("teacher_dim", teacher_dim)
         self.kl_weight = float(kl_weight)
+        self.feature_weight = float(feature_weight)
+        self.feature_reduction = feature_reduction
         self.temperature = float(temperature)
         self.align = align
         self.direction = direction
@@ -231,7 +246,8 @@ class NPKDLoss(nn.Module):
         teacher_feat: torch.Tensor,
         teacher_logits: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The unweighted ``(L_KL, feature term)`` pair; ``forward`` combines them."""
+        """The unweighted ``(L_KL, feature term)`` pair (the feature term reduced over channels
+        by ``feature_reduction``); ``forward`` weights and adds them."""
         self._check_inputs(student_feat, student_logits, teacher_feat, teacher_logits)
         with no_autocast(student_feat.device.type):
             return self._terms(
@@ -253,7 +269,8 @@ class NPKDLoss(nn.Module):
             t = interpolate_features(t, s.shape[1], align_corners=self.align_corners)
         else:
             s = interpolate_features(s, t.shape[1], align_corners=self.align_corners)
-        feat = (s - t).pow(2).sum(dim=1).mean()
+        sq = (s - t).pow(2)
+        feat = (sq.sum(dim=1) if self.feature_reduction == "sum" else sq.mean(dim=1)).mean()
         return kl, feat
 
     def forward(
@@ -265,11 +282,12 @@ class NPKDLoss(nn.Module):
     ) -> torch.Tensor:
         """``f^s (B, C_s)``, ``g^s (B, K)``, ``f^t (B, C_t)``, ``g^t (B, K)`` -> scalar ``L_KD``."""
         kl, feat = self.terms(student_feat, student_logits, teacher_feat, teacher_logits)
-        return self.kl_weight * kl + feat
+        return self.kl_weight * kl + self.feature_weight * feat
 
     def extra_repr(self) -> str:
         return (
             f"kl_weight={self.kl_weight}, temperature={self.temperature}, align={self.align!r}, "
             f"direction={self.direction!r}, kl_mode={self.kl_mode!r}, t2_scale={self.t2_scale}, "
-            f"align_corners={self.align_corners}"
+            f"align_corners={self.align_corners}, feature_weight={self.feature_weight}, "
+            f"feature_reduction={self.feature_reduction!r}"
         )

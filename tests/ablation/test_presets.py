@@ -2,7 +2,10 @@
 
 import dataclasses
 
-from sureid.ablation import PRESETS, Arch
+import pytest
+
+from sureid.ablation import CLAIMS, PRESETS, Arch, table_rows
+from sureid.ablation.presets import Row
 
 # Sec. IV-B, Eqs. 9/13/14 and Table IV, as stated in the paper
 SEC_IV_B = {
@@ -47,3 +50,39 @@ def test_every_addition_is_listed_with_why():
                                                "max_steps_per_epoch", "synthetic_overrides"}
     drift = {k for k in defaults if getattr(p, k) != defaults[k] and k not in known}
     assert not drift, drift
+
+
+TABLES = (4, 5, 6, 7, "npkd")
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_claims_name_rows_of_their_table_and_rows_train_distinct_models(table):
+    rows = table_rows(table)
+    names = {r.name for r in rows}
+    for claim in CLAIMS.get(table, ()):
+        assert {name for name, _ in claim.terms} <= names, claim.text
+    keys = [r.key(r.keep_ratio or 0.7) for r in rows]
+    assert len(set(keys)) == len(keys)  # no two rows of one table train the same model
+
+
+def test_rows_the_tables_share_have_one_key():
+    def key(table, name):
+        (row,) = [r for r in table_rows(table) if r.name == name]
+        return row.key(row.keep_ratio if row.keep_ratio is not None else 0.7)
+
+    full = key(4, "+HTS+NPKD+NODA")
+    assert full == key(5, "p=0.7") == key(6, "T-S (Interpolation)") == key(7, "SUReID")
+    assert key(4, "vanilla") == key(7, "Vanilla ViT") == "dense"
+    assert key(4, "+HTS+NPKD") == key(7, "SUViT w/o NODA") == key("npkd", "+HTS+NPKD")
+    assert key(4, "+HTS") == key("npkd", "+HTS")
+    assert key(5, "p=0.5") != full and key(6, "S-T (Interpolation)") != full
+    assert key(7, "SUViT + dual batch") != key(7, "SUViT w/o NODA")
+
+
+def test_bad_tables_and_rows_are_refused():
+    with pytest.raises(ValueError, match="table must be 4, 5, 6, 7 or 'npkd', got 8"):
+        table_rows(8)
+    with pytest.raises(ValueError, match="kd_terms must be.*'logits'"):
+        Row("x", hts=True, npkd=True, noda=False, kd_terms="logits")
+    with pytest.raises(ValueError, match="feature_reduction must be.*'max'"):
+        Row("x", hts=True, npkd=True, noda=False, feature_reduction="max")

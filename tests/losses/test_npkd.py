@@ -113,6 +113,21 @@ def test_npkd_equals_explicit_formula(direction, cs, ct):
     assert loss.item() == pytest.approx(lam * kl + feat, rel=1e-9)
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("fw, kw", [(1.0, 0.1), (0.0, 0.1), (0.5, 0.0)])
+def test_npkd_feature_weight_and_reduction_against_explicit_formula(reduction, fw, kw):
+    b, cs, ct = 3, 6, 9
+    fs, ft = torch.randn(b, cs).double(), torch.randn(b, ct).double()
+    gs, gt = torch.randn(b, 5).double(), torch.randn(b, 5).double()
+    loss = NPKDLoss(kl_weight=kw, feature_weight=fw, feature_reduction=reduction)(fs, gs, ft, gt)
+    aligned = interpolate_features(ft, cs)
+    per_sample = [float(((fs[i] - aligned[i]) ** 2).sum()) for i in range(b)]
+    if reduction == "mean":
+        per_sample = [v / cs for v in per_sample]  # the aligned (student) dimension
+    kl = _explicit_kl(_softmax(gt, 1.0), _softmax(gs, 1.0))
+    assert loss.item() == pytest.approx(kw * kl + fw * sum(per_sample) / b, rel=1e-9)
+
+
 def test_npkd_t2_scale_multiplies_kl_only():
     fs, ft, gs, gt = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 5), torch.randn(3, 5)
     a = NPKDLoss(temperature=2.0).terms(fs, gs, ft, gt)
@@ -180,6 +195,9 @@ def test_configured_dims_are_checked():
         ({"align": "linear", "student_dim": 4}, "teacher_dim=None"),
         ({"temperature": 0.0}, "temperature must be"),
         ({"kl_weight": -1.0}, "kl_weight must be"),
+        ({"feature_weight": -1.0}, "feature_weight must be"),
+        ({"feature_weight": float("nan")}, "feature_weight must be a finite float >= 0, got nan"),
+        ({"feature_reduction": "max"}, "feature_reduction must be one of.*'max'"),
         ({"student_dim": 0}, "student_dim must be"),
     ],
 )
