@@ -61,6 +61,12 @@ def _add_model_options(p: argparse.ArgumentParser, *, batch: bool = True) -> Non
         p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 
+def _add_keep_ratio(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-ratio", type=float, metavar="P",
+                   help="HTS models: keep ratio p at inference (stages keep p, p^2, p^3 of the "
+                        "patch tokens) instead of the one the model was trained with")
+
+
 def _add_rerank_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("distance and re-ranking")
     g.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean",
@@ -94,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  sureid extract runs/final.pt data/query/ -o query_feats.pt",
     )
     p.add_argument("model", help="model file written by ReIDModel.save")
+    _add_keep_ratio(p)
     p.add_argument("images", help="an image folder (searched recursively) or one image")
     p.add_argument("-o", "--output", required=True, help="output .pt file")
     p.add_argument("--kept", action="store_true",
@@ -108,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  sureid evaluate runs/final.pt --data-root my_data/ --dataset custom --rerank",
     )
     p.add_argument("model", help="model file written by ReIDModel.save")
+    _add_keep_ratio(p)
     p.add_argument("--data-root", required=True, help="dataset folder")
     p.add_argument("--dataset", default="auto",
                    help="reader name (market1501, dukemtmc, occluded_duke, occluded_reid, "
@@ -132,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                "--topk 10 -o ranks/",
     )
     p.add_argument("model", help="model file written by ReIDModel.save")
+    _add_keep_ratio(p)
     p.add_argument("query", help="query image folder (or one image)")
     p.add_argument("gallery", help="gallery image folder")
     p.add_argument("--topk", type=int, default=10, help="gallery images per query "
@@ -151,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  sureid export runs/final.pt model.onnx --opset 17",
     )
     p.add_argument("model", help="model file written by ReIDModel.save")
+    _add_keep_ratio(p)
     p.add_argument("output", help="output .onnx file")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     p.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
@@ -164,14 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  sureid info runs/final.pt",
     )
     p.add_argument("model", help="model file written by ReIDModel.save")
+    _add_keep_ratio(p)
     return parser
 
 
 # ----------------------------------------------------------------------------- commands
-def _load(path: str, device: str = "cpu"):
+def _load(path: str, device: str = "cpu", keep_ratio: float | None = None):
     from .hub import load
 
-    return load(path, map_location=device)
+    model = load(path, map_location=device)
+    if keep_ratio is not None:
+        if not 0.0 < keep_ratio <= 1.0:
+            raise ValueError(f"--keep-ratio must be in (0, 1], got {keep_ratio}")
+        if not getattr(model.backbone, "prune", False):
+            raise ValueError(f"--keep-ratio needs an HTS model (pruning on); {path} keeps every "
+                             "token")
+        model.backbone.keep_ratios = [keep_ratio ** (s + 1)
+                                      for s in range(len(model.backbone.keep_ratios))]
+    return model
 
 
 def _extractor(model, args, *, kept: bool = False):
@@ -188,7 +208,7 @@ def _cmd_extract(args) -> None:
 
     from .engine.checkpoint import save_checkpoint
 
-    model = _load(args.model, args.device)
+    model = _load(args.model, args.device, args.keep_ratio)
     out = _extractor(model, args, kept=args.kept)(args.images)
     state: dict = {"features": out.features, "paths": out.paths}
     labels = [_labels_of(p) for p in out.paths or []]
@@ -225,7 +245,7 @@ def _cmd_evaluate(args) -> None:
 
     from .metrics.evaluate import evaluate
 
-    model = _load(args.model, args.device)
+    model = _load(args.model, args.device, args.keep_ratio)
     ds = _dataset(args.data_root, args.dataset)
     ext = _extractor(model, args)
     qf = ext([r.path for r in ds.query]).features
@@ -261,7 +281,7 @@ def _cmd_rank(args) -> None:
 
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")
-    model = _load(args.model, args.device)
+    model = _load(args.model, args.device, args.keep_ratio)
     for what, folder in (("query", args.query), ("gallery", args.gallery)):
         if not Path(folder).exists():
             raise FileNotFoundError(f"{what} folder not found: {folder!r}")
@@ -337,7 +357,7 @@ def _cmd_rank(args) -> None:
 def _cmd_export(args) -> None:
     from .export import export_onnx
 
-    model = _load(args.model)
+    model = _load(args.model, keep_ratio=args.keep_ratio)
     size = tuple(model.data_config.input_size)
     path = export_onnx(model.backbone, args.output, img_size=size,
                        dynamic_batch=not args.static_batch, opset=args.opset,
@@ -351,7 +371,7 @@ def _cmd_info(args) -> None:
     from .flops import count_flops
     from .inference import describe
 
-    model = _load(args.model)
+    model = _load(args.model, keep_ratio=args.keep_ratio)
     cfg = model.data_config
     print(f"{args.model}: {describe(model)}")
     print(f"  preprocessing: resize to {cfg.input_size[0]}x{cfg.input_size[1]}, mean "

@@ -108,3 +108,50 @@ def test_labels_of():
     assert _labels_of("x/0002_c1s1_000451_03.jpg") == (2, 0)
     assert _labels_of("x/0007/3_a.jpg") == (7, 3)
     assert _labels_of("x/foo.jpg") is None
+
+
+def test_keep_ratio_changes_the_tokens_an_hts_model_keeps(run, tmp_path, capsys):
+    import sureid
+    from sureid.inference import FeatureExtractor
+    from sureid.models.hts import num_kept_tokens
+
+    model, data = run["model"], run["data"]
+    ref = sureid.load(model)
+    n = ref.backbone.backbone.patch_embed.num_patches
+    for p in (0.7, 0.4, 1.0):  # 0.7: the trained ratio, gives the default features exactly
+        out = tmp_path / f"q{p}.pt"
+        assert main(["extract", model, f"{data}/query", "-o", str(out), "--no-progress",
+                     "--kept", "--keep-ratio", str(p)]) == 0
+        state = torch.load(out, weights_only=True)
+        ref.backbone.keep_ratios = [p, p * p]  # the reference: set by hand on a loaded model
+        want = FeatureExtractor(ref, progress=False)(f"{data}/query")
+        torch.testing.assert_close(state["features"], want.features, rtol=0, atol=0)
+        if p < 1:
+            kept_per_stage = [k.shape[1] for k in state["kept"]]
+            assert kept_per_stage == [num_kept_tokens(n, p), num_kept_tokens(n, p * p)]
+        else:  # p = 1 drops nothing: every token is computed, no kept indices to store
+            assert "kept" not in state
+    assert torch.equal(torch.load(tmp_path / "q0.7.pt")["features"],
+                       torch.load(Path(model).parent / "query_feats.pt"))
+    capsys.readouterr()
+    assert main(["info", model, "--keep-ratio", "0.4"]) == 0
+    low = float(capsys.readouterr().out.split(" GFLOPs")[0].split()[-1])
+    assert main(["info", model]) == 0
+    assert low < float(capsys.readouterr().out.split(" GFLOPs")[0].split()[-1])
+
+
+@pytest.mark.parametrize("p", ["0", "1.5", "nan"])
+def test_keep_ratio_out_of_range_is_refused(run, tmp_path, capsys, p):
+    assert main(["info", run["model"], "--keep-ratio", p]) == 2
+    assert "--keep-ratio must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_keep_ratio_on_a_dense_model_is_refused(tmp_path, capsys):
+    import sureid
+    from sureid.engine import ReIDModel
+
+    vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=16, depth=2,
+                                   num_heads=2)
+    ReIDModel(sureid.HTSViT(vit, prune=False, prune_layers=(1,)), 3).save(tmp_path / "dense.pt")
+    assert main(["info", str(tmp_path / "dense.pt"), "--keep-ratio", "0.5"]) == 2
+    assert "needs an HTS model" in capsys.readouterr().err
