@@ -402,7 +402,8 @@ def main(argv=None) -> list[dict]:
                 kd = sureid.NPKDLoss(kl_weight=0.0 if row.kd_terms == "feature" else
                                      preset.kl_weight,
                                      feature_weight=0.0 if row.kd_terms == "kl" else 1.0,
-                                     feature_reduction=row.feature_reduction, align=row.align,
+                                     feature_reduction=row.feature_reduction,
+                                     align_corners=row.align_corners, align=row.align,
                                      direction=row.direction, student_dim=backbone.embed_dim,
                                      teacher_dim=teacher_net.embed_dim)
             objective = sureid.SUReIDLoss(

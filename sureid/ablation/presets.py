@@ -168,6 +168,7 @@ class Row:
     dual_plain: bool = False  # the dual batch with two ordinary views (NODA's control)
     kd_terms: str = "both"  # NPKD terms on: "both" (Eq. 13), "kl" or "feature" only
     feature_reduction: str = "sum"  # NPKDLoss's: "sum" over channels (Eq. 13) or "mean"
+    align_corners: bool = True  # NPKDLoss's interpolation grid (not the paper's: it is silent)
 
     def __post_init__(self) -> None:
         if self.kd_terms not in ("both", "kl", "feature"):
@@ -191,6 +192,8 @@ class Row:
                 kd += f"-{self.kd_terms}only"
             if self.feature_reduction != "sum":
                 kd += f"-{self.feature_reduction}"
+            if not self.align_corners and self.align == "interpolate":
+                kd += "-ac0"
             parts.append(kd)
         if self.noda:
             parts.append("noda")
@@ -217,6 +220,9 @@ def table_rows(table: int | str) -> list[Row]:
             Row("T-S (Linear)", True, True, True, align="linear", direction="t2s"),
             Row("S-T (Interpolation)", True, True, True, direction="s2t"),
             Row("T-S (Interpolation)", True, True, True, direction="t2s"),
+            # not in the paper: the interpolation grid, which picks NPKDLoss's default
+            Row("T-S (Interpolation, align_corners=False)", True, True, True, direction="t2s",
+                align_corners=False),
         ]
     if table == 7:
         return [
@@ -285,6 +291,9 @@ CLAIMS: dict[int | str, tuple[Claim, ...]] = {
               (("T-S (Interpolation)", 1.0), ("T-S (Linear)", -1.0)), ">"),
         Claim("T-S interpolation beats S-T linear",
               (("T-S (Interpolation)", 1.0), ("S-T (Linear)", -1.0)), ">"),
+        Claim("not the paper's: align_corners=False beats True (T-S interpolation)",
+              (("T-S (Interpolation, align_corners=False)", 1.0), ("T-S (Interpolation)", -1.0)),
+              ">"),
     ),
     7: (
         Claim("NODA helps SUReID more than vanilla (difference of the two NODA gains > 0)",

@@ -76,6 +76,8 @@ def test_rows_the_tables_share_have_one_key():
     assert key(4, "+HTS+NPKD") == key(7, "SUViT w/o NODA") == key("npkd", "+HTS+NPKD")
     assert key(4, "+HTS") == key("npkd", "+HTS")
     assert key(5, "p=0.5") != full and key(6, "S-T (Interpolation)") != full
+    assert key(6, "T-S (Interpolation, align_corners=False)") == (
+        "hts-p0.7_npkd-t2s-interpolate-ac0_noda")
     assert key(7, "SUViT + dual batch") != key(7, "SUViT w/o NODA")
 
 
