@@ -25,7 +25,6 @@ from .data.synthetic import (
     make_synthetic_reid,
     summarize_reid_folder,
 )
-from .engine.model import ReIDModel
 from .engine.trainer import Trainer
 from .export import export_onnx
 from .flops import count_flops
@@ -44,6 +43,7 @@ from .models.heads import BNNeck
 from .models.hts_vit import HTSViT
 from .models.output import HTSOutput
 from .models.pretrained import PretrainedReport, PretrainedWeightsError, load_pretrained
+from .models.reid_model import ReIDModel
 from .models.reweight import ClsTokenReweight
 from .models.teacher import FrozenTeacher
 from .models.vit import VisionTransformer, deit_small, deit_tiny, vit_base

@@ -1,5 +1,9 @@
-"""Training and evaluation engine: the loop the reference examples are built on."""
+"""Training and evaluation engine: the loop the reference examples are built on.
 
+``ReIDModel``/``ReIDTrainOutput`` live in :mod:`sureid.models`; they are re-exported here.
+"""
+
+from ..models.reid_model import ReIDModel, ReIDTrainOutput
 from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
 from .distributed import (
     DistInfo,
@@ -12,7 +16,6 @@ from .distributed import (
     wrap_ddp,
 )
 from .evaluation import evaluate_model, extract_features
-from .model import ReIDModel, ReIDTrainOutput
 from .progress import Progress
 from .schedule import cosine_with_warmup
 from .throughput import measure_throughput

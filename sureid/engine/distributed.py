@@ -25,9 +25,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..models.hts_vit import HTSViT
+from .._checks import check_bool
 from ..models.output import HTSOutput
-from .model import ReIDModel, ReIDTrainOutput
+from ..models.reid_model import ReIDModel, ReIDTrainOutput
 
 __all__ = [
     "DistInfo",
@@ -171,59 +171,40 @@ def _register_outputs_as_pytrees() -> None:
     # DDP passes forward outputs through pytree flattening (its _DDPSink, used with
     # find_unused_parameters and static_graph). Unregistered dataclasses would be opaque
     # leaves and the tensors inside would bypass the sink.
-    import torch.utils._pytree as pytree
+    from torch.export import register_dataclass
 
-    register = getattr(pytree, "register_pytree_node", None) or pytree._register_pytree_node
     for cls in (HTSOutput, ReIDTrainOutput):
-        if cls in pytree.SUPPORTED_NODES:
+        if cls in _REGISTERED:
             continue
-        names = [f.name for f in dataclasses.fields(cls)]
+        try:
+            register_dataclass(cls)
+        except ValueError as exc:  # registered by someone else: fine
+            if "already registered" not in str(exc):
+                raise
+        _REGISTERED.add(cls)
 
-        def flatten(obj, names=names):
-            return [getattr(obj, n) for n in names], names
 
-        def unflatten(values, names, cls=cls):
-            return cls(**dict(zip(names, values, strict=True)))
-
-        register(cls, flatten, unflatten)
+_REGISTERED: set[type] = set()
 
 
 def unused_parameters(model: nn.Module, objective: nn.Module | None = None) -> list[str]:
     """Names of trainable parameters that a training step of ``model`` never uses.
 
-    Known by construction, so DDP only pays for unused-parameter search when needed:
-    decision modules of inactive stages (``prune=False`` or ratio 1), the wrapped ViT's
-    classification ``head``/``fc_norm`` (HTSViT returns the class token before them), the
-    reweight head when the backbone returns no ``cls_attn`` or ``objective.use_reweight``
-    is off. Active decision modules DO get gradients (through the straight-through masks
-    and the masked attention).
+    The model says so itself (:meth:`~sureid.models.ReIDModel.inactive_parameters`,
+    :meth:`~sureid.HTSViT.inactive_parameters`), so DDP only pays for unused-parameter
+    search when needed; a model without that method is assumed to use every parameter.
 
     Args:
         model: a :class:`ReIDModel` or an :class:`~sureid.HTSViT` (``module`` of a DDP).
-        objective: the :class:`~sureid.SUReIDLoss` of the run, if known.
+        objective: the :class:`~sureid.SUReIDLoss` of the run, if known: without its
+            reweight terms (``use_reweight``) the reweight head is unused.
     """
     model = getattr(model, "module", model)
-    hts = model.backbone if isinstance(model, ReIDModel) else model
-    prefix = "backbone." if isinstance(model, ReIDModel) else ""
-    names: list[str] = []
-
-    def add(module: nn.Module | None, name: str) -> None:
-        if module is not None:
-            names.extend(f"{name}.{n}" for n, p in module.named_parameters() if p.requires_grad)
-
-    if isinstance(hts, HTSViT):
-        for s, dec in enumerate(hts.decision):
-            if not hts._active(s):
-                add(dec, f"{prefix}decision.{s}")
-        for part in ("head", "fc_norm", "attn_pool"):
-            add(getattr(hts.backbone, part, None), f"{prefix}backbone.{part}")
-        no_cls_attn = not hts.compute_cls_attn
-    else:
-        no_cls_attn = False
-    if isinstance(model, ReIDModel) and model.reweight is not None:
-        if no_cls_attn or (objective is not None and not getattr(objective, "use_reweight", True)):
-            add(model.reweight, "reweight")
-    return names
+    if isinstance(model, ReIDModel):
+        aux_loss = True if objective is None else bool(getattr(objective, "use_reweight", True))
+        return model.inactive_parameters(aux_loss=aux_loss)
+    inactive = getattr(model, "inactive_parameters", None)
+    return list(inactive()) if callable(inactive) else []
 
 
 def wrap_ddp(
@@ -239,8 +220,9 @@ def wrap_ddp(
     """Wrap a :class:`ReIDModel` (or any module) in ``DistributedDataParallel``.
 
     The training forward returns dataclasses (:class:`ReIDTrainOutput` holding an
-    :class:`~sureid.HTSOutput`); they are registered as pytrees so DDP sees the tensors in
-    them. ``find_unused_parameters=None`` turns DDP's per-step search on only when
+    :class:`~sureid.HTSOutput`); they are registered as pytrees
+    (``torch.export.register_dataclass``) so DDP sees the tensors in them.
+    ``find_unused_parameters=None`` turns DDP's per-step search on only when
     :func:`unused_parameters` names a parameter (default config: all parameters get a
     gradient, so no search). If your objective leaves another head unused, pass ``True``;
     DDP otherwise stops with "Expected to have finished reduction" on the next step.
@@ -271,8 +253,7 @@ def wrap_ddp(
         raise TypeError("model is already wrapped in DistributedDataParallel")
     for name, flag in (("sync_batchnorm", sync_batchnorm), ("static_graph", static_graph),
                        ("sync_buffers", sync_buffers)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
+        check_bool(name, flag)
     if find_unused_parameters is not None and not isinstance(find_unused_parameters, bool):
         raise TypeError(
             f"find_unused_parameters must be a bool or None, got {find_unused_parameters!r}"

@@ -17,7 +17,6 @@ from torch import nn
 from .._amp import autocast_available, grad_scaler
 from ..losses.objective import SUReIDLoss
 from ..models.teacher import FrozenTeacher
-from ..transforms.dual import DualBatch
 from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
 from .progress import Progress
 
@@ -52,11 +51,13 @@ def _amp_dtype(amp: object, device: torch.device) -> torch.dtype | None:
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images (B', 3, H, W), labels (B',))`` from a loader batch.
 
-    Accepts a :class:`~sureid.DualBatch` (both halves stacked, ``B' = 2B``, the paper's
-    dual-batch scheme) or a ``(images, pids, ...)`` tuple/list.
+    Accepts an ``(images, pids, ...)`` tuple/list, or a batch with a ``joint()`` method
+    returning ``(images, (pids, ...))``, such as a :class:`~sureid.DualBatch` (both halves
+    stacked, ``B' = 2B``, the paper's dual-batch scheme).
     """
-    if isinstance(batch, DualBatch):
-        images, targets = batch.joint()
+    joint = getattr(batch, "joint", None)
+    if callable(joint):
+        images, targets = joint()
         return images, targets[0]
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
         images, labels = batch[0], batch[1]
@@ -171,7 +172,7 @@ class Trainer:
             raise TypeError(
                 f"objective must be a sureid.SUReIDLoss, got {type(objective).__name__}"
             )
-        if objective.use_kd and teacher is None:
+        if objective.needs_teacher and teacher is None:
             raise ValueError(
                 "objective uses NPKD (use_kd=True) but teacher is None; pass a FrozenTeacher"
             )
@@ -190,6 +191,7 @@ class Trainer:
         self.amp_dtype = _amp_dtype(amp, self.device)
         self.scaler = grad_scaler(self.device.type) if amp == "fp16" else None
         self.state = TrainState()
+        self._keep_targets: tuple[float, ...] = ()  # from the last training output, for logs
 
     @property
     def module(self) -> nn.Module:
@@ -209,11 +211,9 @@ class Trainer:
         with self._autocast():
             out = self.model(images)
             teacher_feat = teacher_logits = None
-            if self.objective.use_kd:
+            if self.objective.needs_teacher:
                 teacher_feat, teacher_logits = self.teacher(images)
-        backbone = self.module.backbone
-        use_ratio = self.objective.use_ratio
-        masks = out.hts.keep_masks
+        self._keep_targets = tuple(out.keep_ratios)
         # outside autocast: SUReIDLoss computes every term in float32
         loss = self.objective(
             out.features,
@@ -221,8 +221,8 @@ class Trainer:
             labels,
             teacher_feat=teacher_feat,
             teacher_logits=teacher_logits,
-            keep_masks=masks if (use_ratio or masks) else None,
-            target_ratios=getattr(backbone, "keep_ratios", None) if use_ratio else None,
+            keep_masks=out.keep_masks,
+            target_ratios=out.keep_ratios or None,
             aux_feat=out.aux_feature,
             aux_logits=out.aux_logits,
         )
@@ -358,7 +358,7 @@ class Trainer:
         return self.state
 
     def _log_line(self, record: Mapping[str, float]) -> str:
-        targets = getattr(self.module.backbone, "keep_ratios", None) or ()
+        targets = self._keep_targets
         parts = []
         for k, v in record.items():
             part = f"{k} {v:.4g}"

@@ -2,7 +2,9 @@
 
 ``L = α·(L_KD + λ_ratio·L_ratio) + β·(L_cls + L_tri + w_aux·(L_cls^aux + L_tri^aux))``
 
-Every term can be switched off; that is how the rows of Table IV differ:
+A term is on when the objective holds its loss module (``kd``, ``ratio``, ``id_loss``,
+``triplet``) or its weight (``aux_weight > 0``); the ``use_*`` flags of the constructor
+only decide whether the default module is built. That is how the rows of Table IV differ:
 
 ============  ===========================================================
 row           flags
@@ -25,13 +27,13 @@ import torch
 from torch import nn
 
 from .._amp import fp32, no_autocast
+from .._checks import check_finite
 from .npkd import NPKDLoss
 from .ratio import RatioLoss
 from .reid import (
     CrossEntropyLabelSmooth,
     TripletLoss,
     _check_2d,
-    _check_finite_number,
     _check_labels,
     _check_nonempty,
     _check_same_batch,
@@ -63,7 +65,7 @@ class SUReIDLossOutput:
 
 
 def _check_weight(name: str, value: object) -> float:
-    return _check_finite_number(name, value, minimum=0.0)
+    return check_finite(name, value, minimum=0.0)
 
 
 class SUReIDLoss(nn.Module):
@@ -83,8 +85,13 @@ class SUReIDLoss(nn.Module):
             when ``use_ratio``; pass ``RatioLoss(model.keep_ratios)`` to fix the targets once,
             or give ``target_ratios`` to every call. Called as ``ratio(keep_masks)`` or
             ``ratio(keep_masks, target_ratios)``.
-        use_cls, use_tri, use_kd, use_ratio, use_reweight: switch the terms on or off.
+        use_cls, use_tri, use_kd, use_ratio, use_reweight: switch the terms on or off; a
+            term switched off keeps no module (``self.kd is None``, ...; ``aux_weight`` 0),
+            so what the objective holds is what it computes.
         aux_weight: weight of the reweight head's ID + triplet terms inside the ``β`` group.
+
+    The flags read back as properties (``crit.use_kd`` is ``crit.kd is not None``, ...);
+    :attr:`needs_teacher` tells a training loop whether to run the teacher.
 
     Learnable losses (``NPKDLoss(align="linear")``) are submodules: give
     ``criterion.parameters()`` to the optimiser too.
@@ -120,22 +127,45 @@ class SUReIDLoss(nn.Module):
         self.alpha = _check_weight("alpha", alpha)
         self.beta = _check_weight("beta", beta)
         self.ratio_weight = _check_weight("ratio_weight", ratio_weight)
-        self.aux_weight = _check_weight("aux_weight", aux_weight)
-        self.use_cls, self.use_tri = bool(use_cls), bool(use_tri)
-        self.use_kd, self.use_ratio = bool(use_kd), bool(use_ratio)
-        self.use_reweight = bool(use_reweight)
-        if not (self.use_cls or self.use_tri or self.use_kd or self.use_ratio):
+        aux_weight = _check_weight("aux_weight", aux_weight)
+        if not (use_cls or use_tri or use_kd or use_ratio):
             raise ValueError(
                 "every term is switched off (use_cls, use_tri, use_kd and use_ratio are all False)"
             )
         for name, mod in (("kd", kd), ("id_loss", id_loss), ("triplet", triplet), ("ratio", ratio)):
             if mod is not None and not callable(mod):
                 raise TypeError(f"{name} must be a callable loss module, got {type(mod).__name__}")
-        self.id_loss = id_loss if id_loss is not None else CrossEntropyLabelSmooth(epsilon=0.1)
-        self.triplet = triplet if triplet is not None else TripletLoss(margin=0.3)
-        self.kd = kd if kd is not None or not self.use_kd else NPKDLoss()
+        self.aux_weight = aux_weight if use_reweight else 0.0
+        self.id_loss = _given_or(id_loss, CrossEntropyLabelSmooth, epsilon=0.1) if use_cls else None
+        self.triplet = _given_or(triplet, TripletLoss, margin=0.3) if use_tri else None
+        self.kd = _given_or(kd, NPKDLoss) if use_kd else None
         # Eq. 9 lives in sureid.losses.ratio only; targets may come at call time
-        self.ratio = ratio if ratio is not None or not self.use_ratio else RatioLoss()
+        self.ratio = _given_or(ratio, RatioLoss) if use_ratio else None
+
+    @property
+    def use_cls(self) -> bool:
+        return self.id_loss is not None
+
+    @property
+    def use_tri(self) -> bool:
+        return self.triplet is not None
+
+    @property
+    def use_kd(self) -> bool:
+        return self.kd is not None
+
+    @property
+    def use_ratio(self) -> bool:
+        return self.ratio is not None
+
+    @property
+    def use_reweight(self) -> bool:
+        return self.aux_weight > 0
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether a call needs ``teacher_feat``/``teacher_logits`` (the KD term is on)."""
+        return self.kd is not None
 
     def forward(
         self,
@@ -264,6 +294,10 @@ class SUReIDLoss(nn.Module):
             f"alpha={self.alpha}, beta={self.beta}, ratio_weight={self.ratio_weight}, "
             f"aux_weight={self.aux_weight}, {flags}"
         )
+
+
+def _given_or(module: nn.Module | None, default: type[nn.Module], **kwargs) -> nn.Module:
+    return module if module is not None else default(**kwargs)
 
 
 def _describe(x: object) -> str:

@@ -34,7 +34,16 @@ __all__ = [
 
 # training heads and the NPKD teacher wrapper (objectives)
 from .heads import BNNeck  # noqa: E402
+from .reid_model import ReIDModel, ReIDTrainOutput  # noqa: E402
 from .reweight import ClsTokenReweight, ReweightOutput, cls_token_reweight  # noqa: E402
 from .teacher import FrozenTeacher  # noqa: E402
 
-__all__ += ["BNNeck", "ClsTokenReweight", "FrozenTeacher", "ReweightOutput", "cls_token_reweight"]
+__all__ += [
+    "BNNeck",
+    "ClsTokenReweight",
+    "FrozenTeacher",
+    "ReIDModel",
+    "ReIDTrainOutput",
+    "ReweightOutput",
+    "cls_token_reweight",
+]

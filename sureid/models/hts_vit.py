@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from .._checks import check_bool
 from .._optional import require
 from .decision import DecisionModule
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
@@ -127,9 +128,8 @@ class HTSViT(nn.Module):
             or not 0 < tau < math.inf
         ):
             raise ValueError(f"tau must be a positive finite float, got {tau!r}")
-        for name, flag in (("prune", prune), ("compute_cls_attn", compute_cls_attn)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        check_bool("prune", prune)
+        check_bool("compute_cls_attn", compute_cls_attn)
         self.tau = float(tau)
         self.prune = prune
         self.compute_cls_attn = compute_cls_attn
@@ -260,6 +260,30 @@ class HTSViT(nn.Module):
     def _active(self, stage: int) -> bool:
         return self.prune and self.keep_ratios[stage] < 1.0
 
+    def inactive_parameters(self) -> list[str]:
+        """Names of trainable parameters that a training step never uses.
+
+        Known by construction: the decision modules of skipped stages (``prune=False`` or
+        ratio 1) and the wrapped ViT's ``head``/``fc_norm``/``attn_pool`` (the embedding is
+        taken before them). Active decision modules do get gradients, through the
+        straight-through masks and the masked attention. ``DistributedDataParallel`` needs
+        this to know whether to search for unused parameters.
+        """
+        names: list[str] = []
+
+        def add(module: nn.Module | None, name: str) -> None:
+            if module is not None:
+                names.extend(
+                    f"{name}.{n}" for n, p in module.named_parameters() if p.requires_grad
+                )
+
+        for s, dec in enumerate(self.decision):
+            if not self._active(s):
+                add(dec, f"decision.{s}")
+        for part in ("head", "fc_norm", "attn_pool"):
+            add(getattr(self.backbone, part, None), f"backbone.{part}")
+        return names
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | HTSOutput:
         """Eval: ``(B, C)`` embedding on pruned tokens, pooled as the wrapped model pools
         (the class token after the final norm by default; see :func:`pool_tokens`).
@@ -360,7 +384,7 @@ class HTSViT(nn.Module):
         x = vit.norm(x)
         return HTSOutput(
             features=pool_tokens(vit, x, keep), tokens=x, keep_masks=masks, cls_attn=cls_attn,
-            num_prefix_tokens=p,
+            num_prefix_tokens=p, keep_ratios=self.keep_ratios if self.prune else (),
         )
 
     def _check_keep_masks(

@@ -24,6 +24,8 @@ class HTSOutput:
             heads (Eq. 7), computed with the running keep mask; ``None`` when the
             model was asked not to compute it.
         num_prefix_tokens: ``P``, the number of leading class/register tokens in ``tokens``.
+        keep_ratios: the target keep ratio ``p_j`` of each mask in ``keep_masks`` (what
+            :class:`sureid.RatioLoss` pulls the masks towards, Eq. 9); empty with no masks.
     """
 
     features: torch.Tensor
@@ -31,6 +33,7 @@ class HTSOutput:
     keep_masks: list[torch.Tensor] = field(default_factory=list)
     cls_attn: torch.Tensor | None = None
     num_prefix_tokens: int = 1
+    keep_ratios: tuple[float, ...] = ()
 
     @property
     def patch_tokens(self) -> torch.Tensor:

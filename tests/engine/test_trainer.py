@@ -259,7 +259,7 @@ def test_keep_fractions_are_logged_beside_their_targets():
     # HTS off: no keep fractions
     off = build(use_kd=False)
     off.module.backbone.prune = False
-    off.objective.use_ratio = False
+    off.objective.ratio = None  # a term is on while the objective holds its loss
     assert not {"keep1", "keep2"} & set(off.train_step(images, labels))
 
 

@@ -278,3 +278,20 @@ def test_large_half_features_do_not_overflow():
     t["teacher_feat"] = (300 * torch.randn(B, C_T)).half()
     out = _call(SUReIDLoss(), t)
     assert torch.isfinite(out.total) and out.terms["kd_feat"] > 65504
+
+
+def test_a_term_is_on_because_its_module_is_held():
+    vanilla = SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False)
+    assert vanilla.kd is None and vanilla.ratio is None and vanilla.aux_weight == 0.0
+    assert not (vanilla.use_kd or vanilla.use_ratio or vanilla.use_reweight)
+    assert not vanilla.needs_teacher
+    kd = NPKDLoss()
+    full = SUReIDLoss(kd=kd, ratio=RatioLoss(RATIOS))
+    assert full.kd is kd and full.needs_teacher and full.use_ratio and full.use_reweight
+    # a module given for a switched-off term is not kept (it would not be computed)
+    assert SUReIDLoss(kd=kd, use_kd=False).kd is None
+    # switching a term off afterwards: drop its module
+    t = _batch()
+    crit = SUReIDLoss(use_reweight=False)
+    crit.ratio = None
+    assert "ratio" not in _call(crit, t).terms

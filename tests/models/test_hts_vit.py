@@ -547,3 +547,17 @@ def test_training_forward_under_autocast_is_finite_and_close_to_float32(dtype):
     assert all(m.dtype == torch.float32 for m in out.keep_masks)
     cos = torch.nn.functional.cosine_similarity(out.features.float(), ref.features, dim=1)
     assert (cos > 0.98).all()
+
+
+def test_train_output_carries_the_target_of_each_mask_and_inactive_parameters():
+    model = tiny_hts(keep_ratio=[1.0, 0.7, 0.5], backbone="sureid").train()
+    out = model(torch.randn(2, 3, 64, 32))
+    assert out.keep_ratios == model.keep_ratios and len(out.keep_masks) == 3
+    # the ratio-1 stage is skipped: its decision module is named, the head too (num_classes=0:
+    # Identity, no parameters), active stages are not
+    names = model.inactive_parameters()
+    assert names and all(n.startswith("decision.0.") for n in names)
+    model.prune = False
+    out = model(torch.randn(2, 3, 64, 32))
+    assert out.keep_ratios == () and out.keep_masks == []
+    assert {n.split(".")[1] for n in model.inactive_parameters()} == {"0", "1", "2"}
