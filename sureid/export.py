@@ -9,8 +9,6 @@ batch dimension can stay dynamic.
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 import os
 import tempfile
 import warnings
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._checks import check_bool, check_int, check_real, check_size, is_int
 from ._optional import require
 from .models.hts_vit import HTSViT
 
@@ -31,19 +30,6 @@ _QUANTIZE = (None, "int8")
 # LayerNormalization is a single op from 17 on; scaled_dot_product_attention needs >= 14.
 # 20 is the newest opset the TorchScript exporter writes.
 SUPPORTED_OPSETS = tuple(range(14, 21))
-
-
-def _check_img_size(img_size: object) -> tuple[int, int]:
-    if (
-        not isinstance(img_size, Sequence)
-        or isinstance(img_size, str)
-        or len(img_size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in img_size)
-    ):
-        raise TypeError(f"img_size must be a pair of ints (H, W), got {img_size!r}")
-    if min(img_size) < 1:
-        raise ValueError(f"img_size must be positive, got {tuple(img_size)}")
-    return int(img_size[0]), int(img_size[1])
 
 
 def _check_model_img_size(model: HTSViT, img_size: tuple[int, int]) -> None:
@@ -73,20 +59,12 @@ def _check_batch_sizes(sizes: object) -> list[int]:
     if (
         isinstance(sizes, (str, bytes))
         or not isinstance(sizes, Sequence)
-        or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) for b in sizes)
+        or not all(is_int(b) for b in sizes)
     ):
         raise TypeError(f"verify_batch_sizes must be a sequence of ints, got {sizes!r}")
     if not sizes or min(sizes) < 1:
         raise ValueError(f"verify_batch_sizes must be positive ints, got {sizes!r}")
     return [int(b) for b in sizes]
-
-
-def _check_real(value: object, name: str, *, low: float, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    if not low < float(value) <= high:
-        raise ValueError(f"{name} must be in ({low:g}, {high:g}], got {value!r}")
-    return float(value)
 
 
 def _temp_beside(path: Path) -> Path:
@@ -176,8 +154,7 @@ def export_onnx(
             "model must be in eval mode (the training forward masks tokens instead of "
             "dropping them and samples Gumbel noise); call model.eval() before export_onnx"
         )
-    if isinstance(opset, bool) or not isinstance(opset, int):
-        raise TypeError(f"opset must be an int, got {type(opset).__name__} {opset!r}")
+    check_int("opset", opset)
     if opset not in SUPPORTED_OPSETS:
         raise ValueError(
             f"opset must be in {SUPPORTED_OPSETS[0]}..{SUPPORTED_OPSETS[-1]}, got {opset}"
@@ -185,13 +162,12 @@ def export_onnx(
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     for name, flag in (("dynamic_batch", dynamic_batch), ("verify", verify)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
-    atol = _check_real(atol, "atol", low=0.0)
+        check_bool(name, flag)
+    atol = check_real("atol", atol, low=0.0, low_open=True)
     sizes = _check_batch_sizes(verify_batch_sizes)
     if quantize not in _QUANTIZE:
         raise ValueError(f"quantize must be one of {_QUANTIZE}, got {quantize!r}")
-    img_size = _check_img_size(img_size)
+    img_size = check_size("img_size", img_size)
     _check_model_img_size(model, img_size)
     require("onnx", purpose="export_onnx")
     ort = require("onnxruntime", purpose="export_onnx(verify=True)") if verify else None
@@ -266,8 +242,8 @@ def _export(model, path: Path, img_size, dynamic_batch, opset, verify, sizes, at
 
 
 def _check_quant_args(min_cosine: object, min_token_overlap: object) -> None:
-    _check_real(min_cosine, "min_cosine", low=-1.0, high=1.0)
-    _check_real(min_token_overlap, "min_token_overlap", low=-math.inf, high=1.0)
+    check_real("min_cosine", min_cosine, low=-1.0, high=1.0, low_open=True)
+    check_real("min_token_overlap", min_token_overlap, high=1.0, low_open=True)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ The maths lives in plain functions (``label_smoothing_cross_entropy``, ``pairwis
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .._checks import check_finite
 
 __all__ = [
     "CrossEntropyLabelSmooth",
@@ -52,18 +53,7 @@ def _check_nonempty(name: str, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _check_finite_number(name: str, value: object, *, minimum: float | None = None) -> float:
-    """``value`` as a float; refuses (``ValueError``) bools, non-numbers, NaN, infinity and
-    values below ``minimum``."""
-    bound = "" if minimum is None else f" >= {minimum:g}"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or (minimum is not None and value < minimum)
-    ):
-        raise ValueError(f"{name} must be a finite float{bound}, got {value!r}")
-    return float(value)
+_check_finite_number = check_finite  # the old private name, imported by npkd.py
 
 
 def _check_labels(labels: object, batch: int) -> torch.Tensor:

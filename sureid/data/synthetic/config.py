@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
+from ..._checks import check_int, check_real, is_int
 
 __all__ = ["SYNTHETIC_PRESETS", "SyntheticConfig", "resolve_config"]
 
@@ -107,16 +107,11 @@ class SyntheticConfig:
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {rng}, got {value!r}")
-    return int(value)
+    return check_int(name, value, low=low, high=high)
 
 
 def _check_range(name: str, value: Any, low: int, high: int) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if is_int(value):
         value = (value, value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be an int or a (min, max) pair, got {value!r}")
@@ -128,11 +123,7 @@ def _check_range(name: str, value: Any, low: int, high: int) -> tuple[int, int]:
 
 
 def _check_float(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not (low <= float(value) <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
-    return float(value)
+    return check_real(name, value, low=low, high=high)
 
 
 def _check_frac_range(name: str, value: Any) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..._atomic import replace_dir, temp_sibling
+from ..._checks import check_bool
 from ...engine.progress import Progress
 from .config import SyntheticConfig, resolve_config
 from .identity import identity
@@ -116,8 +117,7 @@ def make_synthetic_reid(
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a str or path, got {type(root).__name__} {root!r}")
     for name, flag in (("overwrite", overwrite), ("progress", progress)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
+        check_bool(name, flag)
     cfg = resolve_config(preset, overrides)
     root = Path(root)
 

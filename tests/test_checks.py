@@ -1,0 +1,69 @@
+import math
+
+import numpy as np
+import pytest
+
+from sureid._checks import check_bool, check_finite, check_int, check_real, check_size, is_int
+
+
+def test_is_int_refuses_bool_and_accepts_numpy():
+    assert is_int(3) and is_int(np.int64(3))
+    assert not is_int(True) and not is_int(3.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, value, err, match",
+    [
+        ({}, True, TypeError, "n must be an int, got bool True"),
+        ({}, 2.0, TypeError, "n must be an int, got float 2.0"),
+        ({"low": 1}, 0, ValueError, "n must be >= 1, got 0"),
+        ({"high": 3}, 4, ValueError, "n must be <= 3, got 4"),
+        ({"low": 1, "high": 3}, 4, ValueError, r"n must be in \[1, 3\], got 4"),
+    ],
+)
+def test_check_int(kwargs, value, err, match):
+    with pytest.raises(err, match=match):
+        check_int("n", value, **kwargs)
+
+
+def test_check_int_returns_plain_int():
+    out = check_int("n", np.int32(5), low=0)
+    assert out == 5 and type(out) is int
+
+
+@pytest.mark.parametrize(
+    "kwargs, value, err, match",
+    [
+        ({}, "1", TypeError, "x must be a real number, got str '1'"),
+        ({}, False, TypeError, "x must be a real number"),
+        ({"low": 0.0, "low_open": True}, math.nan, ValueError, r"x must be in \(0, inf\], got nan"),
+        ({"low": 0.0, "high": 1.0, "high_open": True}, 1.0, ValueError, r"in \[0, 1\), got 1.0"),
+    ],
+)
+def test_check_real(kwargs, value, err, match):
+    with pytest.raises(err, match=match):
+        check_real("x", value, **kwargs)
+
+
+def test_check_real_bounds_are_inclusive_unless_open():
+    assert check_real("x", 0, low=0.0, high=1.0) == 0.0
+    assert check_real("x", np.float32(1.0), low=0.0, high=1.0) == 1.0
+
+
+def test_check_finite_is_one_error_type():
+    for bad in (math.inf, math.nan, "1", True, -1.0):
+        with pytest.raises(ValueError, match="w must be a finite float >= 0"):
+            check_finite("w", bad, minimum=0.0)
+    assert check_finite("w", 2) == 2.0
+
+
+def test_check_bool_and_size():
+    assert check_bool("flag", False) is False
+    with pytest.raises(TypeError, match="flag must be a bool, got 1"):
+        check_bool("flag", 1)
+    assert check_size("s", 4, square=True) == (4, 4)
+    assert check_size("s", [8, 4]) == (8, 4)
+    with pytest.raises(TypeError, match=r"s must be a pair of ints \(H, W\)"):
+        check_size("s", 4)
+    with pytest.raises(ValueError, match="s must be positive"):
+        check_size("s", (0, 4))
