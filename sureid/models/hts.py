@@ -10,6 +10,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from .._amp import autocast_enabled, fp32, no_autocast
 
@@ -127,7 +128,7 @@ def _masked_attention(q, k, v, keep, *, scale: float, dropout_p: float):
     t = q.shape[-2]
     logits = (q * scale) @ k.transpose(-2, -1)
     eye = torch.eye(t, dtype=logits.dtype, device=logits.device)
-    gate = keep.to(logits.dtype)[:, None, None, :] * (1.0 - eye) + eye  # Eq. 5
+    gate = rearrange(keep.to(logits.dtype), "b t -> b 1 1 t") * (1.0 - eye) + eye  # Eq. 5
     row_max = torch.where(gate > 0, logits, float("-inf")).amax(-1, keepdim=True).detach()
     # Entries with G > 0 are <= row_max, so the clamp only touches masked-out entries
     # (weight 0 in the forward): it keeps exp() finite there (inf * 0 would be NaN) and caps
@@ -178,7 +179,8 @@ def select_topk_tokens(
             raise ValueError(f"k must be in [1, {n}], got {k}")
     idx = keep_score.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
     # One row gather over prefix + kept patches on the flattened batch: index_select copies
-    # whole C-rows and is >10x faster on CPU than torch.gather with an expanded index.
+    # whole C-rows, where torch.gather with an expanded index reads one element at a time
+    # (much slower on CPU; docs/hts.md, "Measurements behind the docstrings").
     b, t, c = x.shape
     prefix = torch.arange(num_prefix_tokens, device=idx.device).expand(b, -1)
     rows = torch.cat([prefix, idx + num_prefix_tokens], dim=1)

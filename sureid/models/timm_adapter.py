@@ -9,6 +9,7 @@ optional parts with ``getattr``, and keeps no state. timm itself is never import
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from .hts import masked_attention
@@ -144,12 +145,10 @@ def block_forward_masked(
     """
     attn = blk.attn
     h = blk.norm1(x)
-    b, t, _ = h.shape
     num_heads = attn.num_heads
-    head_dim = getattr(attn, "head_dim", attn.qkv.out_features // (3 * num_heads))
     gate_layer = getattr(attn, "gate", None)
     gate = gate_layer(h).sigmoid() if gate_layer is not None else None
-    q, k, v = attn.qkv(h).reshape(b, t, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = rearrange(attn.qkv(h), "b t (qkv h d) -> qkv b h t d", qkv=3, h=num_heads).unbind(0)
     q_norm, k_norm = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
     if q_norm is not None:
         q = q_norm(q)
@@ -160,7 +159,7 @@ def block_forward_masked(
     out, weights = masked_attention(
         q, k, v, keep, scale=getattr(attn, "scale", None), dropout_p=dropout_p
     )
-    out = out.transpose(1, 2).reshape(b, t, num_heads * head_dim)
+    out = rearrange(out, "b h t d -> b t (h d)")
     out_norm = getattr(attn, "norm", None)
     if out_norm is not None:
         out = out_norm(out)

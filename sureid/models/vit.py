@@ -10,45 +10,19 @@ timm needed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
+
+from .._checks import check_bool, check_int, check_real, check_size
 
 __all__ = ["ConvStem", "PatchEmbed", "VisionTransformer", "deit_small", "deit_tiny", "vit_base"]
 
 
-def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or (H, W), got {value!r}")
-    if isinstance(value, int):
-        value = (value, value)
-    if (
-        not isinstance(value, Sequence)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        raise TypeError(f"{name} must be an int or a pair of ints (H, W), got {value!r}")
-    if min(value) < 1:
-        raise ValueError(f"{name} must be positive, got {tuple(value)}")
-    return int(value[0]), int(value[1])
-
-
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_rate(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
+def _check_rate(name: str, value: object) -> float:
+    return check_real(name, value, low=0.0, high=1.0, high_open=True)
 
 
 class _GridEmbed(nn.Module):
@@ -85,7 +59,7 @@ class _GridEmbed(nn.Module):
                 f"expected images of shape (B, {self.in_chans}, {self.img_size[0]}, "
                 f"{self.img_size[1]}), got {tuple(x.shape)}"
             )
-        return self._embed(x).flatten(2).transpose(1, 2)
+        return rearrange(self._embed(x), "b c h w -> b (h w) c")
 
 
 class PatchEmbed(_GridEmbed):
@@ -107,10 +81,10 @@ class ConvStem(_GridEmbed):
     better"): ``log2(p)`` stride-2 3×3 conv-BN-ReLU layers, then a 1×1 conv to ``embed_dim``.
 
     A drop-in for :class:`PatchEmbed` (same attributes: ``img_size``, ``patch_size``,
-    ``grid_size``, ``num_patches``, ``proj``), giving the same ``N`` tokens. On the synthetic
-    quick preset it raised a from-scratch 64-d ViT from 7.5 to 12.5 Rank-1 in 10 epochs
-    (``docs/reproduce.md``); with the position embedding it costs about 2.5 ms of a 40 ms
-    batch-32 forward there (``benchmarks/quick_student.py``).
+    ``grid_size``, ``num_patches``, ``proj``), giving the same ``N`` tokens. Early
+    convolutions give a small ViT trained from scratch the locality prior it lacks, for a
+    small share of the forward; what it gains and costs on the synthetic quick preset is
+    measured in ``docs/hts.md`` ("Measurements behind the docstrings").
 
     Args:
         img_size, in_chans, embed_dim: as :class:`PatchEmbed`.
@@ -167,13 +141,12 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
-        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = rearrange(self.qkv(x), "b t (qkv h d) -> qkv b h t d", qkv=3, h=self.num_heads)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
         p = self.attn_drop.p if self.training else 0.0
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        x = self.norm(x.transpose(1, 2).reshape(b, t, c))
+        x = self.norm(rearrange(x, "b h t d -> b t (h d)"))
         return self.proj_drop(self.proj(x))
 
 
@@ -299,14 +272,14 @@ class VisionTransformer(nn.Module):
         stem: str = "patch",
     ) -> None:
         super().__init__()
-        img_size = _pair(img_size, "img_size")
-        patch_size = _pair(patch_size, "patch_size")
-        in_chans = _check_int(in_chans, "in_chans", 1)
-        embed_dim = _check_int(embed_dim, "embed_dim", 1)
-        depth = _check_int(depth, "depth", 1)
-        num_heads = _check_int(num_heads, "num_heads", 1)
-        reg_tokens = _check_int(reg_tokens, "reg_tokens", 0)
-        num_classes = _check_int(num_classes, "num_classes", 0)
+        img_size = check_size("img_size", img_size, square=True)
+        patch_size = check_size("patch_size", patch_size, square=True)
+        in_chans = check_int("in_chans", in_chans, low=1)
+        embed_dim = check_int("embed_dim", embed_dim, low=1)
+        depth = check_int("depth", depth, low=1)
+        num_heads = check_int("num_heads", num_heads, low=1)
+        reg_tokens = check_int("reg_tokens", reg_tokens, low=0)
+        num_classes = check_int("num_classes", num_classes, low=0)
         if embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
@@ -323,9 +296,9 @@ class VisionTransformer(nn.Module):
             raise TypeError(f"init_values must be a float or None, got {init_values!r}")
         if init_values is not None and not math.isfinite(init_values):
             raise ValueError(f"init_values must be a finite float or None, got {init_values!r}")
-        drop_path_rate = _check_rate(drop_path_rate, "drop_path_rate")
+        drop_path_rate = _check_rate("drop_path_rate", drop_path_rate)
         rates = {
-            name: _check_rate(value, name)
+            name: _check_rate(name, value)
             for name, value in (
                 ("pos_drop_rate", pos_drop_rate),
                 ("attn_drop_rate", attn_drop_rate),
@@ -335,8 +308,7 @@ class VisionTransformer(nn.Module):
         for name, flag in (("qkv_bias", qkv_bias), ("qk_norm", qk_norm),
                            ("class_token", class_token), ("no_embed_class", no_embed_class),
                            ("pre_norm", pre_norm)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
+            check_bool(name, flag)
 
         self.num_classes = num_classes
         self.embed_dim = self.num_features = embed_dim
