@@ -29,10 +29,8 @@ def measure_throughput(
     ``batch_size`` over its median forward time. On a shared machine the background load
     comes and goes in bursts that last many forwards; taking turns this finely makes every
     model sample the same bursts, so the *ratios* between models are stable even when the
-    absolute numbers are not (``benchmarks/quick_student.py`` on a noisy 2-core VM, four
-    repeats in one process: the median ratio of two models spread over 0.01-0.04 where
-    "fastest forward of 10 in a row" spread over 0.05-0.15; across processes with different
-    load both move more).
+    absolute numbers are not (how stable: ``docs/hts.md``, "Measurements behind the
+    docstrings"; across processes with different load both move more).
     Report ratios between models of one call rather than absolute numbers across calls.
 
     Args:
@@ -44,8 +42,7 @@ def measure_throughput(
         num_threads: CPU intra-op threads during the measurement (restored afterwards);
             ``None`` keeps ``torch.get_num_threads()``. ``1`` measures throughput per core, the
             figure that matters when a CPU server runs one single-threaded worker per core
-            (on the 2-core development VM a 2-thread forward of the quick-preset student ran
-            only about 1.6x as fast as a 1-thread one, ``benchmarks/quick_student.py``).
+            (small models scale poorly with threads; see ``docs/hts.md``).
 
     Returns:
         name -> images per second.

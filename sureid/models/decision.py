@@ -21,8 +21,9 @@ class DecisionModule(nn.Module):
     Args:
         embed_dim: token width ``C``.
         hidden_dim: width after the first linear layer; even and >= 4. Default
-            ``embed_dim // 2``, which keeps the module under ~2% of a DeiT-S forward
-            (``embed_dim`` as in DynamicViT costs about twice that).
+            ``embed_dim // 2``, half of DynamicViT's ``embed_dim``: the module runs on every
+            patch token at every stage, so its width sets its share of the forward (measured
+            in ``docs/hts.md``, "Throughput").
 
     Shapes:
         ``forward(x (B, N, C), mask (B, N) or None) -> (B, N, 2)``; ``mask=None`` means all
