@@ -140,8 +140,15 @@ class NODA:
         self.hflip = float(hflip)
 
     # -- randomness ------------------------------------------------------------------
-    def make_params(self) -> NODAParams | None:
-        """Draw one call's randomness from torch's RNG; ``None`` means "leave the image"."""
+    def make_params(
+        self, height: int | None = None, width: int | None = None
+    ) -> NODAParams | None:
+        """Draw one call's randomness from torch's RNG; ``None`` means "leave the image".
+
+        The draw does not depend on the image size (:meth:`layout` places it later);
+        ``height``/``width`` are accepted so NODA and :class:`~sureid.RandomPatch` share one
+        protocol, ``apply(image, make_params(H, W))``.
+        """
         if self.p < 1.0 and not float(torch.rand(())) < self.p:
             return None
         index = int(torch.randint(len(self.bank), ()))
