@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -52,17 +51,23 @@ from sureid.ablation import (
     PRESETS,
     Arch,
     Preset,
-    build_backbone,
-    load_backbone_weights,
     table_rows,
 )
+from sureid.ablation.recipe import (
+    MEAN,
+    STD,
+    Weights,
+    WeightsUnavailable,
+    make_optimizer,
+    train_loader,
+    view_transforms,
+)
 from sureid.ablation.stats import judge, per_query, seed_summary
-from sureid.data import ImageDataset, RandomIdentitySampler, read_occluded_duke
+from sureid.data import ImageDataset, read_occluded_duke
 from sureid.engine import (
     ReIDModel,
     Trainer,
     check_settings,
-    cosine_with_warmup,
     evaluate_model,
     load_checkpoint,
     measure_throughput,
@@ -72,86 +77,8 @@ from sureid.engine import (
 from sureid.hub import DataConfig
 from sureid.viz import render_kept_tokens
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 DATA_SEED = 0  # the benchmark and the occluders do not change with the training seeds
-
-
-# ----------------------------------------------------------------------------- building blocks
-
-
-def transforms(preset: Preset, occluders):
-    """(view 1, view 2 with NODA, view 2 without occluders (the control), test)."""
-    from torchvision.transforms import v2  # pip install 'sureid[vision]'
-
-    views = {}
-    for name, noda in (("noda", sureid.NODA(occluders, p=preset.noda_p)), ("plain", v2.Identity())):
-        views[name] = sureid.paper_dual_views(
-            noda, size=preset.img_size, padding=preset.padding, mean=MEAN, std=STD,
-            random_patch=sureid.RandomPatch(p=preset.patch_p), erasing_p=preset.erasing_p,
-        )
-    test = v2.Compose([
-        v2.ToImage(), v2.Resize(list(preset.img_size), antialias=True),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(MEAN), list(STD)),
-    ])
-    return views["noda"][0], views["noda"][1], views["plain"][1], test
-
-
-class Limit:
-    """At most ``n`` batches of ``loader`` per epoch (smoke runs); keeps ``sampler``."""
-
-    def __init__(self, loader, n):
-        self.loader, self.n, self.sampler = loader, n, loader.sampler
-
-    def __len__(self):
-        return min(len(self.loader), self.n)
-
-    def __iter__(self):
-        for i, batch in enumerate(self.loader):
-            if i >= self.n:
-                break
-            yield batch
-
-
-def train_loader(records, preset: Preset, *, first, second, workers: int, seed: int):
-    """P x K batches of ``records`` through ``first``; with a view-2 ``second``, the dual batch."""
-    from sureid.transforms import DualViewDataset, dual_collate
-
-    dual = second is not None
-    base = ImageDataset(records, transform=None if dual else first)
-    sampler = RandomIdentitySampler(
-        base.pids, batch_size=preset.ids_per_batch * preset.instances,
-        num_instances=preset.instances, seed=seed,
-    )
-    loader = DataLoader(
-        DualViewDataset(base, first, second) if dual else base, batch_size=sampler.batch_size,
-        sampler=sampler, num_workers=workers, collate_fn=dual_collate if dual else None,
-        drop_last=True, persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    return Limit(loader, preset.max_steps_per_epoch) if preset.max_steps_per_epoch else loader
-
-
-def make_optimizer(preset: Preset, model, objective, steps_per_epoch: int, epochs: int):
-    """SGD or AdamW over the model and the objective; the (pretrained) ViT's own weights get
-    ``lr * backbone_lr_mult``, the new layers (BNNeck, decision MLPs, reweight head) ``lr``."""
-    vit = {id(p) for p in model.backbone.backbone.parameters()}
-    params = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
-    groups = [{"params": [p for p in params if id(p) in vit],
-               "lr": preset.lr * preset.backbone_lr_mult},
-              {"params": [p for p in params if id(p) not in vit], "lr": preset.lr}]
-    groups = [g for g in groups if g["params"]]
-    if preset.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=preset.lr, momentum=0.9, weight_decay=preset.weight_decay)
-    else:
-        opt = torch.optim.AdamW(groups, lr=preset.lr, weight_decay=preset.weight_decay)
-    total = max(1, steps_per_epoch * epochs)
-    warmup = min(total - 1, steps_per_epoch * preset.warmup_epochs)
-    return opt, cosine_with_warmup(opt, total_steps=total, warmup_steps=warmup)
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 class UsageError(Exception):
@@ -234,60 +161,6 @@ def check_args(args, preset: Preset) -> None:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
 
 
-class Weights:
-    """Where ``role``'s backbone starts from: a local file, timm's weights, the shipped ones, or
-    random. Checked before any data is generated: a requested pretrained start that cannot be
-    had is an error naming how to supply it, never a silent random initialisation."""
-
-    def __init__(self, role: str, arch: Arch, preset: Preset, args):
-        self.role, self.arch = role, arch
-        self.local: Path | None = getattr(args, f"{role}_weights")
-        self.shipped: Path | None = None
-        self.timm = False
-        flag = f"--{role}-weights"
-        if role == "teacher" and args.teacher_checkpoint is not None:
-            return  # a trained teacher is loaded over whatever the backbone starts from
-        if self.local is not None:
-            if not self.local.is_file():
-                raise UsageError(f"{flag} {str(self.local)!r} does not exist")
-        elif arch.timm_name is not None:
-            self.timm = preset.timm_pretrained or args.pretrained
-            if self.timm:
-                try:  # fetches and caches the weights, or fails here rather than after training
-                    build_backbone(arch, preset.img_size, pretrained=True)
-                except Exception as err:  # timm raises hub/HTTP/OS errors of many kinds
-                    raise UsageError(
-                        f"could not get timm's pretrained weights for {arch.timm_name!r} "
-                        f"({type(err).__name__}: {err}); download them where a hub is reachable "
-                        f"and pass {flag} PATH") from None
-        elif args.pretrained:
-            raise UsageError(f"--pretrained loads timm weights, but the {role} is a sureid "
-                             f"ViT shape; name a timm model with --{role} or pass {flag} PATH")
-        elif preset.pretrained is not None:
-            self.shipped = PRETRAINED_DIR / f"{preset.pretrained}_{role}.pt"
-            if not self.shipped.is_file():
-                raise UsageError(f"the preset starts from {str(self.shipped)!r}; make it "
-                                 f"with python examples/pretrain_backbones.py --model {role}")
-
-    def build(self, img_size, *, keep_ratio: float = 1.0, prune: bool = False):
-        backbone = build_backbone(self.arch, img_size, pretrained=self.timm,
-                                  keep_ratio=keep_ratio, prune=prune)
-        if self.local is not None:
-            report = sureid.load_pretrained(backbone, self.local)
-            log(f"{self.role} weights from {self.local}: {report}")
-        elif self.shipped is not None:
-            load_backbone_weights(backbone.backbone, self.shipped,
-                                  arch=dataclasses.asdict(self.arch))
-        return backbone
-
-    def describe(self) -> str | None:
-        """What the settings record: the file's digest, timm's weights, or None (random)."""
-        if self.local is not None or self.shipped is not None:
-            path = self.local or self.shipped
-            return f"{path.name}:{file_digest(path)}"
-        return f"timm:{self.arch.timm_name}" if self.timm else None
-
-
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
@@ -300,8 +173,12 @@ def main(argv=None) -> list[dict]:
     if args.teacher:
         overrides["teacher"] = Arch(timm_name=args.teacher)
     preset = replace(preset, **overrides)
-    student_weights = Weights("student", preset.student, preset, args)
-    teacher_weights = Weights("teacher", preset.teacher, preset, args)
+    try:
+        student_weights, teacher_weights = (
+            Weights.from_args(role, arch, preset, args, shipped_dir=PRETRAINED_DIR, log=log)
+            for role, arch in (("student", preset.student), ("teacher", preset.teacher)))
+    except WeightsUnavailable as err:
+        raise UsageError(str(err)) from None
     stem = f"table{args.table}"
     out = args.output_dir or Path("runs") / f"{stem}-{args.preset}"
     out.mkdir(parents=True, exist_ok=True)
@@ -330,7 +207,7 @@ def main(argv=None) -> list[dict]:
         except (FileNotFoundError, ValueError):  # absent, or left incomplete: (re)write it
             sureid.save_occluders(sureid.make_procedural_occluders(200, seed=DATA_SEED), occ_dir)
             occluders = sureid.OccluderBank(occ_dir)
-    first, second_noda, second_plain, test_tf = transforms(preset, occluders)
+    first, second_noda, second_plain, test_tf = view_transforms(preset, occluders)
     query_loader = decoded(data.query, test_tf, args.workers)
     gallery_loader = decoded(data.gallery, test_tf, args.workers)
     num_classes = data.num_train_pids
@@ -472,10 +349,11 @@ def main(argv=None) -> list[dict]:
     claims = judge(CLAIMS.get(args.table, ()), values, n_resamples=preset.bootstrap_resamples)
     verdicts = [{"claim": c.claim.text, "metric": c.metric, "estimate": round(c.estimate, 2),
                  "ci95": [round(c.low, 2), round(c.high, 2)], "verdict": c.verdict,
+                 "per_seed": [round(v, 2) for v in c.per_seed], "seeds_agree": c.seeds_agree,
                  "threshold": c.claim.threshold, "direction": c.claim.direction}
                 for c in claims]
-    if args.table in (4, 5) and len(rows) > 1:
-        verdicts.insert(0, speed_verdict(table, args.table))
+    if args.table == 4 and len(rows) > 1:  # against the dense row (Table V has none)
+        verdicts.insert(0, speed_verdict(table))
 
     # outputs -------------------------------------------------------------------------------
     meta = {"preset": args.preset, "table": args.table,
@@ -503,15 +381,14 @@ def main(argv=None) -> list[dict]:
 SPEED_TARGET = 1.4  # the paper's Table IV: 1585 / 1074 = 1.48x at p = 0.7
 
 
-def speed_verdict(table: list[dict], number: int) -> dict:
+def speed_verdict(table: list[dict]) -> dict:
     """HTS keeps >= 1.4x: read from the spread of the per-seed measurements, not one figure."""
     hts = [r for r in table[1:] if r["hts"]]
     lo = min(r["speedup_range"][0] for r in hts)
     hi = max(r["speedup_range"][1] for r in hts)
     v = ("reproduced" if lo >= SPEED_TARGET else "contradicted" if hi < SPEED_TARGET
          else "inconclusive")
-    return {"claim": f"HTS rows keep >= {SPEED_TARGET}x the throughput of {table[0]['name']}"
-            + ("" if number == 4 else " (p = 0.7)"),
+    return {"claim": f"HTS rows keep >= {SPEED_TARGET}x the throughput of {table[0]['name']}",
             "metric": "throughput",
             "estimate": round(float(np.mean([r["speedup"] for r in hts])), 2),
             "ci95": [lo, hi], "verdict": v, "threshold": SPEED_TARGET, "direction": ">",
@@ -557,15 +434,23 @@ def markdown_table(number: int | str, rows: list[dict], verdicts: list[dict], me
         lines += [("Diagnostic contrasts" if number == "npkd" else "Claims of the paper")
                   + ", each as a paired difference over the same queries and "
                   "seeds (95 % bootstrap interval over queries); the verdict is read from the "
-                  "interval:", "",
-                  "| claim | metric | difference | 95 % CI | verdict |", "|---|---|---:|---:|---|"]
+                  "interval. The interval holds the seeds fixed; the per-seed differences show "
+                  "how far a contrast moves between training seeds, and a verdict that not "
+                  "every seed shares is marked (seeds disagree):", "",
+                  "| claim | metric | difference | 95 % CI | per seed | verdict |",
+                  "|---|---|---:|---:|---:|---|"]
         for v in verdicts:
             lo, hi = v["ci95"]
             if v["metric"] == "throughput":
                 diff, ci = f"{v['estimate']:.2f}x", f"{lo:.2f}x-{hi:.2f}x (per-seed range)"
+                seeds, mark = "", ""
             else:
                 diff, ci = f"{v['estimate']:+.2f}", f"[{lo:+.2f}, {hi:+.2f}]"
-            lines.append(f"| {v['claim']} | {v['metric']} | {diff} | {ci} | **{v['verdict']}** |")
+                seeds = " / ".join(f"{x:+.1f}" for x in v["per_seed"])
+                disagree = v["verdict"] != "inconclusive" and not v["seeds_agree"]
+                mark = " (seeds disagree)" if disagree else ""
+            lines.append(f"| {v['claim']} | {v['metric']} | {diff} | {ci} | {seeds} | "
+                         f"**{v['verdict']}**{mark} |")
         lines.append("")
     return "\n".join(lines)
 

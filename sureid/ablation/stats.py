@@ -22,6 +22,7 @@ __all__ = [
     "contrast_interval",
     "judge",
     "per_query",
+    "per_seed_contrast",
     "seed_summary",
     "verdict",
 ]
@@ -83,6 +84,18 @@ def contrast_interval(
     return estimate, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def per_seed_contrast(rows: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """``(S,)``: the contrast ``mean_q sum_i w_i x_i[s, q]`` of each seed on its own.
+
+    The bootstrap interval resamples queries with the seeds fixed; these per-seed values show
+    the part it does not: how much the contrast moves from one training seed to the next.
+    """
+    arrs = [np.atleast_2d(np.asarray(r, dtype=np.float64)) for r in rows]
+    if len(arrs) != len(weights) or not arrs or len({a.shape for a in arrs}) != 1:
+        raise ValueError("rows must be equal-shape (seeds, queries) arrays, one per weight")
+    return sum(w * a for w, a in zip(weights, arrs, strict=True)).mean(axis=1)
+
+
 def verdict(low: float, high: float, *, direction: str, threshold: float = 0.0) -> str:
     """``"reproduced"``, ``"contradicted"`` or ``"inconclusive"`` from an interval.
 
@@ -114,6 +127,20 @@ class ClaimResult:
     low: float
     high: float
     verdict: str
+    per_seed: tuple[float, ...] = ()
+
+    @property
+    def seeds_agree(self) -> bool:
+        """Every seed's own contrast is on the verdict's side of the threshold (always False
+        for an inconclusive verdict): a decided verdict that the seeds do not all share rests
+        on the queries of a few lucky seeds and deserves more seeds."""
+        if self.verdict == "inconclusive" or not self.per_seed:
+            return False
+        c = self.claim
+        above = [v > c.threshold for v in self.per_seed]
+        claimed = all(above) if c.direction == ">" else not any(above)
+        other = not any(above) if c.direction == ">" else all(above)
+        return claimed if self.verdict == "reproduced" else other
 
 
 def judge(
@@ -126,10 +153,10 @@ def judge(
         if not all(name in values for name, _ in claim.terms):
             continue
         for m in metrics:
-            est, lo, hi = contrast_interval([values[n][m] for n, _ in claim.terms],
-                                            [w for _, w in claim.terms],
-                                            n_resamples=n_resamples, seed=seed)
+            rows, weights = [values[n][m] for n, _ in claim.terms], [w for _, w in claim.terms]
+            est, lo, hi = contrast_interval(rows, weights, n_resamples=n_resamples, seed=seed)
             out.append(ClaimResult(claim, m, est, lo, hi,
                                    verdict(lo, hi, direction=claim.direction,
-                                           threshold=claim.threshold)))
+                                           threshold=claim.threshold),
+                                   tuple(float(v) for v in per_seed_contrast(rows, weights))))
     return out

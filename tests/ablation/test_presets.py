@@ -41,6 +41,10 @@ def test_every_addition_is_listed_with_why():
     for key in ADDITIONS:
         assert f"{key}=" in listed, key
     assert all(":" in line for line in p.not_in_paper)  # each says why
+    # the NPKD choices every row inherits (measured, not the paper's) are listed too
+    row = Row("x", hts=True, npkd=True, noda=False)
+    assert row.feature_reduction == "mean" and "averaged over channels" in listed
+    assert row.align_corners is False and "align_corners=False" in listed
     # nothing else differs from the dataclass defaults unnoticed
     defaults = {f.name: f.default for f in dataclasses.fields(p)
                 if f.default is not dataclasses.MISSING}
@@ -76,8 +80,12 @@ def test_rows_the_tables_share_have_one_key():
     assert key(4, "+HTS+NPKD") == key(7, "SUViT w/o NODA") == key("npkd", "+HTS+NPKD")
     assert key(4, "+HTS") == key("npkd", "+HTS")
     assert key(5, "p=0.5") != full and key(6, "S-T (Interpolation)") != full
-    assert key(6, "T-S (Interpolation, align_corners=False)") == (
-        "hts-p0.7_npkd-t2s-interpolate-ac0_noda")
+    assert full == "hts-p0.7_npkd-t2s-interpolate-ac0-mean_noda"  # defaults spelled out
+    assert key(6, "T-S (Interpolation, align_corners=True)") == (
+        "hts-p0.7_npkd-t2s-interpolate-ac1-mean_noda")
+    assert key("npkd", "+HTS+NPKD, feature sum").endswith("-sum")
+    assert key("npkd", "+HTS+NPKD, KL only").endswith("-klonly")  # no feature term to reduce
+    assert key(6, "T-S (Linear)") == "hts-p0.7_npkd-t2s-linear-mean_noda"
     assert key(7, "SUViT + dual batch") != key(7, "SUViT w/o NODA")
 
 

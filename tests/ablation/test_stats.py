@@ -5,9 +5,11 @@ import pytest
 
 from sureid.ablation.stats import (
     Claim,
+    ClaimResult,
     contrast_interval,
     judge,
     per_query,
+    per_seed_contrast,
     seed_summary,
     verdict,
 )
@@ -123,3 +125,34 @@ def test_seed_summary_and_bad_input():
         contrast_interval([np.full((1, 3), np.nan), np.zeros((1, 3))], [1, -1])
     with pytest.raises(ValueError, match="same non-zero length"):
         contrast_interval([np.zeros((1, 3))], [1, -1])
+
+
+def test_per_seed_contrast_against_a_loop():
+    rng = np.random.default_rng(3)
+    rows, weights = [rng.random((3, 40)) for _ in range(3)], (1.0, -1.0, 0.5)
+    got = per_seed_contrast(rows, weights)
+    for s in range(3):
+        ref = sum(sum(w * r[s, q] for w, r in zip(weights, rows, strict=True))
+                  for q in range(40)) / 40
+        assert got[s] == pytest.approx(ref)
+    with pytest.raises(ValueError, match="equal-shape"):
+        per_seed_contrast([rows[0], rows[1][:, :5]], (1.0, -1.0))
+
+
+def test_judge_reports_per_seed_values_and_whether_the_seeds_agree():
+    # seed 0: A far above B; seed 1: A slightly below B. Pooled over queries A wins clearly,
+    # but the seeds do not agree, and the result says so.
+    a = np.array([[100.0] * 200, [40.0] * 200])
+    b = np.array([[0.0] * 200, [50.0] * 200])
+    noise = np.random.default_rng(0).normal(0, 5, (2, 200))
+    vals = {"A": {"rank1": a + noise}, "B": {"rank1": b}}
+    (r,) = judge([Claim("A beats B", (("A", 1.0), ("B", -1.0)))], vals, metrics=("rank1",),
+                 n_resamples=300)
+    assert r.verdict == "reproduced" and len(r.per_seed) == 2
+    assert r.per_seed[0] > 90 and r.per_seed[1] < 0
+    assert not r.seeds_agree
+    claim = Claim("x", (("A", 1.0),), "<", 1.0)
+    assert ClaimResult(claim, "rank1", 0, -1, 0.5, "reproduced", (0.2, -0.5)).seeds_agree
+    assert not ClaimResult(claim, "rank1", 0, -1, 0.5, "reproduced", (0.2, 1.5)).seeds_agree
+    assert ClaimResult(claim, "rank1", 2, 1.5, 3, "contradicted", (2.0, 3.0)).seeds_agree
+    assert not ClaimResult(claim, "rank1", 0, -1, 2, "inconclusive", (0.0, 0.0)).seeds_agree

@@ -27,7 +27,7 @@ def _softmax(x, t):
 def test_interpolating_a_linear_ramp_gives_a_linear_ramp(c_in, c_out):
     a, b = 0.7, -2.0
     x = torch.stack([a * torch.arange(c_in, dtype=torch.float64) + b, torch.zeros(c_in).double()])
-    y = interpolate_features(x, c_out)
+    y = interpolate_features(x, c_out, align_corners=True)
     assert y.shape == (2, c_out)
     # align_corners=True: endpoints are kept and the ramp is resampled evenly
     expected = b + a * torch.linspace(0, c_in - 1, c_out, dtype=torch.float64)
@@ -97,8 +97,10 @@ def test_npkd_equals_explicit_formula(direction, cs, ct):
     b, k, lam, t = 4, 5, 0.1, 1.0
     fs, ft = torch.randn(b, cs).double(), torch.randn(b, ct).double()
     gs, gt = torch.randn(b, k).double(), torch.randn(b, k).double()
-    loss = NPKDLoss(kl_weight=lam, temperature=t, direction=direction)(fs, gs, ft, gt)
-    # explicit: linear interpolation by hand, then the squared L2 norm per sample
+    loss = NPKDLoss(kl_weight=lam, temperature=t, direction=direction, align_corners=True,
+                    feature_reduction="sum")(fs, gs, ft, gt)
+    # explicit: linear interpolation by hand (align_corners=True), then the squared L2 norm
+    # per sample (Eq. 13 literally)
     src, dst = (ft, fs) if direction == "t2s" else (fs, ft)
     c_in, c_out = src.shape[1], dst.shape[1]
     aligned = torch.empty(b, c_out, dtype=torch.float64)
@@ -241,19 +243,37 @@ def test_align_corners_false_exact_2x_shrink_averages_channel_pairs():
     x = torch.randn(3, 768)
     y = interpolate_features(x, 384, align_corners=False)
     torch.testing.assert_close(y, (x[:, 0::2] + x[:, 1::2]) / 2)
+    assert torch.equal(interpolate_features(x, 384), y)  # the default
     # align_corners=True samples instead: some channels get little weight, no pair average
-    assert not torch.allclose(interpolate_features(x, 384), y)
+    assert not torch.allclose(interpolate_features(x, 384, align_corners=True), y)
 
 
 def test_npkd_align_corners_is_used_by_the_feature_term():
     fs, gs, gt = torch.randn(4, 8), torch.randn(4, 5), torch.randn(4, 5)
     ft = torch.randn(4, 16)
-    loss = NPKDLoss(align_corners=False)
+    loss = NPKDLoss(align_corners=False, feature_reduction="sum")
     assert loss.align_corners is False and "align_corners=False" in repr(loss)
     _, feat = loss.terms(fs, gs, ft, gt)
     expected = (fs - (ft[:, 0::2] + ft[:, 1::2]) / 2).pow(2).sum(1).mean()
     torch.testing.assert_close(feat, expected)
-    assert NPKDLoss().align_corners is True  # the default, until Table VI is measured
+    _, feat_true = NPKDLoss(align_corners=True, feature_reduction="sum").terms(fs, gs, ft, gt)
+    assert not torch.allclose(feat_true, expected)
+
+
+def test_npkd_defaults_are_the_measured_choices():
+    # chosen by measuring both on the quick preset (docs/objectives.md): pair averages and the
+    # squared difference averaged over channels
+    loss = NPKDLoss()
+    assert loss.align_corners is False and loss.feature_reduction == "mean"
+    b, cs = 5, 6
+    fs, ft = torch.randn(b, cs).double(), torch.randn(b, 2 * cs).double()
+    gs, gt = torch.randn(b, 4).double(), torch.randn(b, 4).double()
+    _, feat = loss.terms(fs, gs, ft, gt)
+    expected = sum(
+        sum((fs[i, j] - (ft[i, 2 * j] + ft[i, 2 * j + 1]) / 2).item() ** 2 for j in range(cs)) / cs
+        for i in range(b)
+    ) / b
+    assert feat.item() == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize("bad", [0, 1, "no", None])
@@ -268,8 +288,8 @@ def test_npkd_half_inputs_give_float32_finite_terms():
     fs, gs = (200 * torch.randn(4, 384)).half(), (30 * torch.randn(4, 10)).half()
     ft, gt = (200 * torch.randn(4, 768)).half(), (30 * torch.randn(4, 10)).half()
     with torch.autocast("cpu", dtype=torch.float16):
-        kl, feat = NPKDLoss().terms(fs, gs, ft, gt)
+        kl, feat = NPKDLoss(feature_reduction="sum").terms(fs, gs, ft, gt)
     assert kl.dtype == feat.dtype == torch.float32
     assert torch.isfinite(kl) and torch.isfinite(feat) and feat > 65504  # beyond float16
-    ref = NPKDLoss().terms(fs.float(), gs.float(), ft.float(), gt.float())
+    ref = NPKDLoss(feature_reduction="sum").terms(fs.float(), gs.float(), ft.float(), gt.float())
     torch.testing.assert_close((kl, feat), ref)
