@@ -26,8 +26,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ._image_files import list_images
+from ._progress import Progress
 from .engine.model import ReIDModel
-from .engine.progress import Progress
 from .hub import DataConfig, resolve_data_config
 from .models.hts_vit import HTSViT
 

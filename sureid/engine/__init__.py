@@ -3,6 +3,7 @@
 ``ReIDModel``/``ReIDTrainOutput`` live in :mod:`sureid.models`; they are re-exported here.
 """
 
+from .._progress import Progress
 from ..models.reid_model import ReIDModel, ReIDTrainOutput
 from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
 from .distributed import (
@@ -16,7 +17,6 @@ from .distributed import (
     wrap_ddp,
 )
 from .evaluation import evaluate_model, extract_features
-from .progress import Progress
 from .schedule import cosine_with_warmup
 from .throughput import measure_throughput
 from .trainer import Trainer, TrainState, split_batch

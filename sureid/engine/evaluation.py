@@ -7,9 +7,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from .._progress import Progress
 from ..metrics.evaluate import evaluate
 from ..metrics.rank import RankResult
-from .progress import Progress
 
 
 @torch.inference_mode()

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from .._amp import autocast_available, grad_scaler
+from .._progress import Progress
 from ..losses.objective import SUReIDLoss
 from ..models.teacher import FrozenTeacher
 from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
-from .progress import Progress
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -157,7 +157,8 @@ def _as_distmat(distmat) -> np.ndarray:
     return d
 
 
-def _check_finite_block(d: np.ndarray, what: str) -> None:
+def _reject_nan_block(d: np.ndarray, what: str) -> None:
+    """NaN is an error; ``inf`` is a legal distance (a pair ruled out, ranked last) and passes."""
     if d.size and np.isnan(d.min()):  # min propagates NaN, without a boolean temporary
         raise ValueError(f"{what} contains NaN")
 
@@ -405,7 +406,7 @@ def _run(
     def work(fetch: np.ndarray, rows: np.ndarray, t: int) -> None:
         idx = fetch[t : t + block]
         d = rows[t : t + block]
-        _check_finite_block(d, what)
+        _reject_nan_block(d, what)
         f, a, i = _block_stats(d, qp[idx], qc[idx], gp, gc, pidx, strategy)
         first[idx], ap[idx], inp[idx] = f, a, i  # disjoint indices per block
 

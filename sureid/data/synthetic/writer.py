@@ -20,7 +20,7 @@ import numpy as np
 
 from ..._atomic import replace_dir, temp_sibling
 from ..._checks import check_bool
-from ...engine.progress import Progress
+from ..._progress import Progress
 from .config import SyntheticConfig, resolve_config
 from .identity import identity
 from .plan import build_plan
