@@ -1,9 +1,8 @@
 """The training building blocks of the reproduction scripts: augmentations, the P x K loader,
 the optimizer and where a backbone's weights start from.
 
-``examples/train_protocol.py`` is built on these; they behave as the functions of the same
-role in ``examples/reproduce_table4.py`` (same transform order and arguments, same sampler and
-generator seeding, same parameter groups), plus optional colour jitter on the training views.
+``examples/reproduce_table4.py`` and ``examples/train_protocol.py`` are built on these (the
+second adds the optional colour jitter on the training views that Table II's protocol uses).
 torchvision is needed for the transforms (``pip install 'sureid[vision]'``), timm for timm
 backbones.
 """
