@@ -41,8 +41,13 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert claims[0]["metric"] == "throughput" and len(claims) == 1 + 2 * 5
     for c in claims[1:]:
         assert c["ci95"][0] <= c["estimate"] <= c["ci95"][1]
+        # the pooled estimate is the mean of the per-seed contrasts (same queries per seed)
+        assert len(c["per_seed"]) == 2
+        assert sum(c["per_seed"]) / 2 == pytest.approx(c["estimate"], abs=0.02)
+        assert isinstance(c["seeds_agree"], bool)
     md = (out / "table4.md").read_text()
     assert "± " in md and "95 % CI" in md and "per core (1 thread)" in md
+    assert "| per seed |" in md
     assert (out / "fig6_kept_tokens.png").stat().st_size > 0
     assert (out / "teacher.pt").is_file() and (out / "models" / "vanilla.pt").is_file()
     assert "teacher loaded" not in proc.stdout
