@@ -65,17 +65,8 @@ def contrast_interval(
     """
     from scipy import stats  # a core dependency, imported where it is used
 
-    if len(rows) != len(weights) or not rows:
-        raise ValueError(f"rows and weights must have the same non-zero length, got "
-                         f"{len(rows)} and {len(weights)}")
-    arrs = [np.atleast_2d(np.asarray(r, dtype=np.float64)) for r in rows]
-    if len({a.shape for a in arrs}) != 1:
-        raise ValueError(f"every row must have the same (seeds, queries) shape, got "
-                         f"{[a.shape for a in arrs]}")
-    if not all(np.isfinite(a).all() for a in arrs):
-        raise ValueError("rows must be finite (drop skipped queries first)")
     # per query: the contrast averaged over seeds; the bootstrap resamples queries
-    c = sum(w * a for w, a in zip(weights, arrs, strict=True)).mean(axis=0)
+    c = _contrast(rows, weights).mean(axis=0)
     estimate = float(c.mean())
     if np.ptp(c) == 0:  # every query agrees: the bootstrap distribution is a point
         return estimate, estimate, estimate
@@ -90,10 +81,21 @@ def per_seed_contrast(rows: Sequence[np.ndarray], weights: Sequence[float]) -> n
     The bootstrap interval resamples queries with the seeds fixed; these per-seed values show
     the part it does not: how much the contrast moves from one training seed to the next.
     """
+    return _contrast(rows, weights).mean(axis=1)
+
+
+def _contrast(rows: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """``(S, Q)``: ``sum_i w_i x_i[s, q]``, after checking the rows (same shape, finite)."""
+    if len(rows) != len(weights) or not rows:
+        raise ValueError(f"rows and weights must have the same non-zero length, got "
+                         f"{len(rows)} and {len(weights)}")
     arrs = [np.atleast_2d(np.asarray(r, dtype=np.float64)) for r in rows]
-    if len(arrs) != len(weights) or not arrs or len({a.shape for a in arrs}) != 1:
-        raise ValueError("rows must be equal-shape (seeds, queries) arrays, one per weight")
-    return sum(w * a for w, a in zip(weights, arrs, strict=True)).mean(axis=1)
+    if len({a.shape for a in arrs}) != 1:
+        raise ValueError(f"every row must have the same (seeds, queries) shape, got "
+                         f"{[a.shape for a in arrs]}")
+    if not all(np.isfinite(a).all() for a in arrs):
+        raise ValueError("rows must be finite (drop skipped queries first)")
+    return sum(w * a for w, a in zip(weights, arrs, strict=True))
 
 
 def verdict(low: float, high: float, *, direction: str, threshold: float = 0.0) -> str:
@@ -136,11 +138,9 @@ class ClaimResult:
         on the queries of a few lucky seeds and deserves more seeds."""
         if self.verdict == "inconclusive" or not self.per_seed:
             return False
-        c = self.claim
-        above = [v > c.threshold for v in self.per_seed]
-        claimed = all(above) if c.direction == ">" else not any(above)
-        other = not any(above) if c.direction == ">" else all(above)
-        return claimed if self.verdict == "reproduced" else other
+        t = self.claim.threshold
+        claimed = [v > t if self.claim.direction == ">" else v < t for v in self.per_seed]
+        return all(claimed) if self.verdict == "reproduced" else not any(claimed)
 
 
 def judge(

@@ -135,7 +135,7 @@ def test_per_seed_contrast_against_a_loop():
         ref = sum(sum(w * r[s, q] for w, r in zip(weights, rows, strict=True))
                   for q in range(40)) / 40
         assert got[s] == pytest.approx(ref)
-    with pytest.raises(ValueError, match="equal-shape"):
+    with pytest.raises(ValueError, match="same \\(seeds, queries\\) shape"):
         per_seed_contrast([rows[0], rows[1][:, :5]], (1.0, -1.0))
 
 
