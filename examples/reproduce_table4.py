@@ -173,10 +173,11 @@ def main(argv=None) -> list[dict]:
     if args.teacher:
         overrides["teacher"] = Arch(timm_name=args.teacher)
     preset = replace(preset, **overrides)
-    try:
-        student_weights, teacher_weights = (
-            Weights.from_args(role, arch, preset, args, shipped_dir=PRETRAINED_DIR, log=log)
-            for role, arch in (("student", preset.student), ("teacher", preset.teacher)))
+    try:  # checked before any data is generated
+        student_weights = Weights.from_args("student", preset.student, preset, args,
+                                            shipped_dir=PRETRAINED_DIR, log=log)
+        teacher_weights = Weights.from_args("teacher", preset.teacher, preset, args,
+                                            shipped_dir=PRETRAINED_DIR, log=log)
     except WeightsUnavailable as err:
         raise UsageError(str(err)) from None
     stem = f"table{args.table}"
