@@ -75,15 +75,17 @@ def _inv_norm(x: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.linalg.vector_norm(x, dim=1).clamp_min(1e-12)
 
 
-def _sq_euclidean(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor) -> torch.Tensor:
-    d = torch.addmm(g_sq.unsqueeze(0), q, g.T, alpha=-2.0)
+def _sq_euclidean(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    d = torch.addmm(g_sq.unsqueeze(0), q, g.T, alpha=-2.0, out=out)
     d += (q * q).sum(dim=1, keepdim=True)
     return d.clamp_(min=0.0)
 
 
-def _cosine(q: torch.Tensor, g: torch.Tensor, g_inv: torch.Tensor) -> torch.Tensor:
+def _cosine(q: torch.Tensor, g: torch.Tensor, g_inv: torch.Tensor,
+            out: torch.Tensor | None = None) -> torch.Tensor:
     # scale the product instead of normalising g: no second copy of a large gallery
-    d = q @ g.T
+    d = torch.mm(q, g.T, out=out)
     d *= _inv_norm(q).unsqueeze(1)
     d *= g_inv.unsqueeze(0)
     return torch.sub(1.0, d, out=d)
@@ -105,6 +107,9 @@ class _Kernel:
 
     ``rows(idx)`` returns ``scale * distance`` for the query rows ``idx`` against the whole
     gallery, as float32 ``(len(idx), G)``. ``scale`` is 1 unless the features were rescaled.
+    ``rows(idx, out)`` writes into ``out`` (contiguous float32 ``(len(idx), G)`` on the
+    device) and returns it: a caller that ranks chunk after chunk reuses one buffer instead
+    of faulting in a fresh chunk-sized allocation each time.
     """
 
     metric: str
@@ -160,21 +165,21 @@ class _Kernel:
         y = _unit64(x) - c
         return y.float(), -(y @ c)
 
-    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+    def rows(self, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         qi = self.q[idx]
         if not self.conditioned:
             qi = qi.to(torch.float32)
             if self.metric == "cosine":
-                return _cosine(qi, self.g, self.g_stat)
-            return _sq_euclidean(qi, self.g, self.g_stat)
+                return _cosine(qi, self.g, self.g_stat, out)
+            return _sq_euclidean(qi, self.g, self.g_stat, out)
         y, b = self._transform(qi)
         if self.metric == "euclidean":
-            d = torch.addmm(self.g_stat.unsqueeze(0), y, self.g.T, alpha=-2.0)
+            d = torch.addmm(self.g_stat.unsqueeze(0), y, self.g.T, alpha=-2.0, out=out)
             d += b.unsqueeze(1)
             return d.clamp_(min=0.0)
         c = self.shift
         a = (1.0 - c @ c) + b  # b = -c.q' for a query row
-        d = torch.addmm(self.g_stat.unsqueeze(0), y, self.g.T, alpha=-1.0)
+        d = torch.addmm(self.g_stat.unsqueeze(0), y, self.g.T, alpha=-1.0, out=out)
         d += a.float().unsqueeze(1)
         return d
 

@@ -110,7 +110,11 @@ def evaluate(
     # per-gallery constants computed once; well-conditioned (G, D) features are never copied
     kernel = _Kernel.build(q, g, metric, dev)
 
+    # one chunk buffer for the whole run: ``_run`` ranks every row of a fetch before it asks
+    # for the next one, so the buffer is free again when it is overwritten
+    buf = torch.empty((min(int(chunk_size), q.shape[0]), g.shape[0]), device=dev)
+
     def rows(idx: np.ndarray) -> np.ndarray:
-        return kernel.rows(torch.from_numpy(idx).to(dev)).cpu().numpy()
+        return kernel.rows(torch.from_numpy(idx).to(dev), out=buf[: len(idx)]).cpu().numpy()
 
     return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances")

@@ -23,6 +23,7 @@ stable ``argsort`` of the row instead. Both paths are exact.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -175,6 +176,22 @@ def _num_workers() -> int:
 
 
 # ----------------------------------------------------------------------------- kernels
+_scratch = threading.local()
+
+
+def _workspace(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's float32, intp and bool row buffers of length ``n``, reused row after row.
+
+    Fresh row-sized arrays (``astype``, boolean masks) cost a page fault per 4 KiB once they
+    are larger than malloc's mmap threshold; reused buffers are already mapped and cached.
+    """
+    bufs = getattr(_scratch, "bufs", None)
+    if bufs is None or len(bufs[0]) < n:
+        bufs = (np.empty(n, np.float32), np.empty(n, np.intp), np.empty(n, np.bool_))
+        _scratch.bufs = bufs
+    return bufs[0][:n], bufs[1][:n], bufs[2][:n]
+
+
 class _PidIndex:
     """Gallery indices grouped by pid (ascending), to list a query's matches without a scan."""
 
@@ -270,7 +287,8 @@ def _below_sorted(row, pd, pc) -> np.ndarray:
 
     Cheap when few items are within the hardest match's distance (a good model).
     """
-    cand = row[row <= pd[-1]]  # NaN never passes; blocks are checked for NaN first
+    mask = _workspace(len(row))[2]
+    cand = row[np.less_equal(row, pd[-1], out=mask)]  # NaN never passes (blocks are checked)
     cand.sort()
     below = np.searchsorted(cand, pd, side="left")
     tied = np.searchsorted(cand, pd, side="right") - below > 1
@@ -303,11 +321,12 @@ def _below_bucketed(row, pd, pc, pkey) -> np.ndarray:
     # m + 1, which collects everything farther); rounding moves them by at most one bucket
     inv_w = np.float32((m - 2) / (hi - lo))
     base = np.float32(lo - (hi - lo) / np.float32(m / 2))
+    t, idx, _ = _workspace(len(row))
     with np.errstate(over="ignore"):  # an overflow gives inf, clipped like any far item
-        t = np.subtract(row, base, dtype=np.float32)
+        np.subtract(row, base, out=t)
         t *= inv_w
         np.clip(t, 0, m + 1, out=t)
-        idx = t.astype(np.intp)
+        np.copyto(idx, t, casting="unsafe")  # truncation, as astype
         pb = np.clip(((pd - base) * inv_w).astype(np.float32), 0, m + 1).astype(np.intp)
     hist = np.bincount(idx, minlength=m + 2)
     cum = np.concatenate(([0], np.cumsum(hist)))  # cum[b] = items in buckets < b
@@ -388,8 +407,9 @@ def _run(
     """Drive the kernels over query blocks; ``get_rows(idx)`` returns distances ``(len(idx), G)``.
 
     Queries are visited in order of their number of true matches, so each block pads its
-    match table to a similar width. Per-query results land at their original index, so
-    the outcome does not depend on the block sizes.
+    match table to a similar width. Every row of a fetch is ranked before ``get_rows`` is
+    called again, so it may return the same buffer each time. Per-query results land at
+    their original index, so the outcome does not depend on the block sizes.
     """
     if strategy not in ("auto", "count", "sort"):
         raise ValueError(f"strategy must be 'auto', 'count' or 'sort', got {strategy!r}")
