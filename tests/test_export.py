@@ -269,3 +269,25 @@ def test_missing_quantization_module_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"quantize='int8'.*sureid\[onnx\]"):
         export_onnx(tiny_hts(), tmp_path / "q.onnx", IMG, quantize="int8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.onnx"]
+
+
+def test_int8_quantises_the_linear_layers_not_the_patch_conv_by_default(tmp_path):
+    from sureid.export import quantize_onnx
+
+    fp32 = export_onnx(tiny_hts(), tmp_path / "f.onnx", IMG)
+    images = torch.randn(4, 3, *IMG)
+
+    def ops(path):
+        return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+    assert "Conv" in ops(fp32)
+    default = ops(quantize_onnx(fp32, tmp_path / "q.onnx", images).path)
+    assert "Conv" in default and "ConvInteger" not in default
+    assert "DynamicQuantizeLinear" in default or "DynamicQuantizeMatMul" in default
+    with_conv = quantize_onnx(fp32, tmp_path / "qc.onnx", images,
+                              op_types_to_quantize=("MatMul", "Gemm", "Conv"))
+    assert "ConvInteger" in ops(with_conv.path) and "Conv" not in ops(with_conv.path)
+    for bad in ("MatMul", (), ("MatMul", 3)):
+        with pytest.raises(TypeError, match="op_types_to_quantize must be a non-empty sequence"):
+            quantize_onnx(fp32, tmp_path / "x.onnx", images, op_types_to_quantize=bad)
+    assert not (tmp_path / "x.onnx").exists()
