@@ -112,7 +112,8 @@ def evaluate(
 
     # one chunk buffer for the whole run: ``_run`` ranks every row of a fetch before it asks
     # for the next one, so the buffer is free again when it is overwritten
-    buf = torch.empty((min(int(chunk_size), q.shape[0]), g.shape[0]), device=dev)
+    buf = torch.empty((min(int(chunk_size), q.shape[0]), g.shape[0]), dtype=torch.float32,
+                      device=dev)
 
     def rows(idx: np.ndarray) -> np.ndarray:
         return kernel.rows(torch.from_numpy(idx).to(dev), out=buf[: len(idx)]).cpu().numpy()

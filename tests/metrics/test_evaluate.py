@@ -161,3 +161,18 @@ def test_huge_max_rank_on_small_gallery():
     q, g, qp, gp, qc, gc = make(4, nq=5, ng=10)
     r = evaluate(q, g, qp, gp, qc, gc, max_rank=10**9)
     assert r.cmc.shape == (10,)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_reused_chunk_buffer_is_float32_whatever_the_default_dtype(metric, monkeypatch):
+    """The chunk buffer is float32 even under torch.set_default_dtype(torch.float64)."""
+    q, g, qp, gp, qc, gc = make(3)
+    want = evaluate(q, g, qp, gp, qc, gc, metric=metric, chunk_size=5)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = evaluate(q, g, qp, gp, qc, gc, metric=metric, chunk_size=5)
+    finally:
+        torch.set_default_dtype(old)
+    np.testing.assert_array_equal(got.ap, want.ap)
+    np.testing.assert_array_equal(got.first_match, want.first_match)
