@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._fused import fused_below
+
 __all__ = ["RankResult", "evaluate_rank"]
 
 # Elements of a (rows, gallery) working array processed at once; bounds memory per block.
@@ -38,10 +40,14 @@ _BLOCK_ELEMS = 1 << 22
 _MAX_POS_FOR_COUNT = 2048
 # Ranking threads; None: torch.get_num_threads() (os.cpu_count() without torch).
 _THREADS: int | None = None
-# Tests: "sorted", "direct" or "bucketed" (where valid) instead of the cheapest path.
+# Tests: "sorted", "direct", "bucketed" or "fused" (where valid) instead of the cheapest path.
 _FORCE_PATH: str | None = None
+# The compiled one-pass bucketed count (numba, optional); False: numpy kernels only.
+_USE_FUSED = True
 # Histogram buckets per true match in the bucketed count (few items share a match's bucket).
 _BUCKETS_PER_MATCH = 512
+# Cost of the fused count in ns per item (the numpy costs are in _ranks_by_count).
+_FUSED_COST = 1.8
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,6 +252,7 @@ def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
     numbers; the cheapest for the row is used, ``_FORCE_PATH`` overrides it for tests).
     """
     b = d32.shape[0]
+    fused = fused_below() if _USE_FUSED else None
     starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
     ranks = np.zeros((b, pmax), dtype=np.int64)
     for i in range(b):
@@ -269,8 +276,12 @@ def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
             finite = np.isfinite(np.float32(_BUCKETS_PER_MATCH * p) / span + (lo - span))
         if p > 1 and lo < hi and np.isfinite(span) and finite:  # base >= lo - span
             cost["bucketed"] = 4.2
+            if fused is not None:
+                cost["fused"] = _FUSED_COST
         path = _FORCE_PATH if _FORCE_PATH in cost else min(cost, key=cost.get)
-        if path == "bucketed":
+        if path == "fused":
+            below = _below_fused(fused, row, pd, pc, pkey)
+        elif path == "bucketed":
             below = _below_bucketed(row, pd, pc, pkey)
         elif path == "direct":
             below = _below_direct(row, pd, pc)
@@ -306,6 +317,26 @@ def _below_direct(row, pd, pc) -> np.ndarray:
     return below
 
 
+def _bucket_grid(pd: np.ndarray) -> tuple[int, np.float32, np.float32]:
+    """``(m, base, inv_w)``: ``m`` buckets per row over the matches' range ``pd[0]..pd[-1]``.
+
+    lo lands in bucket 1 (not 0, which collects everything closer) and hi in m - 1 (not
+    m + 1, which collects everything farther); rounding moves them by at most one bucket.
+    """
+    m = _BUCKETS_PER_MATCH * len(pd)
+    lo, hi = np.float32(pd[0]), np.float32(pd[-1])
+    inv_w = np.float32((m - 2) / (hi - lo))
+    base = np.float32(lo - (hi - lo) / np.float32(m / 2))
+    return m, base, inv_w
+
+
+def _below_fused(kernel, row, pd, pc, pkey) -> np.ndarray:
+    """:func:`_below_bucketed` in one compiled pass (:mod:`sureid.metrics._fused`)."""
+    m, base, inv_w = _bucket_grid(pd)
+    near = _workspace(len(row))[1]
+    return kernel(row, row.view(np.int32), pc, pkey, base, inv_w, m, near)
+
+
 def _below_bucketed(row, pd, pc, pkey) -> np.ndarray:
     """Same as :func:`_below_sorted` without sorting, for rows where most items are candidates.
 
@@ -314,13 +345,7 @@ def _below_bucketed(row, pd, pc, pkey) -> np.ndarray:
     than a match is closer and one in a higher bucket is farther: a histogram counts them.
     Only the few items sharing a bucket with some match are compared exactly, by key.
     """
-    p = len(pd)
-    m = _BUCKETS_PER_MATCH * p
-    lo, hi = np.float32(pd[0]), np.float32(pd[-1])
-    # lo lands in bucket 1 (not 0, which collects everything closer) and hi in m - 1 (not
-    # m + 1, which collects everything farther); rounding moves them by at most one bucket
-    inv_w = np.float32((m - 2) / (hi - lo))
-    base = np.float32(lo - (hi - lo) / np.float32(m / 2))
+    m, base, inv_w = _bucket_grid(pd)
     t, idx, _ = _workspace(len(row))
     with np.errstate(over="ignore"):  # an overflow gives inf, clipped like any far item
         np.subtract(row, base, out=t)
@@ -422,6 +447,8 @@ def _run(
     ap = np.full(num_q, np.nan)
     inp = np.full(num_q, np.nan)
     block = max(1, _BLOCK_ELEMS // num_g)
+    if _USE_FUSED:
+        fused_below()  # compile once here, not in every ranking thread at once
 
     def work(fetch: np.ndarray, rows: np.ndarray, t: int) -> None:
         idx = fetch[t : t + block]

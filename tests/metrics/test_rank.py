@@ -108,10 +108,12 @@ def test_many_matches_per_query_takes_sort_path(monkeypatch):
     assert_same(evaluate_rank(d, qp, gp, qc, gc, 50), ref, 50)
 
 
-@pytest.mark.parametrize("path", [None, "sorted", "direct", "bucketed"])
+@pytest.mark.parametrize("path", [None, "sorted", "direct", "bucketed", "fused"])
 @pytest.mark.parametrize("buckets", [1, 128])  # 1 bucket per match: many shared buckets
 @pytest.mark.parametrize("seed", range(4))
 def test_count_path_with_cross_ties_and_same_pid_ties(monkeypatch, seed, path, buckets):
+    if path == "fused":
+        pytest.importorskip("numba")  # the test extra installs it
     monkeypatch.setattr(rank_mod, "_FORCE_PATH", path)
     monkeypatch.setattr(rank_mod, "_BUCKETS_PER_MATCH", buckets)
     rng = np.random.default_rng(4 + seed)
@@ -242,7 +244,8 @@ def test_nan_in_a_later_block_is_reported():
         evaluate_rank(d, np.ones(30, int), np.ones(50, int), np.zeros(30, int), np.ones(50, int))
 
 
-@pytest.mark.parametrize("kernel", ["_below_bucketed", "_below_sorted", "_below_direct"])
+@pytest.mark.parametrize("kernel", ["_below_bucketed", "_below_sorted", "_below_direct",
+                                    "_below_fused"])
 def test_row_kernels_reuse_their_buffers_across_row_lengths(kernel):
     """One thread, rows of changing length: the reused per-thread buffers never leak a count."""
     rng = np.random.default_rng(11)
@@ -253,9 +256,16 @@ def test_row_kernels_reuse_their_buffers_across_row_lengths(kernel):
         order = np.argsort(pkey, kind="stable")
         pc, pkey = pc[order], pkey[order]
         pd = row[pc]
-        if kernel == "_below_bucketed" and pd[0] == pd[-1]:
-            continue  # the bucketed count needs a spread (the caller checks this)
-        args = (row, pd, pc, pkey) if kernel == "_below_bucketed" else (row, pd, pc)
-        got = getattr(rank_mod, kernel)(*args)
+        if kernel in ("_below_bucketed", "_below_fused") and pd[0] == pd[-1]:
+            continue  # the bucketed counts need a spread (the caller checks this)
+        if kernel == "_below_fused":
+            compiled = rank_mod.fused_below()
+            if compiled is None:
+                pytest.skip("numba is not installed (the test extra installs it)")
+            got = rank_mod._below_fused(compiled, row, pd, pc, pkey)
+        elif kernel == "_below_bucketed":
+            got = rank_mod._below_bucketed(row, pd, pc, pkey)
+        else:
+            got = getattr(rank_mod, kernel)(row, pd, pc)
         want = [sum((row[j], j) < (row[c], c) for j in range(n)) for c in pc]  # brute force
         np.testing.assert_array_equal(got, want)
