@@ -48,6 +48,9 @@ _USE_FUSED = True
 _BUCKETS_PER_MATCH = 512
 # Cost of the fused count in ns per item (the numpy costs are in _ranks_by_count).
 _FUSED_COST = 1.8
+# Galleries smaller than this keep the numpy kernels: compiling the fused one (1-3 s, once per
+# process) costs more than it saves on them.
+_FUSED_MIN_GALLERY = 1 << 14
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,7 +255,8 @@ def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
     numbers; the cheapest for the row is used, ``_FORCE_PATH`` overrides it for tests).
     """
     b = d32.shape[0]
-    fused = fused_below() if _USE_FUSED else None
+    use = _USE_FUSED and (d32.shape[1] >= _FUSED_MIN_GALLERY or _FORCE_PATH == "fused")
+    fused = fused_below() if use else None
     starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
     ranks = np.zeros((b, pmax), dtype=np.int64)
     for i in range(b):
@@ -447,7 +451,7 @@ def _run(
     ap = np.full(num_q, np.nan)
     inp = np.full(num_q, np.nan)
     block = max(1, _BLOCK_ELEMS // num_g)
-    if _USE_FUSED:
+    if _USE_FUSED and (num_g >= _FUSED_MIN_GALLERY or _FORCE_PATH == "fused"):
         fused_below()  # compile once here, not in every ranking thread at once
 
     def work(fetch: np.ndarray, rows: np.ndarray, t: int) -> None:

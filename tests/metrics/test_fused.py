@@ -35,6 +35,9 @@ def test_fused_kernel_is_chosen_for_rows_where_most_items_are_candidates(monkeyp
     real = rank_mod._below_fused
     monkeypatch.setattr(rank_mod, "_below_fused", lambda *a: calls.append(1) or real(*a))
     d, qp, gp, qc, gc = _case(1)
+    evaluate_rank(d, qp, gp, qc, gc, 20)
+    assert not calls  # a small gallery keeps the numpy kernels (no compile for it)
+    monkeypatch.setattr(rank_mod, "_FUSED_MIN_GALLERY", 100)
     r = evaluate_rank(d, qp, gp, qc, gc, 20)  # random distances: matches spread everywhere
     assert calls
     monkeypatch.setattr(rank_mod, "_USE_FUSED", False)
