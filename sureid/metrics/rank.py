@@ -51,6 +51,8 @@ _FUSED_COST = 1.8
 # Galleries smaller than this keep the numpy kernels: compiling the fused one (1-3 s, once per
 # process) costs more than it saves on them.
 _FUSED_MIN_GALLERY = 1 << 14
+# Its histogram flags a match's bucket with a 2**30 offset in int32: larger rows use numpy.
+_FUSED_MAX_GALLERY = 1 << 30
 
 
 @dataclass(frozen=True, eq=False)
@@ -255,7 +257,8 @@ def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
     numbers; the cheapest for the row is used, ``_FORCE_PATH`` overrides it for tests).
     """
     b = d32.shape[0]
-    use = _USE_FUSED and (d32.shape[1] >= _FUSED_MIN_GALLERY or _FORCE_PATH == "fused")
+    use = (_USE_FUSED and d32.shape[1] < _FUSED_MAX_GALLERY
+           and (d32.shape[1] >= _FUSED_MIN_GALLERY or _FORCE_PATH == "fused"))
     fused = fused_below() if use else None
     starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
     ranks = np.zeros((b, pmax), dtype=np.int64)
