@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/eval_floor.py --gallery 100000            # both feature kinds
     python benchmarks/eval_floor.py --gallery 519732 --repeats 1
+    python benchmarks/eval_floor.py --compare-numpy   # also without the compiled count
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import time
 import numpy as np
 import torch
 
-from sureid.metrics import evaluate, evaluate_rank
+from sureid.metrics import evaluate, evaluate_rank, rank
 from sureid.metrics.distance import _Kernel, _sq_norms
 from sureid.metrics.evaluate import _CHUNK_ELEMS
 
@@ -106,17 +107,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="interleaved GEMM/evaluate pairs")
     ap.add_argument("--check", type=int, default=48, help="queries checked against argsort")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--compare-numpy", action="store_true",
+                    help="also time evaluate with the numpy counts only (no compiled kernel)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, numpy {np.__version__}, threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, numpy {np.__version__}, threads {torch.get_num_threads()}, "
+          f"compiled count {'on' if rank.fused_below() is not None else 'off (no numba)'}")
     for kind in args.kinds:
         qf, gf, qp, gp, qc, gc = make(kind, args.queries, args.gallery, args.dim)
         base = peak_rss_gb()
         feats = (gf.numel() + qf.numel()) * 4 / 1024**3
         print(f"[{kind}] {args.queries} x {args.gallery} x {args.dim} float32 "
               f"(features {feats:.2f} GB, peak RSS before timing {base:.2f} GB)")
-        t_gemm, t_buf, t_eval = [], [], []
+        t_gemm, t_buf, t_eval, t_np = [], [], [], []
         for _ in range(args.repeats):
             t = time.perf_counter()
             bare_gemm(qf, gf)
@@ -127,6 +131,15 @@ def main() -> None:
             t = time.perf_counter()
             result = evaluate(qf, gf, qp, gp, qc, gc)
             t_eval.append(time.perf_counter() - t)
+            if args.compare_numpy:
+                rank._USE_FUSED = False
+                t = time.perf_counter()
+                plain = evaluate(qf, gf, qp, gp, qc, gc)
+                t_np.append(time.perf_counter() - t)
+                rank._USE_FUSED = True
+                if not (np.array_equal(plain.ap, result.ap, equal_nan=True)
+                        and np.array_equal(plain.first_match, result.first_match)):
+                    raise AssertionError("the numpy and compiled counts disagree")
         print(f"  result: {result}")
         g, gb = statistics.median(t_gemm), statistics.median(t_buf)
         e = statistics.median(t_eval)
@@ -136,6 +149,10 @@ def main() -> None:
         print(f"  evaluate / GEMM   {e / g:7.2f}x (median), {min(t_eval) / min(t_gemm):.2f}x (min)")
         print(f"  evaluate / GEMM into buffer {e / gb:5.2f}x (median), "
               f"{min(t_eval) / min(t_buf):.2f}x (min)")
+        if t_np:
+            en = statistics.median(t_np)
+            print(f"  evaluate, numpy counts only {en:5.2f} s (runs {[round(x, 2) for x in t_np]})"
+                  f" = {en / g:.2f}x the GEMM (median); identical results")
         print(f"  peak RSS {peak_rss_gb():.2f} GB (whole process)")
         if args.check:
             check_exact(qf, gf, qp, gp, qc, gc, result, args.check)
