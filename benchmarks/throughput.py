@@ -20,6 +20,7 @@ Usage::
     python benchmarks/throughput.py --quick    # a short smoke run
     python benchmarks/throughput.py --device cuda
     python benchmarks/throughput.py --no-train --decision-hidden-dim 96   # a narrower decision MLP
+    python benchmarks/throughput.py --no-train --attention   # class-token attention scores
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ def main() -> None:
         "--decision-hidden-dim", type=int, default=None, metavar="H",
         help="also time HTS p=0.7 with decision modules of hidden width H (default C // 2)",
     )
+    parser.add_argument(
+        "--attention", action="store_true",
+        help="also time HTS p=0.7 with keep_score='attention' (class-token attention scores, "
+        "no decision modules)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -120,9 +126,15 @@ def main() -> None:
     models = {1.0: HTSViT.from_timm(vit, keep_ratio=1.0).to(device).eval()}
     for p in ps:
         models[p] = HTSViT.from_timm(vit, keep_ratio=p, prune_layers=layers).to(device).eval()
-    h = args.decision_hidden_dim
-    narrow = None if h is None else HTSViT.from_timm(
-        vit, keep_ratio=0.7, prune_layers=layers, decision_hidden_dim=h).to(device).eval()
+    # HTS p=0.7 variants timed beside the default: label -> model
+    variants: dict[str, HTSViT] = {}
+    if args.decision_hidden_dim is not None:
+        variants[f"H={args.decision_hidden_dim}"] = HTSViT.from_timm(
+            vit, keep_ratio=0.7, prune_layers=layers,
+            decision_hidden_dim=args.decision_hidden_dim).to(device).eval()
+    if args.attention:
+        variants["attention"] = HTSViT.from_timm(
+            vit, keep_ratio=0.7, prune_layers=layers, keep_score="attention").to(device).eval()
     print(
         f"torch {torch.__version__}, timm {timm.__version__}, device {device}, "
         f"threads {torch.get_num_threads()}, clock {clock_name}, rounds {rounds}"
@@ -139,8 +151,9 @@ def main() -> None:
             bound = slicing_bound(vit, models[p].keep_ratios, layers)
             fns[f"HTS p={p}"] = lambda m=models[p], x=x: m(x)
             fns[f"slice p={p}"] = lambda b=bound, x=x: b(x)
-            if p == 0.7 and narrow is not None:
-                fns[f"HTS p=0.7 H={h}"] = lambda m=narrow, x=x: m(x)
+            if p == 0.7:
+                for label, v in variants.items():
+                    fns[f"HTS p=0.7 {label}"] = lambda m=v, x=x: m(x)
         # the extra work of HTS at p = 0.7 on its own: decision modules + top-k gathers on
         # inputs of the stage shapes (a direct measurement, less noisy than a difference)
         m7 = models[0.7]
@@ -148,33 +161,30 @@ def main() -> None:
         stage_in = [torch.randn(batch, 1 + n, vit.embed_dim, device=device) for n in counts]
 
         def overhead(m=m7, stage_in=stage_in, counts=counts) -> None:
-            for s, dec in enumerate(m.decision):
-                score = dec(stage_in[s][:, 1:])[..., 1]
+            for s in range(len(layers)):
+                score = m.stage_scores(s, stage_in[s])
                 select_topk_tokens(stage_in[s], score, counts[s + 1], 1)
 
         fns["HTS p=0.7 overhead only"] = overhead
-        if narrow is not None:
-            fns[f"H={h} overhead only"] = lambda m=narrow, o=overhead: o(m)
+        for label, v in variants.items():
+            fns[f"{label} overhead only"] = lambda m=v, o=overhead: o(m)
         with torch.inference_mode():
             sec = interleaved(fns, rounds if batch > 1 else rounds * 5, device, clock)
         dense = sec["timm dense"]
         print(f"\nbatch {batch}: img/s (x dense; HTS / slicing bound)")
         print("| variant | img/s | vs dense | HTS / slice |\n|---|---:|---:|---:|")
-        extra = sec.pop("HTS p=0.7 overhead only")
-        extra_narrow = sec.pop(f"H={h} overhead only", None)
+        extra = {"default": sec.pop("HTS p=0.7 overhead only")}
+        extra |= {label: sec.pop(f"{label} overhead only") for label in variants}
         for name, s in sec.items():
             rel = ""
             if name.startswith("HTS p="):
-                rel = f"{sec['slice ' + name[4:].split(' H=')[0]] / s:.3f}"
+                rel = f"{sec['slice ' + name[4:].split(' ')[0]] / s:.3f}"
             print(f"| {name} | {batch / s:.1f} | {dense / s:.3f} | {rel} |")
-        print(
-            f"decision modules + top-k gathers alone at p=0.7: {1000 * extra:.1f} ms per batch "
-            f"= {100 * extra / sec['slice p=0.7']:.1f}% of the slicing bound"
-        )
-        if extra_narrow is not None:
+        for label, t in extra.items():
+            what = "decision modules" if label == "default" else f"{label} scores"
             print(
-                f"the same with decision hidden width {h}: {1000 * extra_narrow:.1f} ms per "
-                f"batch = {100 * extra_narrow / sec['slice p=0.7']:.1f}% of the slicing bound"
+                f"{what} + top-k gathers alone at p=0.7: {1000 * t:.2f} ms per batch "
+                f"= {100 * t / sec['slice p=0.7']:.1f}% of the slicing bound"
             )
 
     if args.no_train:

@@ -128,6 +128,10 @@ def parse_args(argv=None):
     p.add_argument("--teacher-epochs", type=int, help="override the preset's teacher epochs")
     p.add_argument("--keep-ratio", type=float, help="override the preset's p")
     p.add_argument("--seeds", type=int, help="override the preset's number of seeds")
+    p.add_argument("--keep-score", choices=("decision", "attention"), default="decision",
+                   help="what ranks the student's tokens: the paper's decision modules "
+                   "(default) or the parameter-free class-token attention (not in the paper; "
+                   "HTSViT(keep_score=...))")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--throughput-threads", type=int, default=1,
@@ -273,7 +277,8 @@ def main(argv=None) -> list[dict]:
             p = row.keep_ratio if row.keep_ratio is not None else preset.keep_ratio
             torch.manual_seed(seed)  # within a seed, every row starts from the same weights
             backbone = student_weights.build(preset.img_size, keep_ratio=p if row.hts else 1.0,
-                                             prune=row.hts)
+                                             prune=row.hts, keep_score=args.keep_score)
+            learned = row.hts and args.keep_score == "decision"  # a ratio loss has work to do
             model = ReIDModel(backbone, num_classes, reweight=row.hts).to(device)
             kd = None
             if row.npkd:
@@ -286,14 +291,16 @@ def main(argv=None) -> list[dict]:
                                      teacher_dim=teacher_net.embed_dim)
             objective = sureid.SUReIDLoss(
                 alpha=preset.alpha, beta=preset.beta, ratio_weight=preset.ratio_weight, kd=kd,
-                ratio=sureid.RatioLoss(backbone.keep_ratios) if row.hts else None,
-                use_kd=row.npkd, use_ratio=row.hts, use_reweight=row.hts,
+                ratio=sureid.RatioLoss(backbone.keep_ratios) if learned else None,
+                use_kd=row.npkd, use_ratio=learned, use_reweight=row.hts,
             ).to(device)
             second = second_noda if row.noda else second_plain if row.dual_plain else None
             key = row.key(p)  # rows two tables share are trained once per output dir
             settings = {**common, "row": key, "keep_ratio": p, "seed": seed,
                         "weights": student_weights.describe(),
                         "teacher": teacher_cfg if row.npkd else None}
+            if args.keep_score != "decision":  # settings of default runs stay as they were
+                settings["keep_score"] = args.keep_score
             name = f"{row.name} seed {seed}"
             log(f"== {name}: HTS={row.hts} (p={p if row.hts else 1.0}) NPKD={row.npkd} "
                 f"NODA={row.noda} dual={second is not None}")
@@ -362,6 +369,7 @@ def main(argv=None) -> list[dict]:
             "seeds": seeds, "num_queries": int(values[base]["rank1"].shape[1]),
             "num_gallery": len(data.gallery), "throughput_threads": threads,
             "throughput_all_cores": all_cores, "teacher": teacher_metrics,
+            "keep_score": args.keep_score,
             "pretrained": {"student": student_weights.describe(),
                            "teacher": teacher_weights.describe()},
             "seconds": round(time.perf_counter() - t_start, 1)}
@@ -409,7 +417,10 @@ def markdown_table(number: int | str, rows: list[dict], verdicts: list[dict], me
         f"{title} ({label}, preset {meta['preset']!r}, {meta['device']}{per}; "
         f"{n} seed{'s' if n > 1 else ''}, {meta['num_queries']} queries, "
         f"{meta['num_gallery']} gallery images); Rank-1 / mAP in %, mean ± std over seeds; "
-        "paper values: Occluded-DukeMTMC on an RTX 2080Ti.",
+        "paper values: Occluded-DukeMTMC on an RTX 2080Ti."
+        + (" **Tokens ranked by class-token attention (`--keep-score attention`), not the "
+           "paper's decision modules.**" if meta.get("keep_score", "decision") != "decision"
+           else ""),
         "",
         "| row | GFLOPs | throughput (img/s) | speed-up | Rank-1 | mAP | paper throughput "
         "| paper Rank-1 | paper mAP |",

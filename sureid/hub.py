@@ -160,7 +160,8 @@ def model_config(model: ReIDModel, data_config: DataConfig | None = None) -> dic
             "keep_ratio": [float(r) for r in hts.keep_ratios],
             "prune_layers": [int(i) for i in hts.prune_layers],
             "tau": float(hts.tau),
-            "decision_hidden_dim": int(hts.decision[0].hidden_dim),
+            "decision_hidden_dim": hts.decision_hidden_dim,
+            "keep_score": hts.keep_score,
             "prune": bool(hts.prune),
             "compute_cls_attn": bool(hts.compute_cls_attn),
         },
@@ -212,7 +213,8 @@ def _build(config: dict[str, Any]) -> tuple[ReIDModel, DataConfig]:
     h = config["hts"]
     hts = HTSViT(
         vit, keep_ratio=list(h["keep_ratio"]), prune_layers=list(h["prune_layers"]),
-        tau=h["tau"], decision_hidden_dim=h["decision_hidden_dim"], prune=h["prune"],
+        tau=h["tau"], decision_hidden_dim=h["decision_hidden_dim"],
+        keep_score=h.get("keep_score", "decision"), prune=h["prune"],
         compute_cls_attn=h["compute_cls_attn"],
     )
     m = config["model"]

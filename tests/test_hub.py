@@ -46,6 +46,18 @@ def test_round_trip_same_outputs(tmp_path, eval_feature, prune):
     assert state["format_version"] == FORMAT_VERSION and "state_dict" in state
 
 
+def test_attention_keep_score_round_trip(tmp_path):
+    vit = sureid.VisionTransformer(img_size=(64, 32), patch_size=8, embed_dim=32, depth=4,
+                                   num_heads=2)
+    hts = sureid.HTSViT(vit, keep_ratio=0.5, prune_layers=(1, 2), keep_score="attention")
+    model = ReIDModel(hts, 5).eval()
+    x = _x()
+    loaded = load(model.save(tmp_path / "m.pt"))
+    assert loaded.backbone.keep_score == "attention"
+    assert not any("decision" in k for k in loaded.state_dict())
+    assert torch.equal(loaded(x), model(x))
+
+
 def test_custom_normalisation_and_conv_stem(tmp_path):
     vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=32, depth=2,
                                    num_heads=2, stem="conv", qk_norm=True, init_values=0.1)

@@ -256,7 +256,7 @@ def table_rows(table: int | str) -> list[Row]:
 
 def build_backbone(
     arch: Arch, img_size: tuple[int, int], *, pretrained: bool = False, keep_ratio: float = 1.0,
-    prune: bool = False,
+    prune: bool = False, keep_score: str = "decision",
 ) -> HTSViT:
     """An :class:`~sureid.HTSViT` around ``arch`` (timm when ``arch.timm_name`` is set)."""
     if arch.timm_name is not None:
@@ -264,12 +264,12 @@ def build_backbone(
 
         vit: nn.Module = timm.create_model(arch.timm_name, pretrained=pretrained,
                                            img_size=img_size, num_classes=0)
-        return HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune=prune)
+        return HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune=prune, keep_score=keep_score)
     vit = VisionTransformer(
         img_size=img_size, patch_size=arch.patch_size, embed_dim=arch.embed_dim,
         depth=arch.depth, num_heads=arch.num_heads, stem=arch.stem,
     )
-    return HTSViT(vit, keep_ratio=keep_ratio, prune=prune)
+    return HTSViT(vit, keep_ratio=keep_ratio, prune=prune, keep_score=keep_score)
 
 
 # The paper's claims as contrasts of rows, judged from paired intervals (see sureid.ablation.stats).

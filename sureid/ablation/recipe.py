@@ -232,10 +232,11 @@ class Weights:
                    pretrained=getattr(args, "pretrained", False), trained=trained,
                    shipped_dir=shipped_dir, log=log)
 
-    def build(self, img_size, *, keep_ratio: float = 1.0, prune: bool = False) -> nn.Module:
+    def build(self, img_size, *, keep_ratio: float = 1.0, prune: bool = False,
+              keep_score: str = "decision") -> nn.Module:
         """The :class:`sureid.HTSViT` backbone, with its starting weights loaded."""
         backbone = build_backbone(self.arch, img_size, pretrained=self.timm,
-                                  keep_ratio=keep_ratio, prune=prune)
+                                  keep_ratio=keep_ratio, prune=prune, keep_score=keep_score)
         if self.local is not None:
             report = load_pretrained(backbone, self.local)
             if self.log is not None:

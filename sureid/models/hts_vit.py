@@ -10,12 +10,19 @@ from torch import nn
 
 from .._checks import check_bool
 from .._optional import require
-from .decision import DecisionModule
+from .decision import ClassAttentionScore, DecisionModule
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
 from .output import HTSOutput
-from .timm_adapter import block_forward_masked, check_vit_structure, embed_tokens, pool_tokens
+from .timm_adapter import (
+    block_forward_masked,
+    check_vit_structure,
+    embed_tokens,
+    pool_tokens,
+)
 
 __all__ = ["HTSViT"]
+
+KEEP_SCORES = ("decision", "attention")
 
 
 def _stage_ratios(
@@ -92,6 +99,16 @@ class HTSViT(nn.Module):
             increasing. Default ``(3, 6, 9)``: before blocks 4, 7 and 10 as in the paper.
         tau: Gumbel-softmax temperature.
         decision_hidden_dim: hidden width of the decision modules (default ``C // 2``).
+        keep_score: what ranks the patch tokens at a stage. ``"decision"`` (default, the
+            paper): a learned :class:`DecisionModule` per stage, Gumbel decisions in
+            training. ``"attention"`` (not in the paper; EViT-style, parameter-free): the
+            class-token attention, averaged over heads, of the block the stage starts with
+            (:func:`~sureid.models.timm_adapter.class_attention`); the top ``k_s`` are kept
+            in training too (hard masks, no sampling), so training and inference select the
+            same tokens. ``decision`` then holds parameter-free
+            :class:`~sureid.models.decision.ClassAttentionScore` modules, and the ratio
+            loss has nothing to train. It costs about ``T * C * heads`` multiply-adds per
+            stage instead of the decision MLP (``docs/hts.md``, "Single-image latency").
         prune: ``False`` switches HTS off (the attribute can be changed later).
         compute_cls_attn: in training, also return the last block's class-token
             attention (Eq. 7) in :class:`HTSOutput`.
@@ -115,6 +132,7 @@ class HTSViT(nn.Module):
         prune_layers: Sequence[int] = (3, 6, 9),
         tau: float = 1.0,
         decision_hidden_dim: int | None = None,
+        keep_score: str = "decision",
         prune: bool = True,
         compute_cls_attn: bool = True,
     ) -> None:
@@ -130,6 +148,14 @@ class HTSViT(nn.Module):
             raise ValueError(f"tau must be a positive finite float, got {tau!r}")
         check_bool("prune", prune)
         check_bool("compute_cls_attn", compute_cls_attn)
+        if keep_score not in KEEP_SCORES:
+            raise ValueError(f"keep_score must be one of {KEEP_SCORES}, got {keep_score!r}")
+        if keep_score == "attention" and decision_hidden_dim is not None:
+            raise ValueError(
+                "decision_hidden_dim sets the decision modules' width; keep_score='attention' "
+                f"builds none, got decision_hidden_dim={decision_hidden_dim!r}"
+            )
+        self.keep_score = keep_score
         self.tau = float(tau)
         self.prune = prune
         self.compute_cls_attn = compute_cls_attn
@@ -137,8 +163,15 @@ class HTSViT(nn.Module):
         self.num_prefix_tokens = int(vit.num_prefix_tokens)
         embed_dim = int(vit.cls_token.shape[-1])
         self.embed_dim = embed_dim
+        # one scorer per stage: a DecisionModule, or a parameter-free ClassAttentionScore
         self.decision = nn.ModuleList(
-            DecisionModule(embed_dim, hidden_dim=decision_hidden_dim) for _ in self.prune_layers
+            DecisionModule(embed_dim, hidden_dim=decision_hidden_dim)
+            if keep_score == "decision" else ClassAttentionScore(self.num_prefix_tokens)
+            for _ in self.prune_layers
+        )
+        #: the decision modules' hidden width; None with ``keep_score="attention"``
+        self.decision_hidden_dim = (
+            self.decision[0].hidden_dim if keep_score == "decision" else None
         )
         # block index -> stage index (-1: no pruning before this block); static, read-only
         stage_of_block = [-1] * len(vit.blocks)
@@ -169,6 +202,7 @@ class HTSViT(nn.Module):
         prune_layers: Sequence[int] = (3, 6, 9),
         tau: float = 1.0,
         decision_hidden_dim: int | None = None,
+        keep_score: str = "decision",
         prune: bool = True,
         compute_cls_attn: bool = True,
     ) -> HTSViT:
@@ -216,7 +250,7 @@ class HTSViT(nn.Module):
                 )
         return cls(
             vit, keep_ratio=keep_ratio, prune_layers=prune_layers, tau=tau,
-            decision_hidden_dim=decision_hidden_dim, prune=prune,
+            decision_hidden_dim=decision_hidden_dim, keep_score=keep_score, prune=prune,
             compute_cls_attn=compute_cls_attn,
         )
 
@@ -316,7 +350,7 @@ class HTSViT(nn.Module):
         orig = None
         for blk, stage in zip(vit.blocks, self._stage_of_block, strict=True):
             if stage >= 0 and self._active(stage):
-                score = self.decision[stage](x[:, p:])[..., 1]
+                score = self.stage_scores(stage, x)
                 k = num_kept_tokens(n, self.keep_ratios[stage])
                 x, idx = select_topk_tokens(x, score, k, p)
                 if return_indices:
@@ -325,6 +359,15 @@ class HTSViT(nn.Module):
             x = blk(x)
         x = vit.norm(x)
         return (x, kept) if return_indices else x
+
+    def stage_scores(self, stage: int, x: torch.Tensor) -> torch.Tensor:
+        """Inference keep scores ``(B, N)`` of the patch tokens ``x (B, P + N, C)`` entering
+        stage ``stage`` (higher is kept first): the decision module's keep log-probability,
+        or with ``keep_score="attention"`` the class-token attention of the stage's first
+        block."""
+        if self.keep_score == "attention":
+            return self.decision[stage](self.backbone.blocks[self.prune_layers[stage]], x)
+        return self.decision[stage](x[:, self.num_prefix_tokens :])[..., 1]
 
     def forward_train(
         self, x: torch.Tensor, *, keep_masks: Sequence[torch.Tensor] | None = None
@@ -369,6 +412,9 @@ class HTSViT(nn.Module):
                 if self._active(stage):
                     if keep_masks is not None:
                         mask = keep_masks[stage].to(x.dtype)
+                    elif self.keep_score == "attention":
+                        k = num_kept_tokens(n, self.keep_ratios[stage])
+                        mask = _top_attention_mask(self.decision[stage], blk, x, mask, k)
                     else:
                         log_probs = self.decision[stage](x[:, p:], mask)  # Eq. 1
                         mask = mask * gumbel_keep_decision(log_probs, self.tau)  # Eqs. 2-3
@@ -424,5 +470,22 @@ class HTSViT(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"keep_ratios={tuple(round(r, 4) for r in self.keep_ratios)}, "
-            f"prune_layers={self.prune_layers}, tau={self.tau}, prune={self.prune}"
+            f"prune_layers={self.prune_layers}, keep_score={self.keep_score!r}, "
+            f"tau={self.tau}, prune={self.prune}"
         )
+
+
+@torch.no_grad()
+def _top_attention_mask(
+    scorer: ClassAttentionScore, blk: nn.Module, x: torch.Tensor, mask: torch.Tensor, k: int
+) -> torch.Tensor:
+    """Hard ``(B, N)`` mask of the ``k`` kept patch tokens with the most class attention.
+
+    ``mask (B, N)`` is the running mask (``k`` is at most its count: the stage ratios do
+    not increase); the class token attends to the kept tokens only, as in the inference
+    path where the dropped ones are gone, so both select the same tokens.
+    """
+    keep = torch.cat([mask.new_ones(mask.shape[0], scorer.num_prefix_tokens), mask], dim=1)
+    score = scorer(blk, x, keep).masked_fill(mask == 0, float("-inf"))
+    idx = score.topk(k, dim=1, sorted=False).indices
+    return torch.zeros_like(mask).scatter_(1, idx, 1.0)

@@ -9,12 +9,19 @@ optional parts with ``getattr``, and keeps no state. timm itself is never import
 from __future__ import annotations
 
 import torch
-from einops import rearrange
+import torch.nn.functional as F
+from einops import einsum, rearrange
 from torch import nn
 
 from .hts import masked_attention
 
-__all__ = ["block_forward_masked", "check_vit_structure", "embed_tokens", "pool_tokens"]
+__all__ = [
+    "block_forward_masked",
+    "check_vit_structure",
+    "class_attention",
+    "embed_tokens",
+    "pool_tokens",
+]
 
 # timm's global_pool values HTS reproduces; attention pooling ("map", "prr") and no pooling
 # ("") are refused: they have no defined meaning on a pruned token set here
@@ -172,3 +179,49 @@ def block_forward_masked(
     x = x + blk.drop_path1(blk.ls1(out))
     x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
     return x, weights[:, :, 0].mean(dim=1)
+
+
+def class_attention(
+    blk: nn.Module, x: torch.Tensor, keep: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The class-token attention ``(B, T)`` that ``blk`` would compute on ``x``, head mean.
+
+    Row 0 of the block's attention weights averaged over heads, as
+    :func:`block_forward_masked` returns it, without running the block. Only the class
+    token's query is projected and it is folded into the key weights, ``q . (W_k h + b_k) =
+    (W_k^T q) . h + q . b_k``, where the last term is the same for every token of a head
+    and cancels in the softmax: about ``T * C * heads`` multiply-adds instead of the
+    ``T * C * C`` of the key projection (blocks with a ``k_norm`` project the keys).
+
+    Args:
+        blk: a timm-layout block.
+        x: ``(B, T, C)`` tokens entering ``blk``, class token first.
+        keep: optional ``(B, T)`` mask (prefix entries 1); tokens with 0 get no
+            attention, as in the masked attention of Eqs. 4-6.
+
+    Returns:
+        ``(B, T)`` float32, each row summing to 1.
+    """
+    attn = blk.attn
+    b, t, c = x.shape
+    heads = int(attn.num_heads)
+    d = c // heads
+    h = blk.norm1(x)
+    w, bias = attn.qkv.weight, attn.qkv.bias
+    q = F.linear(h[:, 0], w[:c], None if bias is None else bias[:c]).view(b, heads, d)
+    q_norm, k_norm = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
+    if q_norm is not None:
+        q = q_norm(q)
+    if k_norm is None or isinstance(k_norm, nn.Identity):
+        # plain matmuls (einops.einsum parses its pattern per call: measurable at batch 1)
+        u = (q.unsqueeze(2) @ w[c : 2 * c].view(heads, d, c)).squeeze(2)  # (B, heads, C)
+        logits = u @ h.transpose(1, 2)  # (B, heads, T)
+    else:
+        k = F.linear(h, w[c : 2 * c], None if bias is None else bias[c : 2 * c])
+        k = k_norm(rearrange(k, "b t (h d) -> b h t d", h=heads))
+        logits = einsum(q, k, "b h d, b h t d -> b h t")
+    scale = getattr(attn, "scale", None)
+    logits = logits.float() * (d**-0.5 if scale is None else scale)  # float32 softmax
+    if keep is not None:
+        logits = logits.masked_fill(rearrange(keep, "b t -> b 1 t") == 0, float("-inf"))
+    return logits.softmax(dim=-1).mean(dim=1)

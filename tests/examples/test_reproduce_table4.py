@@ -78,6 +78,17 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert "epochs" in other.stderr and "1" in other.stderr and "2" in other.stderr
     assert "epoch 1 " not in other.stdout
 
+    # tokens ranked by class-token attention: a run of its own, reusing the teacher
+    attn = run("--preset", "smoke", "--output-dir", tmp_path / "attn", "--workers", "0",
+               "--no-progress", "--keep-score", "attention",
+               "--teacher-checkpoint", out / "teacher.pt")
+    assert attn.returncode == 0, attn.stdout[-3000:] + attn.stderr[-3000:]
+    result = json.loads((tmp_path / "attn" / "table4.json").read_text())
+    assert result["meta"]["keep_score"] == "attention"
+    assert result["rows"][1]["gflops"] < result["rows"][0]["gflops"]
+    assert "ratio" not in attn.stdout.split("== +HTS seed 0")[1].split("Rank-1")[0]
+    assert "class-token attention" in (tmp_path / "attn" / "table4.md").read_text()
+
 
 def test_data_root_that_is_not_a_dataset_fails_before_training(tmp_path):
     (tmp_path / "not_a_dataset").mkdir()
