@@ -3,7 +3,10 @@
 Run from the repository root after README command 1 (it reuses that run's teacher):
 
     python docs/results/decision-width-c4/run_c4.py
-    python docs/results/decision-width-c4/compare.py
+    python examples/compare_runs.py runs/table4-quick-c4 runs/table4-quick --labels C//4 C//2
+
+(compare.md was written by an earlier one-off script computing the same contrasts with the
+same functions of sureid.ablation.stats.)
 
 Only the student's decision modules change (the 64-d student: 32 -> 16); the teacher
 checkpoint keeps its own. The default is patched for this process only.
