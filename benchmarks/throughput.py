@@ -21,6 +21,7 @@ Usage::
     python benchmarks/throughput.py --device cuda
     python benchmarks/throughput.py --no-train --decision-hidden-dim 96   # a narrower decision MLP
     python benchmarks/throughput.py --no-train --attention   # class-token attention scores
+    python benchmarks/throughput.py --quick --no-train --attention --batch-sizes 1 --rounds 30
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ def main() -> None:
     )
     parser.add_argument("--no-train", action="store_true", help="skip the training-step timing")
     parser.add_argument(
+        "--batch-sizes", default="32,1", metavar="B,B",
+        help="inference batch sizes, comma-separated (default 32,1); batch 1 runs 5x the rounds",
+    )
+    parser.add_argument(
         "--decision-hidden-dim", type=int, default=None, metavar="H",
         help="also time HTS p=0.7 with decision modules of hidden width H (default C // 2)",
     )
@@ -140,7 +145,7 @@ def main() -> None:
         f"threads {torch.get_num_threads()}, clock {clock_name}, rounds {rounds}"
     )
 
-    for batch in (32, 1):
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
         x = torch.randn(batch, 3, 256, 128, device=device)
         # each lambda binds this batch's x (default arguments), not the loop variable
         fns: dict[str, Callable[[], object]] = {

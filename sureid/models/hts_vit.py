@@ -13,12 +13,7 @@ from .._optional import require
 from .decision import ClassAttentionScore, DecisionModule
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
 from .output import HTSOutput
-from .timm_adapter import (
-    block_forward_masked,
-    check_vit_structure,
-    embed_tokens,
-    pool_tokens,
-)
+from .timm_adapter import block_forward_masked, check_vit_structure, embed_tokens, pool_tokens
 
 __all__ = ["HTSViT"]
 
