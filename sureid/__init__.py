@@ -38,7 +38,7 @@ from .metrics.distance import pairwise_distance
 from .metrics.evaluate import evaluate
 from .metrics.rank import RankResult, evaluate_rank
 from .metrics.rerank import rank_gallery, rerank
-from .models.decision import ClassAttentionScore, DecisionModule
+from .models.decision import DecisionModule
 from .models.heads import BNNeck
 from .models.hts_vit import HTSViT
 from .models.output import HTSOutput
@@ -56,7 +56,6 @@ from .viz_rank import render_ranked_list
 
 __all__ = [
     # models (HTS)
-    "ClassAttentionScore",
     "DecisionModule",
     "HTSOutput",
     "HTSViT",

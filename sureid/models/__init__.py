@@ -1,6 +1,6 @@
 """sureid.models: ViT backbones and hierarchical token sparsification (HTS)."""
 
-from .decision import ClassAttentionScore, DecisionModule
+from .decision import DecisionModule
 from .hts import gumbel_keep_decision, masked_attention, num_kept_tokens, select_topk_tokens
 from .hts_vit import HTSViT
 from .output import HTSOutput
@@ -14,7 +14,6 @@ from .vit import ConvStem, PatchEmbed, VisionTransformer, deit_small, deit_tiny,
 
 __all__ = [
     "ConvStem",
-    "ClassAttentionScore",
     "DecisionModule",
     "HTSOutput",
     "HTSViT",

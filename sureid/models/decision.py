@@ -6,9 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .timm_adapter import class_attention
-
-__all__ = ["ClassAttentionScore", "DecisionModule"]
+__all__ = ["DecisionModule"]
 
 
 class DecisionModule(nn.Module):
@@ -85,28 +83,3 @@ class DecisionModule(nn.Module):
         for layer in list(self.out_conv)[1:]:
             y = layer(y)
         return y
-
-
-class ClassAttentionScore(nn.Module):
-    """Parameter-free keep scores: the class-token attention of the block a stage starts with.
-
-    The stand-in for :class:`DecisionModule` in ``HTSViT(keep_score="attention")`` (not in
-    the paper; EViT-style): the head-mean attention the class token pays each patch token
-    in ``blk`` (:func:`~sureid.models.timm_adapter.class_attention`). A module so that an
-    exported graph names its nodes ``/decision.<s>/...`` like the decision modules'.
-
-    Shapes:
-        ``forward(blk, x (B, P + N, C), keep (B, P + N) or None) -> (B, N)`` float32.
-    """
-
-    def __init__(self, num_prefix_tokens: int) -> None:
-        super().__init__()
-        self.num_prefix_tokens = int(num_prefix_tokens)
-
-    def forward(
-        self, blk: nn.Module, x: torch.Tensor, keep: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return class_attention(blk, x, keep)[:, self.num_prefix_tokens :]
-
-    def extra_repr(self) -> str:
-        return f"num_prefix_tokens={self.num_prefix_tokens}"

@@ -10,10 +10,16 @@ from torch import nn
 
 from .._checks import check_bool
 from .._optional import require
-from .decision import ClassAttentionScore, DecisionModule
+from .decision import DecisionModule
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
 from .output import HTSOutput
-from .timm_adapter import block_forward_masked, check_vit_structure, embed_tokens, pool_tokens
+from .timm_adapter import (
+    block_forward_cls_attention,
+    block_forward_masked,
+    check_vit_structure,
+    embed_tokens,
+    pool_tokens,
+)
 
 __all__ = ["HTSViT"]
 
@@ -96,14 +102,15 @@ class HTSViT(nn.Module):
         decision_hidden_dim: hidden width of the decision modules (default ``C // 2``).
         keep_score: what ranks the patch tokens at a stage. ``"decision"`` (default, the
             paper): a learned :class:`DecisionModule` per stage, Gumbel decisions in
-            training. ``"attention"`` (not in the paper; EViT-style, parameter-free): the
-            class-token attention, averaged over heads, of the block the stage starts with
-            (:func:`~sureid.models.timm_adapter.class_attention`); the top ``k_s`` are kept
-            in training too (hard masks, no sampling), so training and inference select the
-            same tokens. ``decision`` then holds parameter-free
-            :class:`~sureid.models.decision.ClassAttentionScore` modules, and the ratio
-            loss has nothing to train. It costs about ``T * C * heads`` multiply-adds per
-            stage instead of the decision MLP (``docs/hts.md``, "Single-image latency").
+            training. ``"attention"`` (not in the paper; EViT's score, parameter-free): the
+            attention the class token pays each patch token in the block just before the
+            stage, averaged over heads, taken from that block's own ``q`` and ``k``
+            (:func:`~sureid.models.timm_adapter.block_forward_cls_attention`; about
+            ``T * C`` multiply-adds per stage instead of the decision MLP's ``T * C^2 / 2``).
+            The top ``k_s`` are kept in training too (hard masks from the masked attention,
+            no sampling), so training and inference select the same tokens. No decision
+            modules are built (``decision`` is empty) and the ratio loss has nothing to
+            train. Needs ``prune_layers[0] >= 1``.
         prune: ``False`` switches HTS off (the attribute can be changed later).
         compute_cls_attn: in training, also return the last block's class-token
             attention (Eq. 7) in :class:`HTSOutput`.
@@ -150,6 +157,11 @@ class HTSViT(nn.Module):
                 "decision_hidden_dim sets the decision modules' width; keep_score='attention' "
                 f"builds none, got decision_hidden_dim={decision_hidden_dim!r}"
             )
+        if keep_score == "attention" and self.prune_layers[0] == 0:
+            raise ValueError(
+                "keep_score='attention' scores a stage with the attention of the block before "
+                f"it, so prune_layers must start at 1 or later, got {self.prune_layers}"
+            )
         self.keep_score = keep_score
         self.tau = float(tau)
         self.prune = prune
@@ -158,11 +170,9 @@ class HTSViT(nn.Module):
         self.num_prefix_tokens = int(vit.num_prefix_tokens)
         embed_dim = int(vit.cls_token.shape[-1])
         self.embed_dim = embed_dim
-        # one scorer per stage: a DecisionModule, or a parameter-free ClassAttentionScore
         self.decision = nn.ModuleList(
             DecisionModule(embed_dim, hidden_dim=decision_hidden_dim)
-            if keep_score == "decision" else ClassAttentionScore(self.num_prefix_tokens)
-            for _ in self.prune_layers
+            for _ in (self.prune_layers if keep_score == "decision" else ())
         )
         #: the decision modules' hidden width; None with ``keep_score="attention"``
         self.decision_hidden_dim = (
@@ -342,27 +352,31 @@ class HTSViT(nn.Module):
         x = embed_tokens(vit, x)
         n = self._num_patches(x)
         kept: list[torch.Tensor] = []
-        orig = None
-        for blk, stage in zip(vit.blocks, self._stage_of_block, strict=True):
+        orig = cls = None
+        for i, (blk, stage) in enumerate(zip(vit.blocks, self._stage_of_block, strict=True)):
             if stage >= 0 and self._active(stage):
-                score = self.stage_scores(stage, x)
+                if self.keep_score == "attention":
+                    score = cls[:, p:]
+                else:
+                    score = self.decision[stage](x[:, p:])[..., 1]
                 k = num_kept_tokens(n, self.keep_ratios[stage])
                 x, idx = select_topk_tokens(x, score, k, p)
                 if return_indices:
                     orig = idx if orig is None else orig.gather(1, idx)
                     kept.append(orig)
-            x = blk(x)
+            if self._scores_next(i):
+                x, cls = block_forward_cls_attention(blk, x)
+            else:
+                x = blk(x)
         x = vit.norm(x)
         return (x, kept) if return_indices else x
 
-    def stage_scores(self, stage: int, x: torch.Tensor) -> torch.Tensor:
-        """Inference keep scores ``(B, N)`` of the patch tokens ``x (B, P + N, C)`` entering
-        stage ``stage`` (higher is kept first): the decision module's keep log-probability,
-        or with ``keep_score="attention"`` the class-token attention of the stage's first
-        block."""
-        if self.keep_score == "attention":
-            return self.decision[stage](self.backbone.blocks[self.prune_layers[stage]], x)
-        return self.decision[stage](x[:, self.num_prefix_tokens :])[..., 1]
+    def _scores_next(self, block: int) -> bool:
+        """Whether ``block``'s class-token attention ranks the tokens of the next stage."""
+        if self.keep_score != "attention" or block + 1 >= len(self._stage_of_block):
+            return False
+        stage = self._stage_of_block[block + 1]
+        return stage >= 0 and self._active(stage)
 
     def forward_train(
         self, x: torch.Tensor, *, keep_masks: Sequence[torch.Tensor] | None = None
@@ -400,24 +414,26 @@ class HTSViT(nn.Module):
         prefix_ones = x.new_ones(b, p)
         keep: torch.Tensor | None = None  # (B, T) once a stage is active
         masks: list[torch.Tensor] = []
-        cls_attn = None
+        cls_attn = cls_prev = None
         last = len(vit.blocks) - 1
         for i, (blk, stage) in enumerate(zip(vit.blocks, self._stage_of_block, strict=True)):
             if stage >= 0 and self.prune:
                 if self._active(stage):
                     if keep_masks is not None:
                         mask = keep_masks[stage].to(x.dtype)
-                    elif self.keep_score == "attention":
+                    elif self.keep_score == "attention":  # the previous block's, masked
                         k = num_kept_tokens(n, self.keep_ratios[stage])
-                        mask = _top_attention_mask(self.decision[stage], blk, x, mask, k)
+                        mask = _top_k_mask(cls_prev[:, p:].detach(), mask, k)
                     else:
                         log_probs = self.decision[stage](x[:, p:], mask)  # Eq. 1
                         mask = mask * gumbel_keep_decision(log_probs, self.tau)  # Eqs. 2-3
                     keep = torch.cat([prefix_ones, mask], dim=1)
                 masks.append(mask)
-            if keep is not None or (i == last and self.compute_cls_attn):
+            scores_next = keep_masks is None and self.prune and self._scores_next(i)
+            if keep is not None or (i == last and self.compute_cls_attn) or scores_next:
                 full = keep if keep is not None else x.new_ones(b, t)
                 x, attn = block_forward_masked(blk, x, full)
+                cls_prev = attn
                 if i == last and self.compute_cls_attn:
                     cls_attn = attn
             else:
@@ -470,17 +486,13 @@ class HTSViT(nn.Module):
         )
 
 
-@torch.no_grad()
-def _top_attention_mask(
-    scorer: ClassAttentionScore, blk: nn.Module, x: torch.Tensor, mask: torch.Tensor, k: int
-) -> torch.Tensor:
-    """Hard ``(B, N)`` mask of the ``k`` kept patch tokens with the most class attention.
+def _top_k_mask(score: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Hard ``(B, N)`` mask of the ``k`` highest-``score`` tokens among those ``mask`` keeps.
 
-    ``mask (B, N)`` is the running mask (``k`` is at most its count: the stage ratios do
-    not increase); the class token attends to the kept tokens only, as in the inference
-    path where the dropped ones are gone, so both select the same tokens.
+    ``k`` is at most the running mask's count (the stage ratios do not increase). With the
+    class attention of a masked block as ``score`` (the class token attended to kept tokens
+    only, as in the inference path where the dropped ones are gone) it selects the tokens
+    the inference path selects.
     """
-    keep = torch.cat([mask.new_ones(mask.shape[0], scorer.num_prefix_tokens), mask], dim=1)
-    score = scorer(blk, x, keep).masked_fill(mask == 0, float("-inf"))
-    idx = score.topk(k, dim=1, sorted=False).indices
+    idx = score.masked_fill(mask == 0, float("-inf")).topk(k, dim=1, sorted=False).indices
     return torch.zeros_like(mask).scatter_(1, idx, 1.0)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import einsum, rearrange
+from einops import rearrange
 from torch import nn
 
 from .hts import masked_attention
 
 __all__ = [
+    "block_forward_cls_attention",
     "block_forward_masked",
     "check_vit_structure",
-    "class_attention",
     "embed_tokens",
     "pool_tokens",
 ]
@@ -151,6 +151,46 @@ def block_forward_masked(
         over heads (Eq. 7, from the masked attention).
     """
     attn = blk.attn
+
+    def attend(q, k, v):
+        out, weights = masked_attention(
+            q, k, v, keep, scale=getattr(attn, "scale", None), dropout_p=_dropout_p(attn)
+        )
+        return out, weights[:, :, 0].mean(dim=1)
+
+    return _block_forward(blk, x, attend)
+
+
+def block_forward_cls_attention(
+    blk: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pre-norm block, unmasked, that also returns its class-token attention.
+
+    The block's output as ``blk(x)`` computes it (``F.scaled_dot_product_attention``), and
+    row 0 of its attention weights averaged over heads, from the block's own ``q`` and
+    ``k``: one ``(1 x D) @ (D x T)`` product per head, no extra weight read. The inference
+    path of ``HTSViT(keep_score="attention")`` runs the block before each pruning stage with
+    it.
+
+    Shapes:
+        ``x (B, T, C) -> (B, T, C), (B, T)``; the second is float32, rows summing to 1.
+    """
+    attn = blk.attn
+
+    def attend(q, k, v):
+        scale = getattr(attn, "scale", None)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=_dropout_p(attn), scale=scale)
+        scale = q.shape[-1] ** -0.5 if scale is None else scale
+        logits = (q[:, :, :1] @ k.transpose(-2, -1)).float() * scale  # (B, H, 1, T)
+        return out, logits.softmax(dim=-1).mean(dim=1)[:, 0]
+
+    return _block_forward(blk, x, attend)
+
+
+def _block_forward(blk: nn.Module, x: torch.Tensor, attend) -> tuple[torch.Tensor, torch.Tensor]:
+    """A timm-layout pre-norm block whose attention core is ``attend(q, k, v) -> (out, cls)``
+    (``(B, H, T, D)`` each in, ``(B, H, T, D)`` and ``(B, T)`` out)."""
+    attn = blk.attn
     h = blk.norm1(x)
     num_heads = attn.num_heads
     gate_layer = getattr(attn, "gate", None)
@@ -161,11 +201,7 @@ def block_forward_masked(
         q = q_norm(q)
     if k_norm is not None:
         k = k_norm(k)
-    attn_drop = getattr(attn, "attn_drop", None)
-    dropout_p = attn_drop.p if attn.training and isinstance(attn_drop, nn.Dropout) else 0.0
-    out, weights = masked_attention(
-        q, k, v, keep, scale=getattr(attn, "scale", None), dropout_p=dropout_p
-    )
+    out, cls = attend(q, k, v)
     out = rearrange(out, "b h t d -> b t (h d)")
     out_norm = getattr(attn, "norm", None)
     if out_norm is not None:
@@ -178,50 +214,9 @@ def block_forward_masked(
         out = proj_drop(out)
     x = x + blk.drop_path1(blk.ls1(out))
     x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
-    return x, weights[:, :, 0].mean(dim=1)
+    return x, cls
 
 
-def class_attention(
-    blk: nn.Module, x: torch.Tensor, keep: torch.Tensor | None = None
-) -> torch.Tensor:
-    """The class-token attention ``(B, T)`` that ``blk`` would compute on ``x``, head mean.
-
-    Row 0 of the block's attention weights averaged over heads, as
-    :func:`block_forward_masked` returns it, without running the block. Only the class
-    token's query is projected and it is folded into the key weights, ``q . (W_k h + b_k) =
-    (W_k^T q) . h + q . b_k``, where the last term is the same for every token of a head
-    and cancels in the softmax: about ``T * C * heads`` multiply-adds instead of the
-    ``T * C * C`` of the key projection (blocks with a ``k_norm`` project the keys).
-
-    Args:
-        blk: a timm-layout block.
-        x: ``(B, T, C)`` tokens entering ``blk``, class token first.
-        keep: optional ``(B, T)`` mask (prefix entries 1); tokens with 0 get no
-            attention, as in the masked attention of Eqs. 4-6.
-
-    Returns:
-        ``(B, T)`` float32, each row summing to 1.
-    """
-    attn = blk.attn
-    b, t, c = x.shape
-    heads = int(attn.num_heads)
-    d = c // heads
-    h = blk.norm1(x)
-    w, bias = attn.qkv.weight, attn.qkv.bias
-    q = F.linear(h[:, 0], w[:c], None if bias is None else bias[:c]).view(b, heads, d)
-    q_norm, k_norm = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
-    if q_norm is not None:
-        q = q_norm(q)
-    if k_norm is None or isinstance(k_norm, nn.Identity):
-        # plain matmuls: einops.einsum took ~2x as long at batch 1 (parsing its pattern)
-        u = (q.unsqueeze(2) @ w[c : 2 * c].view(heads, d, c)).squeeze(2)  # (B, heads, C)
-        logits = u @ h.transpose(1, 2)  # (B, heads, T)
-    else:
-        k = F.linear(h, w[c : 2 * c], None if bias is None else bias[c : 2 * c])
-        k = k_norm(rearrange(k, "b t (h d) -> b h t d", h=heads))
-        logits = einsum(q, k, "b h d, b h t d -> b h t")
-    scale = getattr(attn, "scale", None)
-    logits = logits.float() * (d**-0.5 if scale is None else scale)  # float32 softmax
-    if keep is not None:
-        logits = logits.masked_fill(rearrange(keep, "b t -> b 1 t") == 0, float("-inf"))
-    return logits.softmax(dim=-1).mean(dim=1)
+def _dropout_p(attn: nn.Module) -> float:
+    attn_drop = getattr(attn, "attn_drop", None)
+    return attn_drop.p if attn.training and isinstance(attn_drop, nn.Dropout) else 0.0
