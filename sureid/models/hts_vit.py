@@ -81,7 +81,8 @@ def _check_prune_layers(prune_layers: Sequence[int], depth: int) -> tuple[int, .
 class HTSViT(nn.Module):
     """A ViT whose patch tokens are sparsified hierarchically before chosen blocks.
 
-    Before block ``prune_layers[s]`` a :class:`DecisionModule` scores the patch tokens.
+    Before block ``prune_layers[s]`` a :class:`DecisionModule` scores the patch tokens (or,
+    with ``keep_score="attention"``, the previous block's class-token attention does).
     Training (``model.train()``) samples Gumbel hard decisions (Eqs. 1-3) and masks the
     attention of every later block (Eqs. 4-6) so all tokens stay; inference
     (``model.eval()``) keeps the top ``k_s = num_kept_tokens(N, ratio_s)`` patch tokens by
