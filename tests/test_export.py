@@ -141,6 +141,21 @@ def test_conv_stem_model_exports_and_matches(tmp_path):
     assert np.abs(got - ref.numpy()).max() <= 1e-4
 
 
+def test_attention_keep_score_exports_and_prunes(tmp_path):
+    torch.manual_seed(0)
+    vit = sureid.VisionTransformer(img_size=IMG, patch_size=8, embed_dim=C, depth=4, num_heads=2)
+    model = sureid.HTSViT(vit, keep_ratio=0.5, prune_layers=(1, 3), keep_score="attention")
+    path = export_onnx(model.eval(), tmp_path / "attn.onnx", IMG, verify_batch_sizes=(1, 4))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(4, 3, *IMG)
+    with torch.no_grad():
+        ref = model(x)
+    got = session.run(["embedding"], {"images": x.numpy()})[0]
+    assert np.abs(got - ref.numpy()).max() <= 1e-4
+    # the qkv projections (D = 3C) of blocks 0-3 run on 1 + 8, 1 + 4, 1 + 4 and 1 + 2 tokens
+    assert [t for t, d in matmul_tokens(path) if d == 3 * C] == [9, 5, 5, 3]
+
+
 # ----------------------------------------------------------------------------- issue 16
 def test_failed_verification_leaves_the_old_file_untouched(tmp_path, monkeypatch):
     import sureid.export as export_mod
