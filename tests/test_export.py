@@ -35,6 +35,16 @@ def matmul_tokens(path, batch=2):
     return [(o.shape[-2], o.shape[-1]) for o in outs if o.ndim == 3]
 
 
+def assert_onnxruntime_matches(model, path, batch=4):
+    """The exported file's embedding equals the model's on random images, within 1e-4."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(batch, 3, *IMG)
+    with torch.no_grad():
+        ref = model(x)
+    got = session.run(["embedding"], {"images": x.numpy()})[0]
+    assert got.shape == (batch, C) and np.abs(got - ref.numpy()).max() <= 1e-4
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     torch.manual_seed(0)
@@ -50,12 +60,7 @@ def test_onnxruntime_matches_pytorch_at_batch_1_and_32_in_one_file(exported):
     (inp,) = session.get_inputs()
     assert inp.name == "images" and isinstance(inp.shape[0], str)  # symbolic batch
     for b in (1, 32):
-        x = torch.randn(b, 3, *IMG)
-        with torch.no_grad():
-            ref = model(x)
-        got = session.run(["embedding"], {"images": x.numpy()})[0]
-        assert got.shape == (b, C)
-        assert np.abs(got - ref.numpy()).max() <= 1e-4
+        assert_onnxruntime_matches(model, path, b)
 
 
 def test_graph_prunes_tokens(exported, tmp_path):
@@ -133,12 +138,7 @@ def test_conv_stem_model_exports_and_matches(tmp_path):
     model(torch.randn(8, 3, *IMG))  # non-trivial BN running statistics in the stem
     model.eval()
     path = export_onnx(model, tmp_path / "conv.onnx", IMG, verify_batch_sizes=(1, 4))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.randn(4, 3, *IMG)
-    with torch.no_grad():
-        ref = model(x)
-    got = session.run(["embedding"], {"images": x.numpy()})[0]
-    assert np.abs(got - ref.numpy()).max() <= 1e-4
+    assert_onnxruntime_matches(model, path)
 
 
 def test_attention_keep_score_exports_and_prunes(tmp_path):
@@ -146,12 +146,7 @@ def test_attention_keep_score_exports_and_prunes(tmp_path):
     vit = sureid.VisionTransformer(img_size=IMG, patch_size=8, embed_dim=C, depth=4, num_heads=2)
     model = sureid.HTSViT(vit, keep_ratio=0.5, prune_layers=(1, 3), keep_score="attention")
     path = export_onnx(model.eval(), tmp_path / "attn.onnx", IMG, verify_batch_sizes=(1, 4))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.randn(4, 3, *IMG)
-    with torch.no_grad():
-        ref = model(x)
-    got = session.run(["embedding"], {"images": x.numpy()})[0]
-    assert np.abs(got - ref.numpy()).max() <= 1e-4
+    assert_onnxruntime_matches(model, path)
     # the qkv projections (D = 3C) of blocks 0-3 run on 1 + 8, 1 + 4, 1 + 4 and 1 + 2 tokens
     assert [t for t, d in matmul_tokens(path) if d == 3 * C] == [9, 5, 5, 3]
 

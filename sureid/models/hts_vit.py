@@ -430,7 +430,7 @@ class HTSViT(nn.Module):
                         mask = mask * gumbel_keep_decision(log_probs, self.tau)  # Eqs. 2-3
                     keep = torch.cat([prefix_ones, mask], dim=1)
                 masks.append(mask)
-            scores_next = keep_masks is None and self.prune and self._scores_next(i)
+            scores_next = keep_masks is None and self._scores_next(i)
             if keep is not None or (i == last and self.compute_cls_attn) or scores_next:
                 full = keep if keep is not None else x.new_ones(b, t)
                 x, attn = block_forward_masked(blk, x, full)

@@ -1,20 +1,15 @@
 """examples/compare_runs.py on per-query files made here."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "compare_runs.py"
+from . import load_example
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("compare_runs")
 
 
 def write_run(folder, rows, table="4"):

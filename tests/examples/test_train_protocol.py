@@ -1,6 +1,5 @@
 """End-to-end: examples/train_protocol.py --smoke on tiny data made here, and its input checks."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -9,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from . import load_example
+
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_protocol.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("train_protocol", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("train_protocol")
 
 
 @pytest.fixture(scope="module")

@@ -10,24 +10,13 @@ from sureid.models.hts import num_kept_tokens
 from sureid.models.timm_adapter import block_forward_cls_attention, block_forward_masked
 from sureid.models.vit import VisionTransformer
 
-timm = pytest.importorskip("timm")
-
-TINY = dict(img_size=(64, 32), patch_size=8, embed_dim=32, depth=6, num_heads=2, num_classes=0)
-N_TINY = 8 * 4
-LAYERS = (1, 3, 4)
-VARIANTS = {
-    "plain": {},
-    "reg4": {"reg_tokens": 4},
-    "reg4-noembedcls-layerscale-qknorm": {
-        "reg_tokens": 4, "no_embed_class": True, "init_values": 0.5, "qk_norm": True,
-    },
-}
+from .test_hts_vit import LAYERS, N_TINY, TINY, tiny_timm
+from .test_hts_vit import TIMM_VARIANTS as VARIANTS  # imports timm or skips
 
 
 def tiny_hts(keep_ratio=0.6, *, backbone="timm", **extra):
     if backbone == "timm":
-        vit = timm.models.VisionTransformer(**TINY, **extra)
-        return HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune_layers=LAYERS,
+        return HTSViT.from_timm(tiny_timm(**extra), keep_ratio=keep_ratio, prune_layers=LAYERS,
                                 keep_score="attention")
     vit = VisionTransformer(**TINY, **extra)
     return HTSViT(vit, keep_ratio=keep_ratio, prune_layers=LAYERS, keep_score="attention")
@@ -57,7 +46,7 @@ def reference_class_attention(blk, x, keep=None):
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_block_forward_cls_attention_is_the_block_and_its_attention_row(variant):
-    vit = peaky(HTSViT.from_timm(timm.models.VisionTransformer(**TINY, **VARIANTS[variant]),
+    vit = peaky(HTSViT.from_timm(tiny_timm(**VARIANTS[variant]),
                                  prune_layers=LAYERS)).backbone.eval()
     x = torch.randn(3, vit.num_prefix_tokens + N_TINY, 32)
     before = x.clone()
@@ -116,7 +105,7 @@ def test_training_selects_the_same_tokens_as_inference(backbone, keep_ratio):
     torch.testing.assert_close(out.features, tokens[:, 0], atol=1e-5, rtol=1e-4)
 
 
-def test_no_decision_modules_and_training_trains_the_backbone():
+def test_no_decision_modules_and_every_active_parameter_gets_a_gradient():
     model = tiny_hts(0.5).train()
     assert model.decision_hidden_dim is None and len(model.decision) == 0
     assert not any(k.startswith("decision") for k in model.state_dict())
@@ -128,8 +117,11 @@ def test_no_decision_modules_and_training_trains_the_backbone():
         out.features, out.logits, labels, aux_feat=out.aux_feature, aux_logits=out.aux_logits
     )
     loss.total.backward()
-    used = [n for n, p in reid.named_parameters() if p.grad is not None]
-    assert "backbone.backbone.blocks.5.mlp.fc2.weight" in used
+    # what DistributedDataParallel relies on: a gradient exactly where inactive_parameters()
+    # does not say otherwise
+    used = {n for n, p in reid.named_parameters() if p.grad is not None}
+    trainable = {n for n, p in reid.named_parameters() if p.requires_grad}
+    assert used == trainable - set(reid.inactive_parameters())
     assert all(torch.isfinite(p.grad).all() for p in reid.parameters() if p.grad is not None)
 
 
@@ -163,8 +155,7 @@ def test_eval_path_exports():
 )
 def test_bad_keep_score(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        HTSViT.from_timm(timm.models.VisionTransformer(**TINY), **{"prune_layers": LAYERS,
-                                                                   **kwargs})
+        HTSViT.from_timm(tiny_timm(), **{"prune_layers": LAYERS, **kwargs})
 
 
 def test_repr_names_the_score():
