@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sureid.engine import measure_throughput
+from sureid.engine import throughput as throughput_module
 
 
 class Sleepy(torch.nn.Module):
@@ -41,28 +42,41 @@ def test_bad_arguments(kw, match):
         measure_throughput({}, (3, 2, 2))
 
 
-class Logged(torch.nn.Module):
-    """Sleeps ``slow`` on the calls listed in ``spikes`` and ``base`` otherwise; logs calls."""
+class Clock:
+    """A fake ``perf_counter``: time moves only when a model says it took some."""
 
-    def __init__(self, name, log, base, spikes=(), slow=0.0):
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+class Logged(torch.nn.Module):
+    """Takes ``slow`` seconds on the calls in ``spikes``, ``base`` otherwise; logs calls."""
+
+    def __init__(self, name, log, clock, base, spikes=(), slow=0.0):
         super().__init__()
-        self.name, self.log, self.base, self.spikes, self.slow = name, log, base, set(spikes), slow
+        self.name, self.log, self.clock = name, log, clock
+        self.base, self.spikes, self.slow = base, set(spikes), slow
 
     def forward(self, x):
         self.log.append(self.name)
-        time.sleep(self.slow if len(self.log) in self.spikes else self.base)
+        self.clock.now += self.slow if len(self.log) in self.spikes else self.base
         return x.flatten(1)
 
 
-def test_forwards_alternate_order_and_median_ignores_bursts():
-    log = []
+def test_forwards_alternate_order_and_median_ignores_bursts(monkeypatch):
+    # a fake clock, so the figures are exact and no load on the machine can move them
+    clock, log = Clock(), []
+    monkeypatch.setattr(throughput_module, "time", clock)
     # "a" is hit by a long burst on 2 of its 5 timed calls (global calls 3 and 6; 1-2 warm up)
-    a = Logged("a", log, 0.004, spikes={3, 6}, slow=0.1)
-    b = Logged("b", log, 0.008)
+    a = Logged("a", log, clock, 0.004, spikes={3, 6}, slow=0.1)
+    b = Logged("b", log, clock, 0.008)
     r = measure_throughput({"a": a, "b": b}, (1, 1, 1), batch_size=8, rounds=5, iters=1, warmup=1)
     assert log == ["a", "b"] + ["a", "b", "b", "a"] * 2 + ["a", "b"]
-    assert r["a"] > 1.5 * r["b"]  # a mean would rank "a" slower than "b"
-    assert r["a"] <= 8 / 0.004 and r["b"] <= 8 / 0.008
+    assert r["a"] == pytest.approx(8 / 0.004) and r["b"] == pytest.approx(8 / 0.008)
+    # the mean would rank "a" slower than "b": (3 * 0.004 + 2 * 0.1) / 5 > 0.008
 
 
 class ThreadSpy(torch.nn.Module):
