@@ -234,11 +234,13 @@ class SUReIDLoss(nn.Module):
             if aux_logits is not None and self.use_cls:
                 aux_logits = _check_2d("aux_logits", aux_logits)
                 _check_same_batch(student_logits=logits, aux_logits=aux_logits)
+                _check_width("aux_logits", aux_logits, logits.shape[1], "classes")
                 terms["aux_cls"] = self.id_loss(aux_logits, labels)
                 aux = aux + terms["aux_cls"]
             if aux_feat is not None and self.use_tri:
                 aux_feat = _check_2d("aux_feat", aux_feat)
                 _check_same_batch(student_feat=feat, aux_feat=aux_feat)
+                _check_width("aux_feat", aux_feat, feat.shape[1], "channels")
                 terms["aux_tri"] = self.triplet(aux_feat, labels)
                 aux = aux + terms["aux_tri"]
             group_b = group_b + self.aux_weight * aux
@@ -252,7 +254,8 @@ class SUReIDLoss(nn.Module):
                 )
             if hasattr(self.kd, "terms"):
                 kl, kd_feat = self.kd.terms(feat, logits, teacher_feat, teacher_logits)
-                kd = self.kd.kl_weight * kl + kd_feat
+                # the same weighting as NPKDLoss.forward: kl_weight·KL + feature_weight·feature
+                kd = self.kd.kl_weight * kl + getattr(self.kd, "feature_weight", 1.0) * kd_feat
                 terms["kd_kl"], terms["kd_feat"] = kl, kd_feat
             else:
                 kd = self.kd(feat, logits, teacher_feat, teacher_logits)
@@ -304,3 +307,10 @@ def _describe(x: object) -> str:
     if isinstance(x, torch.Tensor):
         return f"tensor of shape {tuple(x.shape)}"
     return repr(x) if x is None else type(x).__name__
+
+
+def _check_width(name: str, x: torch.Tensor, width: int, what: str) -> None:
+    """The reweight head's ``(B, C)`` feature or ``(B, K)`` logits must match the student's."""
+    if x.shape[1] != width:
+        raise ValueError(f"{name} must have {width} {what} (as the student's), "
+                         f"got shape {tuple(x.shape)}")

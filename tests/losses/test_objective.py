@@ -66,6 +66,19 @@ def test_total_is_eq_14(alpha, beta, ratio_weight, aux_weight):
     assert floats["total"] == pytest.approx(out.total.item())
 
 
+@pytest.mark.parametrize("kl_weight, feature_weight", [(0.1, 0.0), (0.0, 1.0), (0.3, 2.5)])
+def test_kd_term_uses_both_npkd_weights(kl_weight, feature_weight):
+    # the NPKD diagnostic's "KL only" row (feature_weight=0) relies on this
+    t = _batch()
+    kd = NPKDLoss(kl_weight=kl_weight, feature_weight=feature_weight)
+    out = _call(SUReIDLoss(kd=kd, use_cls=False, use_tri=False, use_ratio=False,
+                           use_reweight=False), t)
+    alone = kd(t["student_feat"], t["student_logits"], t["teacher_feat"], t["teacher_logits"])
+    torch.testing.assert_close(out.total, alone)
+    torch.testing.assert_close(
+        out.terms["kd"], kl_weight * out.terms["kd_kl"] + feature_weight * out.terms["kd_feat"])
+
+
 @pytest.mark.parametrize(
     "row, flags, names",
     [
@@ -144,6 +157,8 @@ def test_no_valid_triplet_anchor_still_finite():
         ({"student_feat": torch.randn(B, C_S, 1)}, r"student_feat must be 2-D.*\(8, 6, 1\)"),
         ({"labels": torch.zeros(B - 2, dtype=torch.long)}, r"labels must have shape \(8,\)"),
         ({"aux_feat": torch.randn(B + 1, C_S)}, r"batch sizes differ.*aux_feat=\(9, 6\)"),
+        ({"aux_feat": torch.randn(B, C_S + 1)}, r"aux_feat must have 6 channels.*\(8, 7\)"),
+        ({"aux_logits": torch.randn(B, K + 2)}, r"aux_logits must have 4 classes.*\(8, 6\)"),
         ({"keep_masks": [torch.ones(B, N, 1)] * 2}, r"keep_masks\[0\] must be \(B=8, N\)"),
         ({"target_ratios": (0.5,)}, "one keep mask per target ratio"),
     ],
