@@ -19,6 +19,7 @@ Usage::
     python benchmarks/throughput.py            # full run
     python benchmarks/throughput.py --quick    # a short smoke run
     python benchmarks/throughput.py --device cuda
+    python benchmarks/throughput.py --device cuda --amp fp16 --batch-sizes 32,64  # mixed precision
     python benchmarks/throughput.py --no-train --decision-hidden-dim 96   # a narrower decision MLP
     python benchmarks/throughput.py --no-train --attention   # class-token attention scores
     python benchmarks/throughput.py --quick --no-train --attention --batch-sizes 1 --rounds 30
@@ -27,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -114,12 +116,23 @@ def main() -> None:
         help="also time HTS p=0.7 with keep_score='attention' (class-token attention scores, "
         "no decision modules)",
     )
+    parser.add_argument(
+        "--amp", choices=("fp16", "bf16"), default=None,
+        help="run every variant (and the training steps) under torch.autocast with this dtype "
+        "(default: float32, the paper's Table IV setting)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     clock_name = args.clock or ("cpu" if device.type == "cpu" and args.threads == 1 else "wall")
     clock = time.process_time if clock_name == "cpu" else time.perf_counter
+    amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.amp)
+
+    def precision() -> contextlib.AbstractContextManager:
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=amp_dtype)
     rounds = args.rounds or (2 if args.quick else 10)
     ps = (0.5, 0.7) if args.quick else (0.5, 0.6, 0.7, 0.8, 0.9)  # 0.7 is required
     layers = (3, 6, 9)
@@ -142,7 +155,8 @@ def main() -> None:
             vit, keep_ratio=0.7, prune_layers=layers, keep_score="attention").to(device).eval()
     print(
         f"torch {torch.__version__}, timm {timm.__version__}, device {device}, "
-        f"threads {torch.get_num_threads()}, clock {clock_name}, rounds {rounds}"
+        f"threads {torch.get_num_threads()}, clock {clock_name}, rounds {rounds}, "
+        f"precision {args.amp or 'float32'}"
     )
 
     for batch in (int(b) for b in args.batch_sizes.split(",")):
@@ -175,7 +189,7 @@ def main() -> None:
         for label, v in variants.items():
             if len(v.decision):
                 fns[f"{label} overhead only"] = lambda m=v, o=overhead: o(m)
-        with torch.inference_mode():
+        with torch.inference_mode(), precision():
             sec = interleaved(fns, rounds if batch > 1 else rounds * 5, device, clock)
         dense = sec["timm dense"]
         print(f"\nbatch {batch}: img/s (x dense; HTS / slicing bound)")
@@ -212,17 +226,21 @@ def main() -> None:
 
     def step_dense() -> None:
         dense_train.zero_grad(set_to_none=True)
-        dense_train.forward_features(x)[:, 0].square().mean().backward()
+        with precision():  # the forward only, as torch.autocast recommends
+            loss = dense_train.forward_features(x)[:, 0].float().square().mean()
+        loss.backward()
 
     def step_hts() -> None:
         hts.zero_grad(set_to_none=True)
-        out = hts(x)
-        (out.features.square().mean() + 2.0 * ratio_loss(out.keep_masks)).backward()
+        with precision():
+            out = hts(x)
+            loss = out.features.float().square().mean() + 2.0 * ratio_loss(out.keep_masks)
+        loss.backward()
 
     sec = interleaved(
         {"timm dense": step_dense, "HTS p=0.7": step_hts}, max(2, rounds // 2), device, clock
     )
-    print("\ntraining step (forward + backward), batch 32")
+    print(f"\ntraining step (forward + backward), batch 32, {args.amp or 'float32'}")
     print("| variant | ms/step | vs dense |\n|---|---:|---:|")
     for name, s in sec.items():
         print(f"| {name} | {1000 * s:.0f} | {s / sec['timm dense']:.3f} |")
