@@ -79,6 +79,9 @@ class RandomIdentitySampler(Sampler[int]):
             if world_size is None:
                 world_size = dist.get_world_size() if on else 1
             rank = rank if rank is not None else (dist.get_rank() if on else 0)
+        for n, v in (("rank", rank), ("world_size", world_size)):  # 0.5 must not become 0
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{n} must be an int, got {type(v).__name__} {v!r}")
         if world_size < 1:
             raise ValueError(f"world_size must be >= 1, got {world_size}")
         if not 0 <= rank < world_size:

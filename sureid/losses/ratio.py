@@ -79,6 +79,8 @@ class RatioLoss(nn.Module):
         shapes = [tuple(m.shape) if isinstance(m, torch.Tensor) else None for m in keep_masks]
         if any(s is None or len(s) != 2 for s in shapes) or len({s[0] for s in shapes}) != 1:
             raise ValueError(f"keep_masks must be (B, N) tensors with one common B, got {shapes}")
+        if any(0 in s for s in shapes):  # a mean over nothing would be NaN
+            raise ValueError(f"keep_masks must be non-empty (B >= 1, N >= 1), got {shapes}")
         with no_autocast(keep_masks[0].device.type):  # float32 means, also under autocast
             kept = torch.stack(
                 [(fp32(m) if m.is_floating_point() else m.float()).mean(dim=1) for m in keep_masks],

@@ -122,6 +122,12 @@ class ReIDModel(nn.Module):
             feat = self.backbone(images)
             return self.neck(feat) if self.eval_feature == "after" else feat
         hts = self.backbone(images)
+        if not isinstance(hts, HTSOutput):
+            raise TypeError(
+                "ReIDModel's backbone must return sureid.HTSOutput in train mode, got "
+                f"{type(hts).__name__} from {type(self.backbone).__name__}; wrap a plain ViT "
+                "as HTSViT.from_timm(vit, keep_ratio=1.0) (dense) or keep_ratio=p (pruned)"
+            )
         _, logits = self.neck(hts.features)
         aux_feature = aux_logits = None
         if self.reweight is not None and hts.cls_attn is not None:

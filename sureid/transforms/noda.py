@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -121,15 +122,19 @@ class NODA:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         self.scale = check_range("scale", scale, 0.0, 1.0)
         self.crop = check_range("crop", crop, 0.0, 1.0)
-        if not isinstance(vertical_aspect, numbers.Real) or not vertical_aspect > 0:
-            raise ValueError(f"vertical_aspect must be > 0, got {vertical_aspect!r}")
+        if (isinstance(vertical_aspect, bool) or not isinstance(vertical_aspect, numbers.Real)
+                or not 0 < vertical_aspect < math.inf):
+            raise ValueError(
+                f"vertical_aspect must be a finite number > 0, got {vertical_aspect!r}"
+            )
         try:
             jit = tuple(float(j) for j in jitter)
         except (TypeError, ValueError):
             jit = ()
-        if len(jit) != 3 or not all(j >= 0 for j in jit):
+        if len(jit) != 3 or not all(0 <= j < math.inf for j in jit):
             raise ValueError(
-                f"jitter must be (brightness, contrast, saturation) >= 0, got {jitter!r}"
+                "jitter must be (brightness, contrast, saturation), finite and >= 0, "
+                f"got {jitter!r}"
             )
         if isinstance(hflip, bool) or not isinstance(hflip, numbers.Real) or not 0 <= hflip <= 1:
             raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")

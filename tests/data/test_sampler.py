@@ -126,5 +126,10 @@ def test_bad_input():
         RandomIdentitySampler(list(range(8)), 8, 1, rank=0, world_size=2)
     with pytest.raises(TypeError, match="labels must be integers"):
         RandomIdentitySampler([0.5, 1.5], 2, 1)
+    with pytest.raises(TypeError, match="rank must be an int, got float 0.5"):
+        RandomIdentitySampler(labels, 16, 4, rank=0.5, world_size=2)
+    with pytest.raises(TypeError, match="world_size must be an int, got float 2.0"):
+        RandomIdentitySampler(labels, 16, 4, rank=0, world_size=2.0)
+    assert RandomIdentitySampler(labels, 16, 4, rank=np.int64(1), world_size=np.int64(2)).rank == 1
     with pytest.raises(ValueError, match="non-empty 1-D"):
         RandomIdentitySampler([], 2, 1)

@@ -52,6 +52,8 @@ def test_bool_masks_and_call_ratios_override():
         ([0.7], torch.ones(2, 4), TypeError, "sequence of"),
         ([0.7], [torch.ones(2, 4, 1)], ValueError, r"\(B, N\)"),
         ([0.7, 0.5], [torch.ones(2, 4), torch.ones(3, 4)], ValueError, "common B"),
+        ([0.7], [torch.ones(2, 0)], ValueError, "non-empty"),  # mean over nothing: NaN
+        ([0.7], [torch.ones(0, 4)], ValueError, "non-empty"),
     ],
 )
 def test_bad_input(ratios, masks, err, match):

@@ -244,6 +244,8 @@ def test_shares_a_bank(tall_and_wide):
         ({"p": -0.1}, "p must"),
         ({"jitter": (0.1, 0.1)}, "jitter"),
         ({"jitter": (0.1, -0.1, 0.1)}, "jitter"),
+        ({"jitter": (0.0, float("inf"), 0.0)}, "jitter"),  # would paste NaN pixels
+        ({"vertical_aspect": float("inf")}, "vertical_aspect"),
         ({"crop": (0.0, 1.0)}, "crop"),
         ({"vertical_aspect": 0}, "vertical_aspect"),
         ({"hflip": 2.0}, "hflip"),
