@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._checks import is_int
+
 __all__ = ["count_flops"]
 
 
@@ -69,7 +71,7 @@ def count_flops(
         shape = tuple(int(s) for s in input_size)
         if len(shape) == 2:
             shape = (3, *shape)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         x = torch.zeros((batch_size, *shape), device=device)
     was_training = model.training

@@ -25,6 +25,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ._checks import is_int
 from ._image_files import list_images
 from ._progress import Progress
 from .engine.model import ReIDModel
@@ -159,17 +160,17 @@ class FeatureExtractor:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        if not is_int(num_workers) or num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.flip = bool(flip)
         self.kept_indices = bool(kept_indices)
         self.progress = bool(progress)
-        self.num_workers = num_workers
+        self.num_workers = int(num_workers)
         self.data_config = data_config if data_config is not None else resolve_data_config(model)
 
     def transform(self, image) -> torch.Tensor:

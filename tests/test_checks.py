@@ -67,3 +67,30 @@ def test_check_bool_and_size():
         check_size("s", 4)
     with pytest.raises(ValueError, match="s must be positive"):
         check_size("s", (0, 4))
+
+
+def test_public_arguments_take_numpy_scalars_as_plain_numbers():
+    # np.float32 is not a float subclass (np.float64 is); both must work wherever a number does
+    import torch
+
+    from sureid import HTSViT, RatioLoss
+    from sureid.inference import FeatureExtractor
+    from sureid.losses.reid import CrossEntropyLabelSmooth
+    from sureid.models.reweight import ClsTokenReweight
+    from sureid.models.vit import VisionTransformer
+
+    vit = VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=8, depth=3, num_heads=2,
+                            mlp_ratio=np.float32(2.0))
+    model = HTSViT(vit, keep_ratio=np.float32(0.5), prune_layers=(np.int64(1),),
+                   tau=np.float32(1.0))
+    assert model.keep_ratios == (0.5,) and type(model.keep_ratios[0]) is float
+    assert model.prune_layers == (1,) and type(model.prune_layers[0]) is int
+    model.keep_ratios = [np.float32(0.25)]
+    assert model.keep_ratios == (0.25,)
+    assert RatioLoss([np.float32(0.5)]).target_ratios == (0.5,)
+    ce = CrossEntropyLabelSmooth(np.int64(3), epsilon=np.float32(0.25))
+    assert (ce.num_classes, ce.epsilon) == (3, 0.25) and type(ce.num_classes) is int
+    assert ClsTokenReweight(np.int64(8), lambda_init=np.float32(0.5)).embed_dim == 8
+    extractor = FeatureExtractor(model, batch_size=np.int64(2), num_workers=np.int64(0))
+    assert type(extractor.batch_size) is int
+    assert extractor(torch.rand(3, 3, 32, 16)).features.shape == (3, 8)

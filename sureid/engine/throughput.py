@@ -9,6 +9,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from .._checks import is_int
+
 
 @torch.inference_mode()
 def measure_throughput(
@@ -51,7 +53,7 @@ def measure_throughput(
         raise ValueError("models must name at least one model")
     for name, value in (("batch_size", batch_size), ("rounds", rounds), ("iters", iters),
                         ("num_threads", 1 if num_threads is None else num_threads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     device = torch.device(device)
     x = torch.randn(batch_size, *input_shape, device=device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from .._amp import autocast_available, grad_scaler
+from .._checks import is_int
 from .._progress import Progress
 from ..losses.objective import SUReIDLoss
 from ..models.teacher import FrozenTeacher
@@ -97,7 +99,7 @@ def _check_metrics(metrics: object, epoch: int) -> dict[str, float]:
     for name, value in metrics.items():
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(
                 f"eval_fn returned {name!r} = {value!r} at epoch {epoch}; expected a number"
             )
@@ -316,12 +318,13 @@ class Trainer:
                 loader yields no batch in an epoch.
             FloatingPointError: a non-finite loss, or ``eval_fn`` returns NaN or infinity.
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        if not is_int(epochs) or epochs < 1:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+        if not is_int(eval_every) or eval_every < 0:
             raise ValueError(
                 f"eval_every must be an int >= 0 (0: after the last epoch only), got {eval_every!r}"
             )
+        epochs, eval_every = int(epochs), int(eval_every)  # numpy ints stored as plain ints
         if eval_fn is not None and not callable(eval_fn):
             raise TypeError(f"eval_fn must be callable or None, got {type(eval_fn).__name__}")
         if model_path is not None and not callable(getattr(self.module, "save", None)):

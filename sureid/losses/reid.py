@@ -6,13 +6,14 @@ The maths lives in plain functions (``label_smoothing_cross_entropy``, ``pairwis
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_finite
+from .._checks import check_finite, is_int
 
 __all__ = [
     "CrossEntropyLabelSmooth",
@@ -139,12 +140,12 @@ class CrossEntropyLabelSmooth(nn.Module):
     def __init__(self, num_classes: int | None = None, epsilon: float = 0.1) -> None:
         super().__init__()
         if num_classes is not None and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+            not is_int(num_classes) or num_classes < 1
         ):
             raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
-        if not isinstance(epsilon, (int, float)) or not 0.0 <= float(epsilon) < 1.0:
+        if not isinstance(epsilon, numbers.Real) or not 0.0 <= float(epsilon) < 1.0:
             raise ValueError(f"epsilon must be a float in [0, 1), got {epsilon!r}")
-        self.num_classes = num_classes
+        self.num_classes = None if num_classes is None else int(num_classes)
         self.epsilon = float(epsilon)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .._checks import check_bool
+from .._checks import check_bool, is_int
 from .._optional import require
 from .decision import DecisionModule
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
@@ -31,7 +32,7 @@ def _stage_ratios(
 ) -> tuple[float, ...]:
     if isinstance(keep_ratio, bool):
         raise TypeError(f"{name} must be a float or a sequence of floats, got {keep_ratio!r}")
-    if isinstance(keep_ratio, (int, float)):
+    if isinstance(keep_ratio, numbers.Real):
         if not 0.0 < keep_ratio <= 1.0:
             raise ValueError(f"{name} must be in (0, 1], got {keep_ratio!r}")
         return tuple(float(keep_ratio) ** (s + 1) for s in range(num_stages))
@@ -46,7 +47,7 @@ def _stage_ratios(
             f"(one per prune_layers entry), got {len(ratios)}: {ratios}"
         )
     for r in ratios:
-        if isinstance(r, bool) or not isinstance(r, (int, float)):
+        if isinstance(r, bool) or not isinstance(r, numbers.Real):
             raise TypeError(f"{name} entries must be floats, got {r!r} in {ratios}")
         if not 0.0 < r <= 1.0:
             raise ValueError(f"{name} entries must be in (0, 1], got {r!r} in {ratios}")
@@ -66,7 +67,7 @@ def _check_prune_layers(prune_layers: Sequence[int], depth: int) -> tuple[int, .
     if not layers:
         raise ValueError("prune_layers must name at least one block, got []")
     for i in layers:
-        if isinstance(i, bool) or not isinstance(i, int):
+        if not is_int(i):
             raise TypeError(f"prune_layers entries must be ints, got {i!r} in {layers}")
         if not 0 <= i < depth:
             raise ValueError(
@@ -75,7 +76,7 @@ def _check_prune_layers(prune_layers: Sequence[int], depth: int) -> tuple[int, .
             )
     if any(b <= a for a, b in zip(layers, layers[1:], strict=False)):
         raise ValueError(f"prune_layers must be strictly increasing, got {layers}")
-    return tuple(layers)
+    return tuple(int(i) for i in layers)
 
 
 class HTSViT(nn.Module):
@@ -145,7 +146,7 @@ class HTSViT(nn.Module):
         self._keep_ratios = _stage_ratios(keep_ratio, len(self.prune_layers))
         if (
             isinstance(tau, bool)
-            or not isinstance(tau, (int, float))
+            or not isinstance(tau, numbers.Real)
             or not 0 < tau < math.inf
         ):
             raise ValueError(f"tau must be a positive finite float, got {tau!r}")
@@ -192,7 +193,7 @@ class HTSViT(nn.Module):
 
     @keep_ratios.setter
     def keep_ratios(self, ratios: Sequence[float]) -> None:
-        if isinstance(ratios, (int, float)):  # a float p would silently mean (p, p^2, ...)
+        if isinstance(ratios, numbers.Real):  # a float p would silently mean (p, p^2, ...)
             raise TypeError(
                 f"keep_ratios must be a sequence of one ratio per stage, got {ratios!r}; "
                 "for the geometric schedule of p assign tuple(p ** (s + 1) for s in range(S))"

@@ -13,11 +13,13 @@ untouched, so the head costs nothing there.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .._checks import is_int
 from .heads import BNNeck
 from .output import HTSOutput
 
@@ -63,7 +65,7 @@ def cls_token_reweight(
         shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
         raise ValueError(f"tokens must be (B, T, C), got {shape}")
     b, t, _ = tokens.shape
-    if isinstance(num_prefix_tokens, bool) or not isinstance(num_prefix_tokens, int):
+    if not is_int(num_prefix_tokens):
         raise TypeError(f"num_prefix_tokens must be an int, got {num_prefix_tokens!r}")
     if not 1 <= num_prefix_tokens < t:
         raise ValueError(
@@ -139,13 +141,13 @@ class ClsTokenReweight(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
+        if not is_int(embed_dim) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
-        if isinstance(lambda_init, bool) or not isinstance(lambda_init, (int, float)):
+        if isinstance(lambda_init, bool) or not isinstance(lambda_init, numbers.Real):
             raise TypeError(f"lambda_init must be a float, got {lambda_init!r}")
         if not math.isfinite(lambda_init):
             raise ValueError(f"lambda_init must be a finite float, got {lambda_init!r}")
-        self.embed_dim = embed_dim
+        self.embed_dim = int(embed_dim)
         self.normalize = bool(normalize)
         self.lam = nn.Parameter(torch.tensor(float(lambda_init)))
         self.neck = None if num_classes is None else BNNeck(embed_dim, num_classes)

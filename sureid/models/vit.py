@@ -10,6 +10,7 @@ timm needed.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -286,12 +287,12 @@ class VisionTransformer(nn.Module):
             )
         if (
             isinstance(mlp_ratio, bool)
-            or not isinstance(mlp_ratio, (int, float))
+            or not isinstance(mlp_ratio, numbers.Real)
             or not 0 < mlp_ratio < math.inf
         ):
             raise ValueError(f"mlp_ratio must be a positive finite float, got {mlp_ratio!r}")
         if init_values is not None and (
-            isinstance(init_values, bool) or not isinstance(init_values, (int, float))
+            isinstance(init_values, bool) or not isinstance(init_values, numbers.Real)
         ):
             raise TypeError(f"init_values must be a float or None, got {init_values!r}")
         if init_values is not None and not math.isfinite(init_values):
