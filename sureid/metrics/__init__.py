@@ -3,5 +3,14 @@
 from .distance import pairwise_distance
 from .evaluate import evaluate
 from .rank import RankResult, evaluate_rank
+from .rerank import rank_gallery, rerank, rerank_distmat
 
-__all__ = ["RankResult", "evaluate", "evaluate_rank", "pairwise_distance"]
+__all__ = [
+    "RankResult",
+    "evaluate",
+    "evaluate_rank",
+    "pairwise_distance",
+    "rank_gallery",
+    "rerank",
+    "rerank_distmat",
+]

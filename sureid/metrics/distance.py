@@ -14,13 +14,16 @@ themselves, and those inputs are *conditioned* first (in float64, then rounded t
   vectors shifted by their mean direction. ``c`` is the mean of a strided gallery sample.
 
 Conditioning needs a float32 copy of the gallery (``G x D`` more memory); well-conditioned
-features (the usual case) are used as they are.
+features (the usual case) are used as they are. :func:`pairwise_distance`,
+:func:`sureid.metrics.evaluate`, :func:`sureid.metrics.rerank.rank_gallery` and
+:func:`sureid.metrics.rerank.rerank` all compute their distances with :class:`_Kernel`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = ["pairwise_distance"]
@@ -37,7 +40,7 @@ _SAMPLE_ROWS = 1024
 _TILE_ROWS = 8192
 
 
-def pairwise_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str = "euclidean"):
+def pairwise_distance(query, gallery, metric: str = "euclidean") -> torch.Tensor:
     """Distance matrix ``(M, N)`` between ``query`` ``(M, D)`` and ``gallery`` ``(N, D)``.
 
     ``"euclidean"`` is the *squared* distance ``|q|^2 + |g|^2 - 2 q.g`` clamped at 0 (as in
@@ -47,15 +50,63 @@ def pairwise_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str = 
     float32; distances beyond float32's range are ``inf`` there, while
     :func:`sureid.metrics.evaluate` ranks their rescaled values.
 
+    Args:
+        query: ``(M, D)`` floating-point tensor or numpy array.
+        gallery: ``(N, D)`` floating-point tensor or numpy array.
+        metric: ``"euclidean"`` or ``"cosine"``.
+
+    Raises:
+        ValueError: unknown metric, not 2-D, different ``D``, an empty set, NaN or inf.
+        TypeError: not a tensor or array, or not floating point.
+
     Example:
         >>> pairwise_distance(torch.zeros(2, 3), torch.ones(4, 3)).shape
         torch.Size([2, 4])
     """
+    names = ("query", "gallery")
+    q, g = _check_pair(query, gallery, metric, names)
+    kernel = _Kernel.build(q, g, metric, names=names)
+    return kernel.unscale(kernel.rows(torch.arange(q.shape[0], device=kernel.g.device)))
+
+
+# ----------------------------------------------------------------------------- input checks
+def _as_feats(x, name: str) -> torch.Tensor:
+    """``x`` as a detached 2-D floating-point tensor (numpy arrays are shared, not copied)."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (num, dim), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
+    return x.detach()
+
+
+def _check_pair(query, gallery, metric: str,
+                names: tuple[str, str] = ("query_feats", "gallery_feats"),
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two feature sets as non-empty ``(Q, D)`` / ``(G, D)`` tensors, and ``metric``.
+
+    Finiteness is checked by :meth:`_Kernel.build`, where the gallery's norms make it free.
+    """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    kernel = _Kernel.build(query, gallery, metric)
-    d = kernel.rows(torch.arange(query.shape[0], device=kernel.g.device))
-    return d if kernel.scale == 1.0 else (d.double() / kernel.scale).float()
+    q, g = _as_feats(query, names[0]), _as_feats(gallery, names[1])
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} differ in feature dim: {q.shape[1]} vs {g.shape[1]}"
+        )
+    if q.shape[0] == 0:
+        raise ValueError(f"the query set is empty: {names[0]} has shape {tuple(q.shape)}")
+    if g.shape[0] == 0:
+        raise ValueError(f"the gallery is empty: {names[1]} has shape {tuple(g.shape)}")
+    return q, g
+
+
+def _check_finite(x: torch.Tensor, name: str, norms: torch.Tensor | None = None) -> None:
+    if not _all_finite(x, norms):
+        raise ValueError(f"{name} must be finite (found NaN or inf)")
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -106,7 +157,8 @@ class _Kernel:
     """The float32 features a distance block is computed from, and how.
 
     ``rows(idx)`` returns ``scale * distance`` for the query rows ``idx`` against the whole
-    gallery, as float32 ``(len(idx), G)``. ``scale`` is 1 unless the features were rescaled.
+    gallery, as float32 ``(len(idx), G)``. ``scale`` is 1 unless the features were rescaled
+    (then a power of two); ``unscale`` turns such rows into the distances themselves.
     ``rows(idx, out)`` writes into ``out`` (contiguous float32 ``(len(idx), G)`` on the
     device) and returns it: a caller that ranks chunk after chunk reuses one buffer instead
     of faulting in a fresh chunk-sized allocation each time.
@@ -122,14 +174,21 @@ class _Kernel:
 
     @classmethod
     def build(cls, query: torch.Tensor, gallery: torch.Tensor, metric: str,
-              device: torch.device | None = None) -> _Kernel:
+              device: torch.device | None = None, *,
+              names: tuple[str, str] | None = ("query_feats", "gallery_feats")) -> _Kernel:
+        """The kernel of ``query`` ``(Q, D)`` against ``gallery`` ``(G, D)``.
+
+        ``names`` name the two in the ``ValueError`` for NaN or inf entries; ``None`` skips
+        that check (the caller has made it).
+        """
         dev = device if device is not None else gallery.device
         q = query.detach().to(dev)
         g_in = gallery.detach().to(dev)
         g = g_in.to(torch.float32)
         g_sq = _sq_norms(g)
-        if not (_all_finite(q) and _all_finite(g_in, g_sq if g is g_in else None)):
-            raise ValueError("query_feats and gallery_feats must be finite (found NaN or inf)")
+        if names is not None:
+            _check_finite(q, names[0])
+            _check_finite(g_in, names[1], g_sq if g is g_in else None)
         scale_exp = _scale_exponent(q, g_in, g_sq)
         centre = _centre(g_in, metric, scale_exp)
         if scale_exp == 0 and centre is None:
@@ -164,6 +223,10 @@ class _Kernel:
             return y32, _sq_norms(y32)
         y = _unit64(x) - c
         return y.float(), -(y @ c)
+
+    def unscale(self, d: torch.Tensor) -> torch.Tensor:
+        """Distances from ``rows`` output ``d``: float32, ``inf`` beyond float32's range."""
+        return d if self.scale == 1.0 else (d.double() / self.scale).float()
 
     def rows(self, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         qi = self.q[idx]

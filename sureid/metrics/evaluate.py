@@ -5,38 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .distance import _METRICS, _Kernel
+from .distance import _check_pair, _Kernel
 from .rank import RankResult, _check_labels, _check_max_rank, _run
 
 __all__ = ["evaluate"]
 
 # Default distance chunk: about this many float32 elements (256 MB).
 _CHUNK_ELEMS = 1 << 26
-
-
-def _as_feats(x, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (num, dim), got shape {tuple(x.shape)}")
-    if not (x.is_floating_point()):
-        raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
-    return x.detach()
-
-
-def _check_pair(query_feats, gallery_feats, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two feature sets as ``(Q, D)`` / ``(G, D)`` tensors, checked with ``metric``."""
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    q = _as_feats(query_feats, "query_feats")
-    g = _as_feats(gallery_feats, "gallery_feats")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(
-            f"query_feats and gallery_feats differ in feature dim: {q.shape[1]} vs {g.shape[1]}"
-        )
-    return q, g
 
 
 @torch.no_grad()
@@ -102,10 +77,11 @@ def evaluate(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     dev = torch.device(device) if device is not None else g.device
     if rerank:
-        from .rerank import _reranked_rows
+        from .rerank import _reranker
 
-        rows = _reranked_rows(q, g, metric, dev, k1=k1, k2=k2, lambda_value=lambda_value)
-        return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances")
+        rr = _reranker(q, g, metric, dev, k1=k1, k2=k2, lambda_value=lambda_value)
+        return _run(rr.rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto",
+                    what="distances")
 
     # per-gallery constants computed once; well-conditioned (G, D) features are never copied
     kernel = _Kernel.build(q, g, metric, dev)

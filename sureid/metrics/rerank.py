@@ -8,7 +8,10 @@ these are ever held:
 * the first ``max(k1 + 1, k2)`` neighbours of every item, ``(Q+G, k1+1)`` int64;
 * ``V`` (and its query-expanded form) as a sparse matrix: a row has a few dozen entries;
 * one block of distance rows at a time, ``(chunk, Q+G)`` float32, computed from the features
-  with the same kernel as :func:`sureid.metrics.evaluate`.
+  with the same kernel as :func:`sureid.metrics.evaluate`, conditioned the same way (huge or
+  tiny norms rescaled by a power of two, a large common offset removed; see
+  :mod:`sureid.metrics.distance`), which costs a float32 copy of the ``Q+G`` features for
+  such inputs.
 
 The numbers are the toolkits' numbers. With ``d`` the original distance (sureid's ``metric``;
 squared euclidean by default, the distance reid-strong-baseline and TransReID feed in) among
@@ -43,8 +46,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .distance import _all_finite, _cosine, _inv_norm, _sq_euclidean, _sq_norms
-from .evaluate import _check_pair
+from .._checks import check_int
+from .distance import _check_finite, _check_pair, _Kernel
 
 __all__ = ["KReciprocalReranker", "rank_gallery", "rerank", "rerank_distmat"]
 
@@ -298,28 +301,55 @@ class KReciprocalReranker:
 
 # ----------------------------------------------------------------------------- front ends
 def _feature_rows(query_feats, gallery_feats, metric: str, device):
-    """``get_rows(idx)`` over the stacked features, with evaluate()'s kernel."""
+    """``get_rows(idx)`` over the stacked features, with evaluate()'s (conditioned) kernel.
+
+    The rows are the kernel's, ``scale * distance``: the re-ranking divides every row by its
+    maximum, and ``scale`` is a power of two, so they normalise to the same float32 values
+    as the distances themselves, and stay finite where those would overflow float32.
+    """
     q, g = _check_pair(query_feats, gallery_feats, metric)
     dev = torch.device(device) if device is not None else g.device
-    x = torch.cat([q.to(dev, torch.float32), g.to(dev, torch.float32)])
-    sq = _sq_norms(x)
-    if not _all_finite(x, sq):
-        raise ValueError("query_feats and gallery_feats must be finite (found NaN or inf)")
-    stat = _inv_norm(x) if metric == "cosine" else sq
+    _check_finite(q, "query_feats")
+    _check_finite(g, "gallery_feats")
+    dtype = torch.promote_types(q.dtype, g.dtype)  # float64 features stay float64
+    x = torch.cat([q.to(dev, dtype), g.to(dev, dtype)])
+    kernel = _Kernel.build(x, x, metric, dev, names=None)
 
     def get_rows(idx: np.ndarray) -> np.ndarray:
-        xi = x[torch.from_numpy(idx).to(dev)]
-        d = _cosine(xi, x, stat) if metric == "cosine" else _sq_euclidean(xi, x, stat)
-        return d.cpu().numpy()
+        return kernel.rows(torch.from_numpy(idx).to(dev)).cpu().numpy()
 
     return get_rows, q.shape[0], x.shape[0]
 
 
-def _reranked_rows(q, g, metric, device, *, k1, k2, lambda_value):
-    """``rows(idx) -> (len(idx), G)`` re-ranked distances, for :func:`sureid.metrics.evaluate`."""
-    get_rows, nq, n = _feature_rows(q, g, metric, device)
-    rr = KReciprocalReranker(get_rows, nq, n, k1=k1, k2=k2, lambda_value=lambda_value)
-    return rr.rows
+def _reranker(query_feats, gallery_feats, metric, device, *, k1, k2, lambda_value):
+    """The :class:`KReciprocalReranker` of the features (``rows(idx)``: ``(len(idx), G)``)."""
+    get_rows, nq, n = _feature_rows(query_feats, gallery_feats, metric, device)
+    return KReciprocalReranker(get_rows, nq, n, k1=k1, k2=k2, lambda_value=lambda_value)
+
+
+def _plain_blocks(query_feats, gallery_feats, metric, device):
+    """``(block, unscale, Q, G)`` for ranking by the metric's own distances.
+
+    ``block(s, e)`` gives the kernel rows ``(e - s, G)`` of queries ``s..e-1`` (rescaled
+    when the features were, see :class:`_Kernel`), at most ``2**24 // G`` rows at a time;
+    ``unscale`` turns values picked from them into :func:`pairwise_distance`'s.
+    """
+    q, g = _check_pair(query_feats, gallery_feats, metric)
+    dev = torch.device(device) if device is not None else g.device
+    kernel = _Kernel.build(q, g, metric, dev)
+    nq, ng = q.shape[0], g.shape[0]
+    # one buffer for every block: each is ranked before the next one overwrites it
+    buf = torch.empty((min(nq, max(1, _CHUNK_ELEMS // ng)), ng), dtype=torch.float32,
+                      device=dev)
+
+    def block(s: int, e: int) -> np.ndarray:
+        idx = torch.arange(s, e, device=dev)
+        return kernel.rows(idx, out=buf[: e - s]).cpu().numpy()
+
+    def unscale(d: np.ndarray) -> np.ndarray:
+        return kernel.unscale(torch.from_numpy(d)).numpy()
+
+    return block, unscale, nq, ng
 
 
 @torch.no_grad()
@@ -353,9 +383,9 @@ def rerank(
         >>> d.shape
         (3, 30)
     """
-    get_rows, nq, n = _feature_rows(query_feats, gallery_feats, metric, device)
-    rr = KReciprocalReranker(get_rows, nq, n, k1=k1, k2=k2, lambda_value=lambda_value)
-    return rr.rows(np.arange(nq))
+    rr = _reranker(query_feats, gallery_feats, metric, device, k1=k1, k2=k2,
+                   lambda_value=lambda_value)
+    return rr.rows(np.arange(rr.num_query))
 
 
 def rerank_distmat(
@@ -413,38 +443,54 @@ def rank_gallery(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``topk`` closest gallery items of every query, in bounded memory.
 
-    Ties are broken by gallery index, as in :func:`sureid.metrics.evaluate`.
+    Distances come from the kernel of :func:`sureid.metrics.evaluate` (ill-conditioned
+    features are conditioned first, see :mod:`sureid.metrics.distance`), one block of about
+    ``2**24`` distances at a time. Ties are broken by gallery index, as in
+    :func:`sureid.metrics.evaluate`.
+
+    Args:
+        query_feats: ``(Q, D)``; gallery_feats: ``(G, D)`` (tensors or arrays, not empty).
+        topk: items kept per query (an int ``>= 1``; numpy integers too).
+        metric: ``"euclidean"`` (squared) or ``"cosine"``.
+        rerank, k1, k2, lambda_value: rank by k-reciprocal re-ranked distances
+            (:func:`rerank`).
+        device: where the distances are computed (default: the features' device).
 
     Returns:
         ``(indices (Q, k) int64, distances (Q, k) float32)`` with ``k = min(topk, G)``;
-        distances are re-ranked ones when ``rerank``.
+        distances are :func:`sureid.metrics.pairwise_distance`'s values (``inf`` beyond
+        float32's range, while the ranking uses their rescaled values), re-ranked ones when
+        ``rerank``.
+
+    Raises:
+        ValueError: ``topk < 1``, bad shapes, an empty set, NaN or inf, unknown metric.
+        TypeError: non-integer ``topk`` (bools too), non-float features.
 
     Example:
         >>> idx, dist = rank_gallery(torch.randn(2, 8), torch.randn(20, 8), topk=5)
         >>> idx.shape
         (2, 5)
     """
-    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
-        raise ValueError(f"topk must be a positive int, got {topk!r}")
-    get_rows, nq, n = _feature_rows(query_feats, gallery_feats, metric, device)
-    g = n - nq
-    k = min(topk, g)
-    chunk = max(1, _CHUNK_ELEMS // g)
+    topk = check_int("topk", topk, low=1)
     if rerank:
-        rr = KReciprocalReranker(get_rows, nq, n, k1=k1, k2=k2, lambda_value=lambda_value)
+        rr = _reranker(query_feats, gallery_feats, metric, device, k1=k1, k2=k2,
+                       lambda_value=lambda_value)
+        nq, ng = rr.num_query, rr.num_gallery
 
         def block(s: int, e: int) -> np.ndarray:
             return rr.rows(np.arange(s, e))
+
+        def unscale(d: np.ndarray) -> np.ndarray:
+            return d  # re-ranked distances: nothing to undo
     else:
-
-        def block(s: int, e: int) -> np.ndarray:
-            return np.ascontiguousarray(get_rows(np.arange(s, e))[:, nq:])
-
+        block, unscale, nq, ng = _plain_blocks(query_feats, gallery_feats, metric, device)
+    k = min(topk, ng)
+    chunk = max(1, _CHUNK_ELEMS // ng)
     idx = np.empty((nq, k), dtype=np.int64)
     dist = np.empty((nq, k), dtype=np.float32)
     for s in range(0, nq, chunk):
         d = block(s, min(s + chunk, nq))
         top = _smallest_k(d, k)
         idx[s : s + len(d)] = top
-        dist[s : s + len(d)] = np.take_along_axis(d, top, axis=1)
+        dist[s : s + len(d)] = unscale(np.take_along_axis(d, top, axis=1))
     return idx, dist

@@ -7,6 +7,8 @@ fast-reid's mINP, with two documented conventions made explicit:
 * a valid query that keeps fewer than ``max_rank`` gallery items has its CMC curve padded
   with its last value (1, since it holds a match), so every curve has length ``max_rank``.
 
+``float64_reference`` gives feature distances in float64 without cancellation.
+
 Used only to check ``sureid.metrics`` (tests and ``benchmarks/eval_speed.py``).
 """
 
@@ -58,3 +60,13 @@ def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
     return all_cmc, float(np.mean(all_ap)), float(np.mean(all_inp)), num_valid_q, np.array(
         per_query_ap
     )
+
+
+def float64_reference(q, g, metric):
+    """Distances in float64 from the features as given (direct differences, no cancellation)."""
+    q, g = np.asarray(q, np.float64), np.asarray(g, np.float64)
+    if metric == "cosine":
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+        g = g / np.linalg.norm(g, axis=1, keepdims=True)
+        return ((q[:, None] - g[None]) ** 2).sum(-1) / 2  # = 1 - cos, without cancellation
+    return ((q[:, None] - g[None]) ** 2).sum(-1)

@@ -4,7 +4,7 @@ import torch
 
 from sureid.metrics import evaluate, evaluate_rank, pairwise_distance
 
-from .reference import reference_eval
+from .reference import float64_reference, reference_eval
 
 
 def make(seed, nq=23, ng=150, dim=12, integer=False):
@@ -78,16 +78,6 @@ def test_bad_input():
 
 
 # ----------------------------------------------------------------------------- conditioning
-def float64_reference(q, g, metric):
-    """Distances in float64 from the features as given (direct differences, no cancellation)."""
-    q, g = np.asarray(q, np.float64), np.asarray(g, np.float64)
-    if metric == "cosine":
-        q = q / np.linalg.norm(q, axis=1, keepdims=True)
-        g = g / np.linalg.norm(g, axis=1, keepdims=True)
-        return ((q[:, None] - g[None]) ** 2).sum(-1) / 2  # = 1 - cos, without cancellation
-    return ((q[:, None] - g[None]) ** 2).sum(-1)
-
-
 def clustered(seed, nq=30, ng=200, dim=32, num_ids=10):
     rng = np.random.default_rng(seed)
     qp, gp = rng.integers(0, num_ids, nq), rng.integers(0, num_ids, ng)

@@ -9,6 +9,7 @@ from sureid.metrics.rerank import (
     rerank,
     rerank_distmat,
 )
+from tests.metrics.reference import float64_reference
 from tests.metrics.rerank_reference import rerank_reference
 
 PARAMS = [(20, 6, 0.3), (5, 1, 0.0), (7, 15, 0.5), (3, 3, 1.0), (1, 2, 0.3), (4, 1, 0.7)]
@@ -130,3 +131,121 @@ def test_bad_input():
         rerank_distmat(np.zeros((3, 10)), np.zeros((3, 4)), np.zeros((10, 10)))
     with pytest.raises(ValueError, match="topk"):
         rank_gallery(q, g, topk=0)
+
+
+# ----------------------------------------------------------------------------- conditioning
+# rank_gallery and rerank condition the features as pairwise_distance/evaluate do: a large
+# common offset or huge norms used to reorder them (0.85 / 0.03 top-10 agreement at offsets
+# 100 / 1000, all-inf distances and a numpy broadcast error at 1e19)
+def _ill_conditioned(case: str, metric: str, nq: int = 12, ng: int = 80, dim: int = 16):
+    """float32 ``(q, g)`` built in float64 from clustered features, and the float64 pair."""
+    rng = np.random.default_rng(7)
+    centres = rng.standard_normal((8, dim))
+    q = centres[rng.integers(0, 8, nq)] + 0.7 * rng.standard_normal((nq, dim))
+    g = centres[rng.integers(0, 8, ng)] + 0.7 * rng.standard_normal((ng, dim))
+    if case.startswith("offset"):
+        shift = float(case[6:])
+        q, g = q + shift, g + shift
+    elif case == "vector":  # a large common offset vector (cosine: directions nearly agree)
+        b = 100.0 * rng.standard_normal(dim)
+        q, g = q + b, g + b
+    else:
+        q, g = q * float(case), g * float(case)
+    q32, g32 = q.astype(np.float32), g.astype(np.float32)
+    return torch.from_numpy(q32), torch.from_numpy(g32)
+
+
+def _pow2_normalised(d: np.ndarray) -> np.ndarray:
+    """float64 distances times a power of two (exact) so that float32 holds them."""
+    return (d * 2.0 ** -np.ceil(np.log2(d.max()))).astype(np.float32)
+
+
+CASES = ["offset100", "offset1000", "vector", "1e17", "1e19"]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("case", CASES)
+def test_rank_gallery_ill_conditioned_equals_float64(metric, case):
+    q, g = _ill_conditioned(case, metric)
+    ref = float64_reference(q, g, metric)
+    want = np.argsort(ref, axis=1, kind="stable")[:, :10]
+    idx, dist = rank_gallery(q, g, topk=10, metric=metric)
+    np.testing.assert_array_equal(idx, want)
+    # the distances of the features as given, as pairwise_distance returns them (float32;
+    # inf where the true distance is beyond float32's range, as at 1e19 euclidean)
+    assert dist.dtype == np.float32
+    with np.errstate(over="ignore"):  # 1e19 euclidean: float64 distances above float32's max
+        ref32 = np.take_along_axis(ref, want, 1).astype(np.float32)
+    assert np.isinf(ref32).all() == (case == "1e19" and metric == "euclidean")
+    np.testing.assert_allclose(dist, ref32, rtol=2e-5, atol=0)
+    np.testing.assert_array_equal(dist, np.take_along_axis(pairwise_distance(q, g, metric)
+                                                           .numpy(), want, 1))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("case", CASES)
+def test_rerank_ill_conditioned_equals_float64(metric, case):
+    q, g = _ill_conditioned(case, metric)
+    x = torch.cat([q, g])
+    ref = rerank_reference(_pow2_normalised(float64_reference(x, x, metric)), len(q))
+    out = rerank(q, g, metric=metric)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-5)
+    want = np.argsort(ref, axis=1, kind="stable")[:, :10]
+    idx, dist = rank_gallery(q, g, topk=10, metric=metric, rerank=True)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(dist, np.take_along_axis(out, want, 1))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_rerank_conditioned_equals_reference_on_pairwise_distance(metric):
+    # the same kernel as pairwise_distance, bit for bit (rescaling is by a power of two)
+    for case in ("offset1000", "1e17"):
+        q, g = _ill_conditioned(case, metric)
+        x = torch.cat([q, g])
+        ref = rerank_reference(pairwise_distance(x, x, metric).numpy(), len(q))
+        np.testing.assert_array_equal(rerank(q, g, metric=metric), ref)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_evaluate_rerank_ill_conditioned_equals_float64(metric):
+    rng = np.random.default_rng(4)
+    qp, gp = rng.integers(0, 8, 12), rng.integers(0, 8, 80)
+    qc, gc = np.zeros(12, int), np.ones(80, int)
+    q, g = _ill_conditioned("offset1000", metric)
+    x = torch.cat([q, g])
+    ref = rerank_reference(_pow2_normalised(float64_reference(x, x, metric)), 12)
+    want = evaluate_rank(ref, qp, gp, qc, gc, max_rank=20)
+    got = evaluate(q, g, qp, gp, qc, gc, metric=metric, max_rank=20, rerank=True)
+    np.testing.assert_array_equal(got.cmc, want.cmc)
+    np.testing.assert_allclose(got.ap, want.ap, rtol=0, atol=1e-12)
+
+
+def test_conditioned_inputs_not_modified():
+    q, g = _ill_conditioned("offset1000", "euclidean")
+    q0, g0 = q.clone(), g.clone()
+    rerank(q, g)
+    rank_gallery(q, g, topk=5)
+    assert torch.equal(q, q0) and torch.equal(g, g0)
+
+
+def test_rank_gallery_empty_sets():
+    q, g = torch.randn(3, 4), torch.randn(10, 4)
+    for rr in (False, True):
+        with pytest.raises(ValueError, match=r"^the gallery is empty: gallery_feats has shape"):
+            rank_gallery(q, g[:0], rerank=rr)
+        with pytest.raises(ValueError, match=r"^the query set is empty: query_feats has shape"):
+            rank_gallery(q[:0], g, rerank=rr)
+
+
+def test_rank_gallery_topk_numpy_int_and_bad_types():
+    q, g = torch.randn(3, 4), torch.randn(10, 4)
+    want = rank_gallery(q, g, topk=3)
+    for topk in (np.int64(3), np.int32(3)):
+        idx, dist = rank_gallery(q, g, topk=topk)
+        np.testing.assert_array_equal(idx, want[0])
+        np.testing.assert_array_equal(dist, want[1])
+    for topk in (True, 2.5, "3"):
+        with pytest.raises(TypeError, match="topk must be an int"):
+            rank_gallery(q, g, topk=topk)
+    with pytest.raises(ValueError, match="topk must be >= 1, got"):
+        rank_gallery(q, g, topk=np.int64(0))
