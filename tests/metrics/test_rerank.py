@@ -121,6 +121,8 @@ def test_bad_input():
         rerank(q, g, k2=2.5)
     with pytest.raises(ValueError, match="lambda_value"):
         rerank(q, g, lambda_value=1.5)
+    numpy_args = rerank(q, g, k1=np.int64(3), k2=np.int64(2), lambda_value=np.float32(0.25))
+    np.testing.assert_array_equal(numpy_args, rerank(q, g, k1=3, k2=2, lambda_value=0.25))
     with pytest.raises(ValueError, match="feature dim"):
         rerank(q, torch.randn(10, 5))
     with pytest.raises(ValueError, match="finite"):
