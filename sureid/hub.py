@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._checks import is_int
 from ._optional import require
 from .engine.checkpoint import load_checkpoint, save_checkpoint
 from .engine.model import ReIDModel
@@ -69,16 +71,18 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         size = tuple(self.input_size)
-        if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        if len(size) != 2 or not all(is_int(v) and v > 0 for v in size):
             raise ValueError(f"input_size must be (H, W) positive ints, got {self.input_size!r}")
         for name in ("mean", "std"):
             v = tuple(float(x) for x in getattr(self, name))
-            if len(v) != 3:
-                raise ValueError(f"{name} must have 3 values (RGB), got {getattr(self, name)!r}")
+            if len(v) != 3 or not all(math.isfinite(x) for x in v):
+                raise ValueError(
+                    f"{name} must be 3 finite values (RGB), got {getattr(self, name)!r}"
+                )
             object.__setattr__(self, name, v)
         if min(self.std) <= 0:
             raise ValueError(f"std must be positive, got {self.std}")
-        object.__setattr__(self, "input_size", size)
+        object.__setattr__(self, "input_size", tuple(int(v) for v in size))
 
 
 def _input_size(backbone: nn.Module) -> tuple[int, int]:
@@ -100,15 +104,42 @@ def resolve_data_config(model: nn.Module) -> DataConfig:
 
 
 # ----------------------------------------------------------------------------- describe
-def _timm_config(vit: nn.Module) -> dict[str, Any]:
-    """timm model name and the constructor arguments that shape its weights."""
-    cfg = getattr(vit, "pretrained_cfg", None) or {}
-    name = cfg.get("architecture") if isinstance(cfg, dict) else getattr(cfg, "architecture", None)
-    if not name:
-        raise TypeError("cannot describe a timm model without pretrained_cfg['architecture']")
-    blk = vit.blocks[0]
+# Names tried (through timm's get_act_layer / get_norm_layer) to record a layer that is not
+# the one a timm model's name builds; anything else cannot be written as plain data.
+_ACT_NAMES = (
+    "gelu", "gelu_tanh", "quick_gelu", "relu", "relu6", "leaky_relu", "elu", "celu", "selu",
+    "prelu", "silu", "mish", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "hard_mish",
+    "identity",
+)
+_NORM_NAMES = ("layernorm", "layernormfp32", "rmsnorm", "rmsnormfp32", "simplenorm",
+               "simplenormfp32")
+# VisionTransformer argument -> (the submodule it builds, timm resolver, names to try)
+_TIMM_LAYER_ARGS = {
+    "act_layer": ("blocks.0.mlp.act", "get_act_layer", _ACT_NAMES),
+    "norm_layer": ("blocks.0.norm1", "get_norm_layer", _NORM_NAMES),
+    "embed_norm_layer": ("patch_embed.norm", "get_norm_layer", _NORM_NAMES),
+}
+# Module attributes that do not change what a loaded model computes: weight init, memory
+# saving, and the attention kernel (set per process by timm from TIMM_FUSED_ATTN).
+_IGNORED_ATTRS = frozenset(
+    {"training", "grad_checkpointing", "weight_init_mode", "fix_init", "fused_attn"}
+)
+
+
+def _present(module: nn.Module | None) -> bool:
+    return module is not None and not isinstance(module, nn.Identity)
+
+
+def _timm_args(vit: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read timm ``VisionTransformer`` arguments off a built model.
+
+    Returns the arguments every file records (the format-1 set) and the others, which are
+    recorded only where they differ from what the name builds, so files keep loading on the
+    timm versions that predate them.
+    """
+    blk, last = vit.blocks[0], vit.blocks[-1]
     pe = vit.patch_embed
-    kwargs = dict(
+    base = dict(
         img_size=[int(v) for v in pe.img_size],
         patch_size=int(pe.patch_size[0]) if pe.patch_size[0] == pe.patch_size[1]
         else [int(v) for v in pe.patch_size],
@@ -117,18 +148,137 @@ def _timm_config(vit: nn.Module) -> dict[str, Any]:
         num_heads=int(blk.attn.num_heads),
         mlp_ratio=blk.mlp.fc1.out_features / vit.embed_dim,
         qkv_bias=blk.attn.qkv.bias is not None,
-        qk_norm=not isinstance(blk.attn.q_norm, nn.Identity),
-        init_values=1e-5 if not isinstance(blk.ls1, nn.Identity) else None,
+        qk_norm=_present(getattr(blk.attn, "q_norm", None)),
+        init_values=float(getattr(blk.ls1, "init_values", 1e-5))
+        if _present(getattr(blk, "ls1", None)) else None,
         class_token=vit.cls_token is not None,
         reg_tokens=int(getattr(vit, "num_reg_tokens", 0)),
         no_embed_class=bool(getattr(vit, "no_embed_class", False)),
-        pre_norm=not isinstance(getattr(vit, "norm_pre", nn.Identity()), nn.Identity),
+        pre_norm=_present(getattr(vit, "norm_pre", None)),
         global_pool=str(getattr(vit, "global_pool", "token")),
-        fc_norm=not isinstance(getattr(vit, "fc_norm", nn.Identity()), nn.Identity),
+        fc_norm=_present(getattr(vit, "fc_norm", None)),
         dynamic_img_size=bool(getattr(vit, "dynamic_img_size", False)),
         num_classes=int(getattr(vit, "num_classes", 0)),
     )
-    return {"kind": "timm", "name": str(name), "kwargs": kwargs}
+    extra = dict(
+        in_chans=int(getattr(vit, "in_chans", 3)),
+        proj_bias=getattr(blk.attn.proj, "bias", None) is not None,
+        scale_attn_norm=_present(getattr(blk.attn, "norm", None)),
+        scale_mlp_norm=_present(getattr(blk.mlp, "norm", None)),
+        pos_embed="learn" if getattr(vit, "pos_embed", None) is not None else "none",
+        final_norm=_present(vit.norm) or _present(getattr(vit, "fc_norm", None)),
+        pool_include_prefix=bool(getattr(vit, "pool_include_prefix", False)),
+        dynamic_img_pad=bool(getattr(pe, "dynamic_img_pad", False)),
+        # training-only, recorded so a loaded model fine-tunes like the saved one
+        drop_rate=float(getattr(getattr(vit, "head_drop", None), "p", 0.0)),
+        pos_drop_rate=float(getattr(getattr(vit, "pos_drop", None), "p", 0.0)),
+        patch_drop_rate=float(getattr(getattr(vit, "patch_drop", None), "prob", 0.0)),
+        proj_drop_rate=float(getattr(getattr(blk.attn, "proj_drop", None), "p", 0.0)),
+        attn_drop_rate=float(getattr(getattr(blk.attn, "attn_drop", None), "p", 0.0)),
+        drop_path_rate=float(getattr(getattr(last, "drop_path1", None), "drop_prob", 0.0)),
+    )
+    return base, extra
+
+
+def _module_state(module: nn.Module) -> dict[str, Any]:
+    """What a module computes with, apart from its weights: type and plain attributes."""
+    attrs = {
+        k: v for k, v in vars(module).items()
+        if not k.startswith("_") and k not in _IGNORED_ATTRS
+        and isinstance(v, (bool, int, float, str, tuple, type(None)))
+    }
+    return {"type": f"{type(module).__module__}.{type(module).__qualname__}", **attrs}
+
+
+def _first_difference(have: nn.Module, rebuilt: nn.Module) -> str | None:
+    """Where ``rebuilt`` would compute differently from ``have`` (None: nowhere)."""
+    a, b = dict(have.named_modules()), dict(rebuilt.named_modules())
+    for name in [*a, *(n for n in b if n not in a)]:
+        where = name or "the model"
+        if name not in b:
+            return f"{where} ({type(a[name]).__name__}) is not rebuilt"
+        if name not in a:
+            return f"the rebuilt model has {where} ({type(b[name]).__name__}), the saved one not"
+        sa, sb = _module_state(a[name]), _module_state(b[name])
+        if sa["type"] != sb["type"]:
+            return f"{where} is a {sa['type']} but rebuilds as a {sb['type']}"
+        for k in sorted(sa.keys() | sb.keys()):
+            if sa.get(k, "<absent>") != sb.get(k, "<absent>"):
+                return (f"{where}.{k} is {sa.get(k, '<absent>')!r} but rebuilds as "
+                        f"{sb.get(k, '<absent>')!r}")
+    wa = {k: tuple(v.shape) for k, v in have.state_dict().items()}
+    wb = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
+    for k in sorted(wa.keys() | wb.keys()):
+        if wa.get(k) != wb.get(k):
+            return f"weight {k} has shape {wa.get(k)} but rebuilds as {wb.get(k)}"
+    return None
+
+
+def _layer_name(timm: Any, arg: str, module: nn.Module, arch: str) -> str:
+    """The timm name that builds ``module``'s layer type for ``arg``, else a ValueError."""
+    _, resolver, names = _TIMM_LAYER_ARGS[arg]
+    resolve = getattr(timm.layers, resolver)
+    for name in names:
+        try:
+            if resolve(name) is type(module):
+                return name
+        except (KeyError, AssertionError):  # a name this timm version does not know
+            continue
+    raise ValueError(
+        f"cannot save the timm backbone {arch!r}: its {arg} builds {module!r} "
+        f"({type(module).__module__}.{type(module).__qualname__}), which is not the layer "
+        f"{arch!r} builds by default nor one of timm's named layers sureid records "
+        f"({', '.join(names)}); build the backbone with {arg} set to one of these names"
+    )
+
+
+def _create_timm(timm: Any, name: str, kwargs: dict[str, Any]) -> nn.Module:
+    kwargs = dict(kwargs)
+    for key in ("img_size", "patch_size"):
+        if isinstance(kwargs.get(key), list):
+            kwargs[key] = tuple(kwargs[key])
+    return timm.create_model(name, pretrained=False, **kwargs)
+
+
+def _timm_config(vit: nn.Module) -> dict[str, Any]:
+    """timm model name and the constructor arguments that rebuild the same computation.
+
+    Raises:
+        ValueError: ``vit`` differs from what those arguments rebuild (a layer type or
+            option sureid cannot record); the message names the attribute.
+    """
+    cfg = getattr(vit, "pretrained_cfg", None) or {}
+    name = cfg.get("architecture") if isinstance(cfg, dict) else getattr(cfg, "architecture", None)
+    if not name:
+        raise TypeError("cannot describe a timm model without pretrained_cfg['architecture']")
+    name = str(name)
+    timm = require("timm", purpose="saving a model with a timm backbone")
+    kwargs, extra = _timm_args(vit)
+
+    def rebuild() -> nn.Module:
+        with torch.device("meta"):  # structure only: no memory, no weight init cost
+            return _create_timm(timm, name, kwargs)
+
+    _, ref_extra = _timm_args(rebuild())
+    kwargs.update({k: v for k, v in extra.items() if ref_extra.get(k) != v})
+    ref = rebuild()
+    modules, ref_modules = dict(vit.named_modules()), dict(ref.named_modules())
+    for arg, (path, _, _) in _TIMM_LAYER_ARGS.items():
+        have, want = modules.get(path), ref_modules.get(path)
+        if have is not None and (want is None or _module_state(have) != _module_state(want)):
+            kwargs[arg] = _layer_name(timm, arg, have, name)
+    if any(arg in kwargs for arg in _TIMM_LAYER_ARGS):
+        ref = rebuild()
+    diff = _first_difference(vit, ref)
+    if diff is not None:
+        recorded = ", ".join(sorted({*kwargs, *extra, *_TIMM_LAYER_ARGS}))
+        raise ValueError(
+            f"cannot save the timm backbone {name!r}: {diff}. sureid rebuilds it from the "
+            f"model name and the VisionTransformer arguments {recorded} (layers by timm "
+            "name), which cannot describe another block, attention or MLP class, a layer "
+            "with non-default arguments or a module replaced after construction"
+        )
+    return {"kind": "timm", "name": name, "kwargs": kwargs}
 
 
 def _vit_config(vit: nn.Module) -> dict[str, Any]:
@@ -201,10 +351,7 @@ def _build_vit(cfg: dict[str, Any]) -> nn.Module:
         return VisionTransformer(**cfg["kwargs"])
     if kind == "timm":
         timm = require("timm", purpose="loading a model with a timm backbone")
-        kwargs = dict(cfg["kwargs"])
-        if isinstance(kwargs.get("img_size"), list):
-            kwargs["img_size"] = tuple(kwargs["img_size"])
-        return timm.create_model(cfg["name"], pretrained=False, **kwargs)
+        return _create_timm(timm, cfg["name"], cfg["kwargs"])
     raise ModelFileError(f"unknown backbone kind {kind!r}")
 
 

@@ -1,10 +1,12 @@
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import sureid
 from sureid.engine import ReIDModel, save_checkpoint
@@ -85,6 +87,82 @@ def test_timm_backbone_round_trip(tmp_path):
     assert torch.equal(load(tmp_path / "t.pt")(x), model(x))
 
 
+# what save wrote for every timm backbone before act_layer, final_norm, ... were recorded
+_TIMM_FORMAT_1_KEYS = {
+    "img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias",
+    "qk_norm", "init_values", "class_token", "reg_tokens", "no_embed_class", "pre_norm",
+    "global_pool", "fc_norm", "dynamic_img_size", "num_classes",
+}
+
+
+def _timm_model(**kwargs):
+    timm = pytest.importorskip("timm")
+    vit = timm.create_model("deit_tiny_patch16_224", pretrained=False, img_size=(64, 32),
+                            patch_size=8, depth=3, num_classes=0, **kwargs)
+    return ReIDModel(sureid.HTSViT.from_timm(vit, keep_ratio=0.7, prune_layers=(1,)), 4).eval()
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(act_layer="relu"),
+    dict(act_layer="gelu_tanh"),
+    dict(global_pool="avg", pool_include_prefix=True),
+    dict(final_norm=False),
+    dict(global_pool="avg", final_norm=False),
+    dict(proj_bias=False),
+    dict(scale_attn_norm=True, scale_mlp_norm=True),
+    dict(norm_layer="rmsnorm", embed_norm_layer="rmsnorm"),
+    dict(pos_embed="none", init_values=0.1),
+    dict(drop_path_rate=0.2, attn_drop_rate=0.1, proj_drop_rate=0.1),
+], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+def test_timm_arguments_round_trip(tmp_path, kwargs):
+    model = _timm_model(**kwargs)
+    loaded = load(model.save(tmp_path / "t.pt"))
+    x = _x(2)
+    assert torch.equal(loaded(x), model(x))
+    assert repr(loaded) == repr(model)  # same modules with the same layer arguments
+
+
+class _Square(nn.Module):
+    def forward(self, x):
+        return x * x
+
+
+def test_timm_backbone_it_cannot_describe_is_refused_at_save(tmp_path):
+    timm = pytest.importorskip("timm")
+    with pytest.raises(ValueError, match=r"act_layer builds _Square\(\).*named layers.*relu"):
+        _timm_model(act_layer=_Square).save(tmp_path / "a.pt")
+    with pytest.raises(ValueError, match=r"norm_layer builds LayerNorm.*named layers.*rmsnorm"):
+        _timm_model(norm_layer=nn.LayerNorm).save(tmp_path / "b.pt")
+    # a named layer with other arguments, a module replaced after construction
+    model = _timm_model(norm_layer=partial(timm.layers.LayerNorm, eps=1e-5))
+    with pytest.raises(ValueError, match=r"blocks\.0\.norm1\.eps is 1e-05 but rebuilds as 1e-06"):
+        model.save(tmp_path / "c.pt")
+    model = _timm_model()
+    model.backbone.backbone.blocks[1].mlp.act = nn.ReLU()
+    with pytest.raises(ValueError, match=r"blocks\.1\.mlp\.act is a torch\..*ReLU but rebuilds"):
+        model.save(tmp_path / "d.pt")
+    assert not list(tmp_path.iterdir())  # refused before anything is written
+
+
+def test_timm_file_without_new_arguments_loads_as_before(tmp_path):
+    # timm's defaults write nothing new: such files still load with older sureid and timm
+    model = _timm_model()
+    path = model.save(tmp_path / "t.pt")
+    state = torch.load(path, weights_only=True)
+    assert set(state["config"]["vit"]["kwargs"]) == _TIMM_FORMAT_1_KEYS
+    x = _x(2)
+    assert torch.equal(load(path)(x), model(x))
+    # an old file lacking a new key rebuilds with timm's default for it
+    relu = _timm_model(act_layer="relu")
+    state = torch.load(relu.save(tmp_path / "relu.pt"), weights_only=True)
+    assert state["config"]["vit"]["kwargs"].pop("act_layer") == "relu"
+    save_checkpoint(state, tmp_path / "old.pt")
+    old = load(tmp_path / "old.pt")
+    gelu = _timm_model()
+    gelu.load_state_dict(relu.state_dict())
+    assert torch.equal(old(x), gelu(x))
+
+
 def test_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="model file not found"):
         load(tmp_path / "missing.pt")
@@ -150,3 +228,24 @@ print(json.dumps({{"rank1": r.rank1, "mAP": r.mAP}}))
     assert got == {"rank1": run["rank1"], "mAP": run["mAP"]}
     want = torch.load(Path(run["model"]).parent / "query_feats.pt")
     assert torch.equal(torch.load(tmp_path / "qf.pt"), want)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(input_size=(64,)), "input_size"),
+    (dict(input_size=(64, 0)), "input_size"),
+    (dict(input_size=(True, 32)), "input_size"),  # a bool is not a size
+    (dict(input_size=(64, 32), mean=(0.5, 0.5)), "mean must be 3 finite values"),
+    (dict(input_size=(64, 32), std=(float("nan"), 1, 1)), "std must be 3 finite"),  # NaN out
+    (dict(input_size=(64, 32), std=(float("inf"), 1, 1)), "std must be 3 finite"),  # zeroes
+    (dict(input_size=(64, 32), std=(0.5, 0, 1)), "std must be positive"),
+])
+def test_data_config_refuses_what_would_give_nan_or_a_wrong_image(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DataConfig(**kwargs)
+
+
+def test_data_config_takes_numpy_sizes_as_ints():
+    import numpy as np
+
+    cfg = DataConfig((np.int64(64), np.int64(32)))
+    assert cfg.input_size == (64, 32) and type(cfg.input_size[0]) is int

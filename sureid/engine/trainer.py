@@ -19,6 +19,7 @@ from .._amp import autocast_available, grad_scaler
 from .._checks import is_int
 from .._progress import Progress
 from ..losses.objective import SUReIDLoss
+from ..models.reid_model import ReIDModel
 from ..models.teacher import FrozenTeacher
 from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
 
@@ -330,6 +331,10 @@ class Trainer:
         if model_path is not None and not callable(getattr(self.module, "save", None)):
             raise TypeError(f"model_path needs a model with a save() method (a sureid "
                             f"ReIDModel), got {type(self.module).__name__}")
+        if model_path is not None and isinstance(self.module, ReIDModel):
+            from ..hub import model_config  # refuses a backbone save could not describe, now
+
+            model_config(self.module)
         wanted = normalize_settings(settings) if settings is not None else None
         if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
             state = load_checkpoint(checkpoint_path, map_location=self.device)

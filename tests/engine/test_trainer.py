@@ -316,3 +316,21 @@ def test_fit_writes_the_final_model_in_the_self_describing_format(tmp_path):
         bare = Trainer(torch.nn.Module(), sureid.SUReIDLoss(use_kd=False, use_ratio=False),
                        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
         bare.fit([], epochs=1, model_path=tmp_path / "x.pt")
+
+
+def test_a_model_save_cannot_describe_is_refused_before_training(tmp_path):
+    timm = pytest.importorskip("timm")
+    vit = timm.create_model("deit_tiny_patch16_224", pretrained=False, img_size=(64, 32),
+                            patch_size=8, depth=2, num_classes=0)
+    vit.blocks[1].mlp.act = torch.nn.ReLU()  # swapped after construction: not rebuildable
+    model = ReIDModel(sureid.HTSViT.from_timm(vit, keep_ratio=0.7, prune_layers=(1,)), 4)
+    trainer = Trainer(model, sureid.SUReIDLoss(use_kd=False),
+                      torch.optim.SGD(model.parameters(), lr=0.1))
+
+    def no_batches():
+        raise AssertionError("training started")
+        yield
+
+    with pytest.raises(ValueError, match=r"blocks\.1\.mlp\.act"):
+        trainer.fit(no_batches(), epochs=1, progress=False, model_path=tmp_path / "m.pt")
+    assert not list(tmp_path.iterdir())
