@@ -36,6 +36,8 @@ import timm
 import torch
 
 from sureid import HTSViT, RatioLoss
+from sureid._amp import autocast_to
+from sureid.engine.trainer import _amp_dtype
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
 
@@ -127,12 +129,10 @@ def main() -> None:
     device = torch.device(args.device)
     clock_name = args.clock or ("cpu" if device.type == "cpu" and args.threads == 1 else "wall")
     clock = time.process_time if clock_name == "cpu" else time.perf_counter
-    amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.amp)
+    amp_dtype = _amp_dtype(args.amp, device)  # the Trainer's check: refuses what cannot run
 
     def precision() -> contextlib.AbstractContextManager:
-        if amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=amp_dtype)
+        return autocast_to(device.type, amp_dtype)
     rounds = args.rounds or (2 if args.quick else 10)
     ps = (0.5, 0.7) if args.quick else (0.5, 0.6, 0.7, 0.8, 0.9)  # 0.7 is required
     layers = (3, 6, 9)

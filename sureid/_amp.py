@@ -44,6 +44,13 @@ def grad_scaler(device_type: str):
     )
 
 
+def autocast_to(device_type: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast(device_type, dtype=dtype)``, or a no-op context for ``dtype=None``."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
 def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
     """A context that switches autocast off for ``device_type`` (a no-op where there is none).
 

@@ -11,12 +11,19 @@ import math
 import numbers
 from collections.abc import Sequence
 
-__all__ = ["check_bool", "check_finite", "check_int", "check_real", "check_size", "is_int"]
+__all__ = [
+    "check_bool", "check_finite", "check_int", "check_real", "check_size", "is_int", "is_real",
+]
 
 
 def is_int(value: object) -> bool:
     """Whether ``value`` is an integer (Python or numpy), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> bool:
+    """Whether ``value`` is a real number (Python or numpy, ``np.float32`` too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_bool(name: str, value: object) -> bool:

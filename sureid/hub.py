@@ -259,17 +259,16 @@ def _timm_config(vit: nn.Module) -> dict[str, Any]:
         with torch.device("meta"):  # structure only: no memory, no weight init cost
             return _create_timm(timm, name, kwargs)
 
-    _, ref_extra = _timm_args(rebuild())
-    kwargs.update({k: v for k, v in extra.items() if ref_extra.get(k) != v})
-    ref = rebuild()
-    modules, ref_modules = dict(vit.named_modules()), dict(ref.named_modules())
+    # what the name builds by default: record only the arguments and layers that differ
+    default = rebuild()
+    _, default_extra = _timm_args(default)
+    modules, default_modules = dict(vit.named_modules()), dict(default.named_modules())
     for arg, (path, _, _) in _TIMM_LAYER_ARGS.items():
-        have, want = modules.get(path), ref_modules.get(path)
+        have, want = modules.get(path), default_modules.get(path)
         if have is not None and (want is None or _module_state(have) != _module_state(want)):
             kwargs[arg] = _layer_name(timm, arg, have, name)
-    if any(arg in kwargs for arg in _TIMM_LAYER_ARGS):
-        ref = rebuild()
-    diff = _first_difference(vit, ref)
+    kwargs.update({k: v for k, v in extra.items() if default_extra.get(k) != v})
+    diff = _first_difference(vit, rebuild())  # the record must rebuild this very model
     if diff is not None:
         recorded = ", ".join(sorted({*kwargs, *extra, *_TIMM_LAYER_ARGS}))
         raise ValueError(

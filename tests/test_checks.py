@@ -3,12 +3,25 @@ import math
 import numpy as np
 import pytest
 
-from sureid._checks import check_bool, check_finite, check_int, check_real, check_size, is_int
+from sureid._checks import (
+    check_bool,
+    check_finite,
+    check_int,
+    check_real,
+    check_size,
+    is_int,
+    is_real,
+)
 
 
 def test_is_int_refuses_bool_and_accepts_numpy():
     assert is_int(3) and is_int(np.int64(3))
     assert not is_int(True) and not is_int(3.0)
+
+
+def test_is_real_refuses_bool_and_accepts_numpy_floats():
+    assert is_real(3) and is_real(0.5) and is_real(np.float32(0.5)) and is_real(np.int64(3))
+    assert not is_real(True) and not is_real("0.5") and not is_real(None)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from .._checks import is_int
+
 __all__ = ["RandomIdentitySampler"]
 
 
@@ -64,7 +66,7 @@ class RandomIdentitySampler(Sampler[int]):
         world_size: int | None = None,
     ):
         for n, v in (("batch_size", batch_size), ("num_instances", num_instances), ("seed", seed)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            if not is_int(v):
                 raise TypeError(f"{n} must be an int, got {type(v).__name__}")
         if num_instances < 1:
             raise ValueError(f"num_instances must be >= 1, got {num_instances}")
@@ -80,7 +82,7 @@ class RandomIdentitySampler(Sampler[int]):
                 world_size = dist.get_world_size() if on else 1
             rank = rank if rank is not None else (dist.get_rank() if on else 0)
         for n, v in (("rank", rank), ("world_size", world_size)):  # 0.5 must not become 0
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            if not is_int(v):
                 raise TypeError(f"{n} must be an int, got {type(v).__name__} {v!r}")
         if world_size < 1:
             raise ValueError(f"world_size must be >= 1, got {world_size}")

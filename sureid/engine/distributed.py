@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import inspect
-import numbers
 import os
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .._checks import check_bool
+from .._checks import check_bool, is_real
 from ..models.output import HTSOutput
 from ..models.reid_model import ReIDModel, ReIDTrainOutput
 
@@ -108,7 +107,7 @@ def init_distributed(
     """
     if backend is not None and backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS} or None, got {backend!r}")
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real) or not timeout_s > 0:
+    if not is_real(timeout_s) or not timeout_s > 0:
         raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)

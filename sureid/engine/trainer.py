@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -15,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._amp import autocast_available, grad_scaler
-from .._checks import is_int
+from .._amp import autocast_available, autocast_to, grad_scaler
+from .._checks import is_int, is_real
 from .._progress import Progress
 from ..losses.objective import SUReIDLoss
 from ..models.reid_model import ReIDModel
@@ -100,7 +98,7 @@ def _check_metrics(metrics: object, epoch: int) -> dict[str, float]:
     for name, value in metrics.items():
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not is_real(value):
             raise TypeError(
                 f"eval_fn returned {name!r} = {value!r} at epoch {epoch}; expected a number"
             )
@@ -202,9 +200,7 @@ class Trainer:
         return getattr(self.model, "module", self.model)
 
     def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast_to(self.device.type, self.amp_dtype)
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         """One optimisation step; returns the loss terms (and keep fractions) as floats."""

@@ -14,7 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._amp import fp32, no_autocast
-from .reid import _check_2d, _check_finite_number, _check_nonempty, _check_same_batch
+from .reid import (
+    _check_2d,
+    _check_finite_number,
+    _check_nonempty,
+    _check_same_batch,
+    _check_width,
+)
 
 __all__ = ["NPKDLoss", "interpolate_features", "kd_kl_div"]
 
@@ -247,8 +253,8 @@ class NPKDLoss(nn.Module):
             ("student_feat", sf, self.student_dim),
             ("teacher_feat", tf, self.teacher_dim),
         ):
-            if dim is not None and x.shape[1] != dim:
-                raise ValueError(f"{name} must have {dim} channels, got shape {tuple(x.shape)}")
+            if dim is not None:
+                _check_width(name, x, dim)
 
     def terms(
         self,

@@ -37,6 +37,7 @@ from .reid import (
     _check_labels,
     _check_nonempty,
     _check_same_batch,
+    _check_width,
 )
 
 __all__ = ["SUReIDLoss", "SUReIDLossOutput"]
@@ -234,13 +235,13 @@ class SUReIDLoss(nn.Module):
             if aux_logits is not None and self.use_cls:
                 aux_logits = _check_2d("aux_logits", aux_logits)
                 _check_same_batch(student_logits=logits, aux_logits=aux_logits)
-                _check_width("aux_logits", aux_logits, logits.shape[1], "classes")
+                _check_width("aux_logits", aux_logits, logits.shape[1], "classes (as logits)")
                 terms["aux_cls"] = self.id_loss(aux_logits, labels)
                 aux = aux + terms["aux_cls"]
             if aux_feat is not None and self.use_tri:
                 aux_feat = _check_2d("aux_feat", aux_feat)
                 _check_same_batch(student_feat=feat, aux_feat=aux_feat)
-                _check_width("aux_feat", aux_feat, feat.shape[1], "channels")
+                _check_width("aux_feat", aux_feat, feat.shape[1], "channels (as student_feat)")
                 terms["aux_tri"] = self.triplet(aux_feat, labels)
                 aux = aux + terms["aux_tri"]
             group_b = group_b + self.aux_weight * aux
@@ -308,9 +309,3 @@ def _describe(x: object) -> str:
         return f"tensor of shape {tuple(x.shape)}"
     return repr(x) if x is None else type(x).__name__
 
-
-def _check_width(name: str, x: torch.Tensor, width: int, what: str) -> None:
-    """The reweight head's ``(B, C)`` feature or ``(B, K)`` logits must match the student's."""
-    if x.shape[1] != width:
-        raise ValueError(f"{name} must have {width} {what} (as the student's), "
-                         f"got shape {tuple(x.shape)}")

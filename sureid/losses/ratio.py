@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .._amp import fp32, no_autocast
+from .._checks import is_real
 
 __all__ = ["RatioLoss"]
 
@@ -18,7 +18,7 @@ def _check_ratios(ratios: Sequence[float], name: str) -> tuple[float, ...]:
         raise TypeError(f"{name} must be a sequence of floats, got {type(ratios).__name__}")
     out = []
     for r in ratios:
-        if isinstance(r, bool) or not isinstance(r, numbers.Real):
+        if not is_real(r):
             raise TypeError(f"{name} entries must be floats, got {r!r} in {list(ratios)}")
         if not 0.0 <= r <= 1.0:
             raise ValueError(f"{name} entries must be in [0, 1], got {r!r} in {list(ratios)}")

@@ -6,14 +6,13 @@ The maths lives in plain functions (``label_smoothing_cross_entropy``, ``pairwis
 
 from __future__ import annotations
 
-import numbers
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_finite, is_int
+from .._checks import check_finite, is_int, is_real
 
 __all__ = [
     "CrossEntropyLabelSmooth",
@@ -73,6 +72,12 @@ def _check_same_batch(**tensors: torch.Tensor) -> None:
     if len(set(sizes.values())) > 1:
         shapes = ", ".join(f"{n}={tuple(t.shape)}" for n, t in tensors.items())
         raise ValueError(f"batch sizes differ: {shapes}")
+
+
+def _check_width(name: str, x: torch.Tensor, width: int, what: str = "channels") -> None:
+    """``x`` ``(B, width)``: its second dim must be ``width`` (named ``what`` in the error)."""
+    if x.shape[1] != width:
+        raise ValueError(f"{name} must have {width} {what}, got shape {tuple(x.shape)}")
 
 
 def _check_metric(metric: object) -> str:
@@ -143,7 +148,7 @@ class CrossEntropyLabelSmooth(nn.Module):
             not is_int(num_classes) or num_classes < 1
         ):
             raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
-        if not isinstance(epsilon, numbers.Real) or not 0.0 <= float(epsilon) < 1.0:
+        if not is_real(epsilon) or not 0.0 <= float(epsilon) < 1.0:
             raise ValueError(f"epsilon must be a float in [0, 1), got {epsilon!r}")
         self.num_classes = None if num_classes is None else int(num_classes)
         self.epsilon = float(epsilon)

@@ -41,13 +41,12 @@ distance it re-ranks ``d^2``); to reproduce that, pass squared matrices to
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from .._checks import check_int
+from .._checks import check_int, is_real
 from .distance import _check_finite, _check_pair, _Kernel
 
 __all__ = ["KReciprocalReranker", "rank_gallery", "rerank", "rerank_distmat"]
@@ -66,7 +65,7 @@ def _check_params(k1: int, k2: int, lambda_value: float) -> tuple[int, int, floa
             raise TypeError(f"{name} must be an int, got {type(k).__name__} {k!r}")
         if k < 1:
             raise ValueError(f"{name} must be >= 1, got {k}")
-    if isinstance(lambda_value, bool) or not isinstance(lambda_value, numbers.Real):
+    if not is_real(lambda_value):
         raise TypeError(f"lambda_value must be a float, got {type(lambda_value).__name__}")
     if not 0.0 <= lambda_value <= 1.0:
         raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value!r}")

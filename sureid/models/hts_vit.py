@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .._checks import check_bool, is_int
+from .._checks import check_bool, is_int, is_real
 from .._optional import require
 from .decision import DecisionModule
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
@@ -32,7 +31,7 @@ def _stage_ratios(
 ) -> tuple[float, ...]:
     if isinstance(keep_ratio, bool):
         raise TypeError(f"{name} must be a float or a sequence of floats, got {keep_ratio!r}")
-    if isinstance(keep_ratio, numbers.Real):
+    if is_real(keep_ratio):
         if not 0.0 < keep_ratio <= 1.0:
             raise ValueError(f"{name} must be in (0, 1], got {keep_ratio!r}")
         return tuple(float(keep_ratio) ** (s + 1) for s in range(num_stages))
@@ -47,7 +46,7 @@ def _stage_ratios(
             f"(one per prune_layers entry), got {len(ratios)}: {ratios}"
         )
     for r in ratios:
-        if isinstance(r, bool) or not isinstance(r, numbers.Real):
+        if not is_real(r):
             raise TypeError(f"{name} entries must be floats, got {r!r} in {ratios}")
         if not 0.0 < r <= 1.0:
             raise ValueError(f"{name} entries must be in (0, 1], got {r!r} in {ratios}")
@@ -145,8 +144,7 @@ class HTSViT(nn.Module):
         self.prune_layers = _check_prune_layers(prune_layers, len(vit.blocks))
         self._keep_ratios = _stage_ratios(keep_ratio, len(self.prune_layers))
         if (
-            isinstance(tau, bool)
-            or not isinstance(tau, numbers.Real)
+            not is_real(tau)
             or not 0 < tau < math.inf
         ):
             raise ValueError(f"tau must be a positive finite float, got {tau!r}")
@@ -193,7 +191,7 @@ class HTSViT(nn.Module):
 
     @keep_ratios.setter
     def keep_ratios(self, ratios: Sequence[float]) -> None:
-        if isinstance(ratios, numbers.Real):  # a float p would silently mean (p, p^2, ...)
+        if is_real(ratios):  # a float p would silently mean (p, p^2, ...)
             raise TypeError(
                 f"keep_ratios must be a sequence of one ratio per stage, got {ratios!r}; "
                 "for the geometric schedule of p assign tuple(p ** (s + 1) for s in range(S))"

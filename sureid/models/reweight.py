@@ -13,13 +13,12 @@ untouched, so the head costs nothing there.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .._checks import is_int
+from .._checks import is_int, is_real
 from .heads import BNNeck
 from .output import HTSOutput
 
@@ -143,7 +142,7 @@ class ClsTokenReweight(nn.Module):
         super().__init__()
         if not is_int(embed_dim) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
-        if isinstance(lambda_init, bool) or not isinstance(lambda_init, numbers.Real):
+        if not is_real(lambda_init):
             raise TypeError(f"lambda_init must be a float, got {lambda_init!r}")
         if not math.isfinite(lambda_init):
             raise ValueError(f"lambda_init must be a finite float, got {lambda_init!r}")

@@ -10,14 +10,13 @@ timm needed.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .._checks import check_bool, check_int, check_real, check_size
+from .._checks import check_bool, check_int, check_real, check_size, is_real
 
 __all__ = ["ConvStem", "PatchEmbed", "VisionTransformer", "deit_small", "deit_tiny", "vit_base"]
 
@@ -286,13 +285,12 @@ class VisionTransformer(nn.Module):
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
             )
         if (
-            isinstance(mlp_ratio, bool)
-            or not isinstance(mlp_ratio, numbers.Real)
+            not is_real(mlp_ratio)
             or not 0 < mlp_ratio < math.inf
         ):
             raise ValueError(f"mlp_ratio must be a positive finite float, got {mlp_ratio!r}")
         if init_values is not None and (
-            isinstance(init_values, bool) or not isinstance(init_values, numbers.Real)
+            not is_real(init_values)
         ):
             raise TypeError(f"init_values must be a float or None, got {init_values!r}")
         if init_values is not None and not math.isfinite(init_values):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import torch
 from PIL import Image
 
+from .._checks import is_real
 from ._functional import (
     PIL_MODES,
     adjust_colour,
@@ -118,11 +118,11 @@ class NODA:
         crop: tuple[float, float] = (0.8, 1.0),
         hflip: float = 0.5,
     ) -> None:
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        if not is_real(p) or not 0 <= p <= 1:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         self.scale = check_range("scale", scale, 0.0, 1.0)
         self.crop = check_range("crop", crop, 0.0, 1.0)
-        if (isinstance(vertical_aspect, bool) or not isinstance(vertical_aspect, numbers.Real)
+        if (not is_real(vertical_aspect)
                 or not 0 < vertical_aspect < math.inf):
             raise ValueError(
                 f"vertical_aspect must be a finite number > 0, got {vertical_aspect!r}"
@@ -136,7 +136,7 @@ class NODA:
                 "jitter must be (brightness, contrast, saturation), finite and >= 0, "
                 f"got {jitter!r}"
             )
-        if isinstance(hflip, bool) or not isinstance(hflip, numbers.Real) or not 0 <= hflip <= 1:
+        if not is_real(hflip) or not 0 <= hflip <= 1:
             raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")
         self.bank = occluders if isinstance(occluders, OccluderBank) else OccluderBank(occluders)
         self.p = float(p)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 import torch
 from PIL import Image
 
+from .._checks import is_real
 from .._optional import require
 from ._functional import (
     check_float_range,
@@ -90,7 +90,7 @@ class RandomPatch:
         ratio: tuple[float, float] = (0.1, 10.0),
         hflip: float = 0.5,
     ) -> None:
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        if not is_real(p) or not 0 <= p <= 1:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         if (isinstance(pool_capacity, bool) or not isinstance(pool_capacity, int)
                 or pool_capacity < 1):
@@ -101,7 +101,7 @@ class RandomPatch:
                 f"min_sample_size must be an int in [1, pool_capacity={pool_capacity}], "
                 f"got {min_sample_size!r}"
             )
-        if isinstance(hflip, bool) or not isinstance(hflip, numbers.Real) or not 0 <= hflip <= 1:
+        if not is_real(hflip) or not 0 <= hflip <= 1:
             raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")
         self.p = float(p)
         self.pool_capacity = pool_capacity
