@@ -320,5 +320,10 @@ CLAIMS: dict[int | str, tuple[Claim, ...]] = {
         Claim(f"{name} helps (- +HTS > 0)", ((name, 1.0), ("+HTS", -1.0)), ">")
         for name in ("+HTS+NPKD", "+HTS+NPKD, KL only", "+HTS+NPKD, feature only",
                      "+HTS+NPKD, feature sum")
+    ) + (
+        Claim("the feature term adds to the KL (+HTS+NPKD - KL only > 0)",
+              (("+HTS+NPKD", 1.0), ("+HTS+NPKD, KL only", -1.0)), ">"),
+        Claim("averaging the feature term beats summing it (+HTS+NPKD - feature sum > 0)",
+              (("+HTS+NPKD", 1.0), ("+HTS+NPKD, feature sum", -1.0)), ">"),
     ),
 }
