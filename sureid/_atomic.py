@@ -5,19 +5,27 @@ renamed into place when complete. A run killed before the rename (Ctrl-C, SIGTER
 leaves only that sibling, which the next :func:`temp_sibling` for the same target removes:
 it is stale when its process is gone (same host) or it has not been touched for a day (any
 host). Siblings of live processes are left alone, so concurrent runs do not disturb each other.
+
+Temporary files and folders are created with the mode a plain ``open()`` or ``mkdir()`` gives
+(``0o666`` or ``0o777`` less the umask: ``0644`` / ``0755`` under umask 022), not the ``0600``
+/ ``0700`` of :mod:`tempfile`, so what is renamed into place is readable as any file the user
+writes. The kernel applies the umask (and a folder's default ACL) at creation, so the
+process-wide umask is never changed, not even briefly.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["remove_stale_siblings", "replace_dir", "temp_file_prefix", "temp_sibling"]
+__all__ = [
+    "remove_stale_siblings", "replace_dir", "temp_file", "temp_file_prefix", "temp_sibling",
+]
 
 STALE_AFTER_S = 24 * 3600
 _TAGS = ("tmp", "old")
@@ -95,15 +103,51 @@ def temp_file_prefix(target: Path) -> str:
     return f".{Path(target).name}.tmp-{_host()}-{os.getpid()}-"
 
 
+def _create_unique(prefix: str, folder: Path, make):
+    """``make(path)`` for a new random name ``folder / (prefix + 8 hex digits)``.
+
+    ``make`` must fail with ``FileExistsError`` when the name is taken (``O_EXCL``, ``mkdir``).
+    """
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            return make(path), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name {prefix}* in {str(folder)!r}")
+
+
+def temp_file(target: str | os.PathLike) -> tuple[int, Path]:
+    """Create a new, empty hidden file next to ``target`` and open it for writing.
+
+    Returns ``(fd, path)``. The name is ``.{name}.tmp-{host}-{pid}-{random}`` (see
+    :func:`temp_file_prefix`), and the mode is what ``open(path, "w")`` would give
+    (``0o666`` less the umask), so the file keeps it when it is renamed onto ``target``.
+
+    Example:
+        >>> fd, tmp = temp_file("out/model.pt")  # write and fsync fd, then  # doctest: +SKIP
+        >>> os.replace(tmp, "out/model.pt")  # doctest: +SKIP
+    """
+    target = Path(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NOFOLLOW", 0)
+    return _create_unique(temp_file_prefix(target), target.parent,
+                          lambda p: os.open(p, flags, 0o666))
+
+
 def temp_sibling(target: Path, tag: str = "tmp") -> Path:
-    """Create an empty hidden folder next to ``target`` (removing stale ones first)."""
+    """Create an empty hidden folder next to ``target`` (removing stale ones first).
+
+    Its mode is what ``mkdir`` gives (``0o777`` less the umask), which the folder keeps when
+    :func:`replace_dir` renames it onto ``target``.
+    """
     if tag not in _TAGS:
         raise ValueError(f"tag must be one of {_TAGS}, got {tag!r}")
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(target)
     prefix = f".{target.name}.{tag}-{_host()}-{os.getpid()}-"
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    return _create_unique(prefix, target.parent, lambda p: os.mkdir(p, 0o777))[1]
 
 
 def replace_dir(tmp: Path, target: Path) -> None:

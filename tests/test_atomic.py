@@ -53,3 +53,53 @@ def test_replace_dir_swaps_and_restores_on_failure(tmp_path, monkeypatch):
         replace_dir(newer, target)
     assert os.listdir(target) == ["new.txt"]  # the old folder is put back
     assert sorted(os.listdir(tmp_path)) == sorted(["out", newer.name])
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_written_files_and_folders_honour_the_umask(tmp_path, umask):
+    import torch
+
+    from sureid import save_occluders
+    from sureid.engine import save_checkpoint
+    from sureid.transforms.occluders import make_procedural_occluders
+
+    def mode(p):
+        return p.stat().st_mode & 0o777
+
+    path = save_checkpoint({"w": torch.zeros(2)}, tmp_path / "ckpt.pt")
+    assert mode(path) == 0o666 & ~umask  # 0644 under umask 022, as open() gives
+    save_checkpoint({"w": torch.ones(2)}, path)  # replacing keeps the mode open() gives
+    assert mode(path) == 0o666 & ~umask
+    fd, tmp = _atomic.temp_file(tmp_path / "x.bin")
+    os.close(fd)
+    assert mode(tmp) == 0o666 & ~umask and tmp.name.startswith(_atomic.temp_file_prefix("x.bin"))
+    folder = temp_sibling(tmp_path / "out")
+    assert mode(folder) == 0o777 & ~umask
+    replace_dir(folder, tmp_path / "out")
+    assert mode(tmp_path / "out") == 0o777 & ~umask
+    occ = save_occluders(make_procedural_occluders(2, seed=0), tmp_path / "occ")
+    assert mode(tmp_path / "occ") == 0o777 & ~umask
+    assert all(mode(p) == 0o666 & ~umask for p in (tmp_path / "occ").iterdir()), occ
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_saved_model_file_is_0644_under_umask_022(tmp_path):
+    from sureid import HTSViT, ReIDModel, VisionTransformer, load
+
+    vit = VisionTransformer(img_size=(16, 8), patch_size=8, embed_dim=8, depth=2, num_heads=1)
+    old = os.umask(0o022)
+    try:
+        model = ReIDModel(HTSViT(vit, keep_ratio=1.0, prune_layers=(1,)), num_classes=2)
+        path = model.save(tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert load(path).num_classes == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no temporary left

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import pickle
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .._atomic import remove_stale_siblings, temp_file_prefix
+from .._atomic import remove_stale_siblings, temp_file
 
 __all__ = ["check_settings", "load_checkpoint", "normalize_settings", "save_checkpoint"]
 
@@ -68,7 +67,8 @@ def _check_loadable(value: object, where: str) -> None:
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically (temp file in the same folder, then rename).
 
-    A crash mid-write leaves the previous checkpoint intact. ``state`` must hold tensors,
+    A crash mid-write leaves the previous checkpoint intact. The file gets the mode a plain
+    ``open()`` would give (``0644`` under umask 022). ``state`` must hold tensors,
     state dicts and plain Python values only, so it loads with ``weights_only=True``;
     anything else is refused before a byte is written.
 
@@ -85,7 +85,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(path)  # temp files of saves that were killed mid-write
-    fd, tmp = tempfile.mkstemp(prefix=temp_file_prefix(path), dir=path.parent)
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
