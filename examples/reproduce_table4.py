@@ -51,6 +51,7 @@ from sureid.ablation import (
     PRESETS,
     Arch,
     Preset,
+    override,
     table_rows,
 )
 from sureid.ablation.recipe import (
@@ -139,6 +140,12 @@ def parse_args(argv=None):
                         "core, as a CPU server runs one worker per core); all-core figures go "
                         "in the meta file")
     p.add_argument("--seed", type=int, default=0, help="first training seed")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any preset setting, e.g. --set predictor_warmup_epochs=0.5 "
+                        "(repeatable; sureid.ablation.override)")
+    p.add_argument("--rows", nargs="+", metavar="ROW",
+                   help="train only these rows of the table (by name); claims that need "
+                        "another row are left out")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -177,6 +184,17 @@ def main(argv=None) -> list[dict]:
     if args.teacher:
         overrides["teacher"] = Arch(timm_name=args.teacher)
     preset = replace(preset, **overrides)
+    try:
+        preset = override(preset, args.assignments)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    rows = table_rows(args.table)
+    if args.rows:
+        unknown = sorted(set(args.rows) - {r.name for r in rows})
+        if unknown:
+            raise UsageError(f"--rows {unknown}: table {args.table} has rows "
+                             f"{[r.name for r in rows]}")
+        rows = [r for r in rows if r.name in args.rows]
     try:  # checked before any data is generated
         student_weights = Weights.from_args("student", preset.student, preset, args,
                                             shipped_dir=PRETRAINED_DIR, log=log)
@@ -268,7 +286,6 @@ def main(argv=None) -> list[dict]:
     teacher = sureid.FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach()).to(device)
 
     # table rows, once per seed ----------------------------------------------------------------
-    rows = table_rows(args.table)
     models: dict[int, dict[str, torch.nn.Module]] = {}
     per_seed: dict[str, list[dict]] = {row.name: [] for row in rows}
     for seed in seeds:
@@ -277,7 +294,8 @@ def main(argv=None) -> list[dict]:
             p = row.keep_ratio if row.keep_ratio is not None else preset.keep_ratio
             torch.manual_seed(seed)  # within a seed, every row starts from the same weights
             backbone = student_weights.build(preset.img_size, keep_ratio=p if row.hts else 1.0,
-                                             prune=row.hts, keep_score=args.keep_score)
+                                             prune=row.hts, keep_score=args.keep_score,
+                                             decision_init_keep=preset.decision_init_keep)
             learned = row.hts and args.keep_score == "decision"  # a ratio loss has work to do
             model = ReIDModel(backbone, num_classes, reweight=row.hts).to(device)
             kd = None
@@ -308,14 +326,23 @@ def main(argv=None) -> list[dict]:
                 second=second, epochs=preset.epochs, seed=seed, settings=settings)
             result = evaluate(model)
             log(f"[{name}] Rank-1 {100 * result.rank1:.1f} mAP {100 * result.mAP:.1f}")
+            full = None
+            if row.hts:  # the same weights with every token kept: training damage vs pruning
+                backbone.prune = False
+                full = evaluate(model)
+                backbone.prune = True
+                log(f"[{name}] every token kept: Rank-1 {100 * full.rank1:.1f} "
+                    f"mAP {100 * full.mAP:.1f}")
             models[seed][row.name] = model.backbone
             if seed == seeds[0]:  # the deployable model, self-describing (sureid.load)
                 model.save(out / "models" / f"{slug(row.name)}.pt",
                            data_config=DataConfig(preset.img_size, MEAN, STD),
                            metadata={"row": row.name, "seed": seed, "preset": args.preset,
                                      "rank1": 100 * result.rank1, "mAP": 100 * result.mAP})
+            all_tokens = {} if full is None else {"rank1_all_tokens": 100 * full.rank1,
+                                                   "mAP_all_tokens": 100 * full.mAP}
             per_seed[row.name].append({"seed": seed, "rank1": 100 * result.rank1,
-                                       "mAP": 100 * result.mAP,
+                                       "mAP": 100 * result.mAP, **all_tokens,
                                        "first_match": result.first_match.tolist(),
                                        "ap": np.nan_to_num(result.ap, nan=-1.0).tolist()})
 
@@ -352,7 +379,11 @@ def main(argv=None) -> list[dict]:
                       "speedup_range": [round(min(speedups), 3), round(max(speedups), 3)],
                       "rank1": round(r1, 2), "rank1_std": round(r1_sd, 2),
                       "mAP": round(ap, 2), "mAP_std": round(ap_sd, 2),
-                      "per_seed": [{k: r[k] for k in ("seed", "rank1", "mAP")} for r in runs],
+                      **({"rank1_all_tokens": round(seed_summary(
+                          [r["rank1_all_tokens"] for r in runs])[0], 2)} if row.hts else {}),
+                      "per_seed": [{k: r[k] for k in ("seed", "rank1", "mAP", "rank1_all_tokens",
+                                                      "mAP_all_tokens") if k in r}
+                                   for r in runs],
                       **{k: v for k, v in dataclasses.asdict(row).items() if k != "name"}})
     claims = judge(CLAIMS.get(args.table, ()), values, n_resamples=preset.bootstrap_resamples)
     verdicts = [{"claim": c.claim.text, "metric": c.metric, "estimate": round(c.estimate, 2),
@@ -360,7 +391,7 @@ def main(argv=None) -> list[dict]:
                  "per_seed": [round(v, 2) for v in c.per_seed], "seeds_agree": c.seeds_agree,
                  "threshold": c.claim.threshold, "direction": c.claim.direction}
                 for c in claims]
-    if args.table == 4 and len(rows) > 1:  # against the dense row (Table V has none)
+    if args.table == 4 and len(rows) > 1 and not rows[0].hts:  # against the dense row
         verdicts.insert(0, speed_verdict(table))
 
     # outputs -------------------------------------------------------------------------------
@@ -439,6 +470,12 @@ def markdown_table(number: int | str, rows: list[dict], verdicts: list[dict], me
         ups = ", ".join(f"{r['name']} {allc[r['name']] / allc[b]:.2f}x" for r in rows[1:])
         lines += ["", f"With all {allc['threads']} threads on one forward: {allc[b]:.0f} img/s for "
                   f"{b}; speed-ups {ups}."]
+    full = [r for r in rows if "rank1_all_tokens" in r]
+    if full:
+        lines += ["", "The same HTS models evaluated with every token kept (pruning off at "
+                  "inference; what training did to the weights, without the cost of pruning): "
+                  + ", ".join(f"{r['name']} Rank-1 {r['rank1_all_tokens']:.1f}" for r in full)
+                  + "."]
     t = meta["teacher"]
     lines += ["", f"Teacher (fine-tuned once, dense): Rank-1 {t['rank1']:.1f}, mAP {t['mAP']:.1f}. "
               f"Total time {meta['seconds']:.0f} s.", ""]

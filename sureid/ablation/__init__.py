@@ -6,7 +6,17 @@ shipped pretrained backbones and the paired statistics behind the verdicts.
 this package; benchmarks and tests import the same definitions.
 """
 
-from .presets import CLAIMS, PAPER, PRESETS, Arch, Preset, Row, build_backbone, table_rows
+from .presets import (
+    CLAIMS,
+    PAPER,
+    PRESETS,
+    Arch,
+    Preset,
+    Row,
+    build_backbone,
+    override,
+    table_rows,
+)
 from .pretrained import load_backbone_weights, save_backbone_weights
 from .protocols import PROTOCOLS, PaperResult, Protocol
 from .recipe import (
@@ -14,6 +24,7 @@ from .recipe import (
     LimitedLoader,
     Weights,
     WeightsUnavailable,
+    learns_selection,
     make_optimizer,
     train_loader,
     view_transforms,
@@ -35,7 +46,9 @@ __all__ = [
     "WeightsUnavailable",
     "build_backbone",
     "load_backbone_weights",
+    "learns_selection",
     "make_optimizer",
+    "override",
     "save_backbone_weights",
     "table_rows",
     "train_loader",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 from dataclasses import dataclass
 
 from torch import nn
@@ -10,7 +12,10 @@ from ..models.hts_vit import HTSViT
 from ..models.vit import VisionTransformer
 from .stats import Claim
 
-__all__ = ["CLAIMS", "PAPER", "PRESETS", "Arch", "Preset", "Row", "build_backbone", "table_rows"]
+__all__ = [
+    "CLAIMS", "PAPER", "PRESETS", "Arch", "Preset", "Row", "build_backbone", "override",
+    "table_rows",
+]
 
 # The paper's Occluded-DukeMTMC numbers (RTX 2080Ti, DeiT-S student): (throughput, Rank-1, mAP).
 PAPER: dict[int, dict[str, tuple[float | None, float, float]]] = {
@@ -79,7 +84,13 @@ class Preset:
     lr: float = 0.008
     backbone_lr_mult: float = 1.0  # the ViT's own weights train at lr * this (new layers at lr)
     weight_decay: float = 1e-4
-    warmup_epochs: int = 1
+    warmup_epochs: float = 1  # linear LR warm-up of every group (fractions of an epoch allowed)
+    # HTS rows with decision modules: the ViT's own weights held (lr 0) for this many epochs
+    # while the decision modules (and the other new layers) learn; DynamicViT's recipe
+    predictor_warmup_epochs: float = 0.0
+    # where untrained decision modules start (HTSViT(decision_init_keep=...), the library's
+    # default); None: PyTorch's init, which keeps about half the tokens at random per stage
+    decision_init_keep: float | None = 0.95
     padding: int = 10
     erasing_p: float = 0.5  # view 1: random erasing probability
     patch_p: float = 0.5  # view 1: RandomPatch probability
@@ -158,6 +169,59 @@ PRESETS: dict[str, Preset] = {
         ),
     ),
 }
+
+
+def override(preset: Preset, assignments: list[str]) -> Preset:
+    """``preset`` with ``KEY=VALUE`` assignments applied (``--set`` of the examples).
+
+    Values are Python literals (``0.95``, ``None``, ``(3, 6, 9)``, ``'sgd'``; a bare word is a
+    string). A value must have the type of the field it replaces: a number for a number
+    (an int where the field is an int; a bool only for a bool), ``None`` only where the
+    field may be None.
+
+    Example:
+        >>> override(PRESETS["quick"], ["epochs=5", "decision_init_keep=0.9"]).epochs
+        5
+
+    Raises:
+        ValueError: an assignment without ``=``, an unknown key, or a value of the wrong type.
+    """
+    fields = {f.name: f for f in dataclasses.fields(Preset)}
+    changes: dict[str, object] = {}
+    for item in assignments:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        if key not in fields:
+            raise ValueError(f"--set {key}: no such preset setting; settings: {sorted(fields)}")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        changes[key] = _typed(key, value, str(fields[key].type))
+    return dataclasses.replace(preset, **changes)
+
+
+def _typed(key: str, value: object, annotation: str) -> object:
+    """``value`` checked against a field annotation such as ``'float | None'``."""
+    kinds = {part.strip().split("[")[0] for part in annotation.split("|")}
+    if "Arch" in kinds:
+        raise ValueError(f"--set {key}: architectures are set with --student/--teacher")
+    if value is None and "None" in kinds:
+        return None
+    if isinstance(value, bool):
+        if "bool" in kinds:
+            return value
+    elif isinstance(value, int) and "int" in kinds:
+        return value
+    elif isinstance(value, int | float) and "float" in kinds:
+        return float(value)
+    elif isinstance(value, str) and "str" in kinds:
+        return value
+    elif isinstance(value, tuple | list) and "tuple" in kinds:
+        return tuple(value)
+    raise ValueError(f"--set {key}: expected {annotation}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -256,20 +320,22 @@ def table_rows(table: int | str) -> list[Row]:
 
 def build_backbone(
     arch: Arch, img_size: tuple[int, int], *, pretrained: bool = False, keep_ratio: float = 1.0,
-    prune: bool = False, keep_score: str = "decision",
+    prune: bool = False, keep_score: str = "decision", decision_init_keep: float | None = None,
 ) -> HTSViT:
     """An :class:`~sureid.HTSViT` around ``arch`` (timm when ``arch.timm_name`` is set)."""
+    hts = {"keep_ratio": keep_ratio, "prune": prune, "keep_score": keep_score,
+           "decision_init_keep": decision_init_keep}
     if arch.timm_name is not None:
         import timm  # pip install 'sureid[timm]'
 
         vit: nn.Module = timm.create_model(arch.timm_name, pretrained=pretrained,
                                            img_size=img_size, num_classes=0)
-        return HTSViT.from_timm(vit, keep_ratio=keep_ratio, prune=prune, keep_score=keep_score)
+        return HTSViT.from_timm(vit, **hts)
     vit = VisionTransformer(
         img_size=img_size, patch_size=arch.patch_size, embed_dim=arch.embed_dim,
         depth=arch.depth, num_heads=arch.num_heads, stem=arch.stem,
     )
-    return HTSViT(vit, keep_ratio=keep_ratio, prune=prune, keep_score=keep_score)
+    return HTSViT(vit, **hts)
 
 
 # The paper's claims as contrasts of rows, judged from paired intervals (see sureid.ablation.stats).

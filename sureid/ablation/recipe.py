@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from ..data import ImageDataset, RandomIdentitySampler
 from ..engine import cosine_with_warmup
+from ..models.hts_vit import HTSViT
 from ..models.pretrained import load_pretrained
 from ..transforms.dual import DualViewDataset, dual_collate, paper_dual_views
 from ..transforms.noda import NODA
@@ -35,6 +36,7 @@ __all__ = [
     "LimitedLoader",
     "Weights",
     "WeightsUnavailable",
+    "learns_selection",
     "make_optimizer",
     "train_loader",
     "view_transforms",
@@ -131,7 +133,11 @@ def make_optimizer(preset: Preset, model, objective, steps_per_epoch: int, epoch
     :func:`sureid.engine.cosine_with_warmup` over ``steps_per_epoch * epochs`` steps.
 
     The ViT's own weights (``model.backbone.backbone``) get ``lr * backbone_lr_mult``, the new
-    layers (BNNeck, decision MLPs, reweight head, objective) ``lr``.
+    layers (BNNeck, decision MLPs, reweight head, objective) ``lr``. Every group warms up
+    linearly over ``preset.warmup_epochs``. When the model learns its token selection (an
+    :class:`~sureid.HTSViT` with active decision modules), the ViT's weights are also held at
+    lr 0 for the first ``preset.predictor_warmup_epochs`` (the predictor warm-up); dense models
+    and the attention score have nothing to warm up and are not held.
 
     Returns:
         ``(optimizer, scheduler)``.
@@ -139,16 +145,27 @@ def make_optimizer(preset: Preset, model, objective, steps_per_epoch: int, epoch
     vit = {id(p) for p in model.backbone.backbone.parameters()}
     params = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
     groups = [{"params": [p for p in params if id(p) in vit],
-               "lr": preset.lr * preset.backbone_lr_mult},
-              {"params": [p for p in params if id(p) not in vit], "lr": preset.lr}]
+               "lr": preset.lr * preset.backbone_lr_mult, "held": learns_selection(model)},
+              {"params": [p for p in params if id(p) not in vit], "lr": preset.lr,
+               "held": False}]
     groups = [g for g in groups if g["params"]]
+    holds = [g.pop("held") for g in groups]
     if preset.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=preset.lr, momentum=0.9, weight_decay=preset.weight_decay)
     else:
         opt = torch.optim.AdamW(groups, lr=preset.lr, weight_decay=preset.weight_decay)
     total = max(1, steps_per_epoch * epochs)
-    warmup = min(total - 1, steps_per_epoch * preset.warmup_epochs)
-    return opt, cosine_with_warmup(opt, total_steps=total, warmup_steps=warmup)
+    warmup = min(total - 1, round(steps_per_epoch * preset.warmup_epochs))
+    hold = min(total - 1, round(steps_per_epoch * preset.predictor_warmup_epochs))
+    return opt, cosine_with_warmup(opt, total_steps=total, warmup_steps=warmup,
+                                   hold_steps=[hold if h else 0 for h in holds])
+
+
+def learns_selection(model) -> bool:
+    """Whether ``model`` (a :class:`~sureid.ReIDModel`) has decision modules that train."""
+    hts = getattr(model, "backbone", None)
+    return (isinstance(hts, HTSViT) and hts.keep_score == "decision" and hts.prune
+            and any(r < 1.0 for r in hts.keep_ratios))
 
 
 def file_digest(path: Path) -> str:
@@ -233,10 +250,12 @@ class Weights:
                    shipped_dir=shipped_dir, log=log)
 
     def build(self, img_size, *, keep_ratio: float = 1.0, prune: bool = False,
-              keep_score: str = "decision") -> nn.Module:
+              keep_score: str = "decision", decision_init_keep: float | None = None
+              ) -> nn.Module:
         """The :class:`sureid.HTSViT` backbone, with its starting weights loaded."""
         backbone = build_backbone(self.arch, img_size, pretrained=self.timm,
-                                  keep_ratio=keep_ratio, prune=prune, keep_score=keep_score)
+                                  keep_ratio=keep_ratio, prune=prune, keep_score=keep_score,
+                                  decision_init_keep=decision_init_keep)
         if self.local is not None:
             report = load_pretrained(backbone, self.local)
             if self.log is not None:

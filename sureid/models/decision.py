@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .._checks import check_real
 
 __all__ = ["DecisionModule"]
 
@@ -20,6 +24,11 @@ class DecisionModule(nn.Module):
 
     Args:
         embed_dim: token width ``C``.
+        init_keep: start near "keep": the last layer's bias is set so that an untrained
+            module keeps a token with probability about ``init_keep`` (its weights keep their
+            random init, so tokens still differ and every layer gets gradients). ``None``
+            (default): PyTorch's init, as DynamicViT, which keeps about half the tokens at
+            random. :class:`~sureid.HTSViT` passes ``decision_init_keep``.
         hidden_dim: width after the first linear layer; even and >= 4. Default
             ``embed_dim // 2``, half of DynamicViT's ``embed_dim``: the module runs on every
             patch token at every stage, so its width sets its share of the forward (measured
@@ -35,7 +44,9 @@ class DecisionModule(nn.Module):
         torch.Size([2, 10, 2])
     """
 
-    def __init__(self, embed_dim: int, *, hidden_dim: int | None = None) -> None:
+    def __init__(
+        self, embed_dim: int, *, hidden_dim: int | None = None, init_keep: float | None = None
+    ) -> None:
         super().__init__()
         if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
@@ -58,6 +69,22 @@ class DecisionModule(nn.Module):
             nn.Linear(hidden_dim // 4, 2),
             nn.LogSoftmax(dim=-1),
         )
+        if init_keep is not None:
+            self.reset_keep_bias(init_keep)
+
+    @torch.no_grad()
+    def reset_keep_bias(self, keep: float) -> None:
+        """Set the last layer's bias to ``(0, log(keep / (1 - keep)))``: with the random
+        weights' small contribution, an untrained module keeps about ``keep`` of the tokens
+        (the Gumbel hard decision keeps a token with exactly its keep probability).
+
+        Raises:
+            TypeError: ``keep`` is not a real number.
+            ValueError: ``keep`` is outside ``(0, 1)``.
+        """
+        keep = check_real("init_keep", keep, low=0.0, high=1.0, low_open=True, high_open=True)
+        last = self.out_conv[-2]
+        last.bias.copy_(torch.tensor([0.0, math.log(keep / (1.0 - keep))]))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if not torch.jit.is_tracing() and (x.ndim != 3 or x.shape[-1] != self.embed_dim):

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .._checks import check_bool, is_int, is_real
+from .._checks import check_bool, check_real, is_int, is_real
 from .._optional import require
 from .decision import DecisionModule
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
@@ -101,6 +101,15 @@ class HTSViT(nn.Module):
             increasing. Default ``(3, 6, 9)``: before blocks 4, 7 and 10 as in the paper.
         tau: Gumbel-softmax temperature.
         decision_hidden_dim: hidden width of the decision modules (default ``C // 2``).
+        decision_init_keep: where the untrained decision modules start. Default ``0.95``:
+            stage ``s``'s module starts keeping about ``max(0.95, p_s / p_{s-1})`` of the
+            tokens it sees (:meth:`DecisionModule.reset_keep_bias`), so no stage drops more
+            than its target before it has learned anything and a pretrained backbone is not
+            fine-tuned on randomly pruned inputs; the ratio loss then brings each stage down
+            to its target. ``None``: PyTorch's init as in DynamicViT and the paper's code
+            base, which keeps about half of the tokens at random at every stage (about
+            0.37 / 0.18 / 0.12 cumulatively at three stages, whatever ``p``); measured in
+            ``docs/hts.md`` ("Where training starts"). Not in the paper.
         keep_score: what ranks the patch tokens at a stage. ``"decision"`` (default, the
             paper): a learned :class:`DecisionModule` per stage, Gumbel decisions in
             training. ``"attention"`` (not in the paper; EViT's score, parameter-free): the
@@ -135,6 +144,7 @@ class HTSViT(nn.Module):
         prune_layers: Sequence[int] = (3, 6, 9),
         tau: float = 1.0,
         decision_hidden_dim: int | None = None,
+        decision_init_keep: float | None = 0.95,
         keep_score: str = "decision",
         prune: bool = True,
         compute_cls_attn: bool = True,
@@ -157,6 +167,9 @@ class HTSViT(nn.Module):
                 "decision_hidden_dim sets the decision modules' width; keep_score='attention' "
                 f"builds none, got decision_hidden_dim={decision_hidden_dim!r}"
             )
+        if decision_init_keep is not None:
+            check_real("decision_init_keep", decision_init_keep, low=0.0, high=1.0,
+                       low_open=True, high_open=True)
         if keep_score == "attention" and self.prune_layers[0] == 0:
             raise ValueError(
                 "keep_score='attention' scores a stage with the attention of the block before "
@@ -171,8 +184,9 @@ class HTSViT(nn.Module):
         embed_dim = int(vit.cls_token.shape[-1])
         self.embed_dim = embed_dim
         self.decision = nn.ModuleList(
-            DecisionModule(embed_dim, hidden_dim=decision_hidden_dim)
-            for _ in (self.prune_layers if keep_score == "decision" else ())
+            DecisionModule(embed_dim, hidden_dim=decision_hidden_dim, init_keep=init)
+            for init in (self._initial_keeps(decision_init_keep) if keep_score == "decision"
+                         else ())
         )
         #: the decision modules' hidden width; None with ``keep_score="attention"``
         self.decision_hidden_dim = (
@@ -183,6 +197,15 @@ class HTSViT(nn.Module):
         for s, layer in enumerate(self.prune_layers):
             stage_of_block[layer] = s
         self._stage_of_block = tuple(stage_of_block)
+
+    def _initial_keeps(self, init_keep: float | None) -> list[float | None]:
+        """Per stage, the keep probability its untrained decision module starts at: at least
+        ``init_keep`` and at least the stage's own ratio ``p_s / p_{s-1}``."""
+        if init_keep is None:
+            return [None] * len(self.prune_layers)
+        previous = (1.0, *self.keep_ratios[:-1])
+        return [min(max(float(init_keep), r / q), 1.0 - 1e-4)
+                for r, q in zip(self.keep_ratios, previous, strict=True)]
 
     @property
     def keep_ratios(self) -> tuple[float, ...]:
@@ -207,6 +230,7 @@ class HTSViT(nn.Module):
         prune_layers: Sequence[int] = (3, 6, 9),
         tau: float = 1.0,
         decision_hidden_dim: int | None = None,
+        decision_init_keep: float | None = 0.95,
         keep_score: str = "decision",
         prune: bool = True,
         compute_cls_attn: bool = True,
@@ -255,8 +279,8 @@ class HTSViT(nn.Module):
                 )
         return cls(
             vit, keep_ratio=keep_ratio, prune_layers=prune_layers, tau=tau,
-            decision_hidden_dim=decision_hidden_dim, keep_score=keep_score, prune=prune,
-            compute_cls_attn=compute_cls_attn,
+            decision_hidden_dim=decision_hidden_dim, decision_init_keep=decision_init_keep,
+            keep_score=keep_score, prune=prune, compute_cls_attn=compute_cls_attn,
         )
 
     def load_backbone_state_dict(

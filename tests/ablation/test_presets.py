@@ -96,3 +96,52 @@ def test_bad_tables_and_rows_are_refused():
         Row("x", hts=True, npkd=True, noda=False, kd_terms="logits")
     with pytest.raises(ValueError, match="feature_reduction must be.*'max'"):
         Row("x", hts=True, npkd=True, noda=False, feature_reduction="max")
+
+
+@pytest.mark.parametrize("name", ["quick", "long"])
+def test_untrained_quick_student_drops_no_more_than_each_stage_target(name):
+    """Step 0 in train mode: the shipped student with fresh decision modules keeps at least
+    each stage's target fraction (the random PyTorch init keeps about half per stage)."""
+    from pathlib import Path
+
+    import torch
+
+    from sureid.ablation import Weights
+
+    preset = PRESETS[name]
+    shipped = Path(__file__).resolve().parents[2] / "examples" / "pretrained"
+    torch.manual_seed(0)
+    hts = Weights("student", preset.student, preset, shipped_dir=shipped).build(
+        preset.img_size, keep_ratio=preset.keep_ratio, prune=True,
+        decision_init_keep=preset.decision_init_keep).train()
+    images = torch.randn(32, 3, *preset.img_size)
+    with torch.no_grad():
+        masks = hts(images).keep_masks
+    kept = [m.mean().item() for m in masks]
+    assert all(k >= r for k, r in zip(kept, hts.keep_ratios, strict=True)), (kept,
+                                                                             hts.keep_ratios)
+    torch.manual_seed(0)
+    old = Weights("student", preset.student, preset, shipped_dir=shipped).build(
+        preset.img_size, keep_ratio=preset.keep_ratio, prune=True,
+        decision_init_keep=None).train()
+    with torch.no_grad():
+        old_kept = [m.mean().item() for m in old(images).keep_masks]
+    assert old_kept[-1] < hts.keep_ratios[-1]  # what the near-keep start fixes
+
+
+def test_override_sets_typed_values_and_refuses_the_rest():
+    from sureid.ablation import override
+
+    q = PRESETS["quick"]
+    got = override(q, ["epochs=5", "decision_init_keep=None", "warmup_epochs=1",
+                       "optimizer=sgd", "grad_clip=1", "img_size=(64, 32)"])
+    assert (got.epochs, got.decision_init_keep, got.optimizer, got.img_size) == (
+        5, None, "sgd", (64, 32))
+    assert isinstance(got.warmup_epochs, float) and isinstance(got.grad_clip, float)
+    assert override(q, []) == q
+    for bad, match in [("epochs=1.5", "expected int"), ("epochs=True", "expected int"),
+                       ("lr=None", "expected float"), ("nope=1", "no such preset setting"),
+                       ("epochs", "KEY=VALUE"), ("student=1", "--student"),
+                       ("timm_pretrained=1", "expected bool")]:
+        with pytest.raises(ValueError, match=match):
+            override(q, [bad])

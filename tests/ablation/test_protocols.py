@@ -254,3 +254,27 @@ def test_weights_start(tmp_path):
     built = w.build(SMOKE.img_size, keep_ratio=0.7, prune=True)
     for k, v in src.backbone.state_dict().items():
         assert torch.equal(built.backbone.state_dict()[k], v), k
+
+
+def test_predictor_warmup_holds_the_vit_of_learned_hts_only():
+    import sureid
+
+    objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False)
+    preset = dataclasses.replace(SMOKE, lr=1e-3, backbone_lr_mult=0.1, warmup_epochs=0,
+                                 predictor_warmup_epochs=1.5)
+    opt, sched = make_optimizer(preset, _model(), objective, steps_per_epoch=4, epochs=3)
+    vit_lrs = []
+    for _ in range(8):
+        vit_lrs.append(opt.param_groups[0]["lr"])
+        assert opt.param_groups[1]["lr"] > 0  # the decision modules and heads learn
+        opt.step()
+        sched.step()
+    assert vit_lrs[:6] == [0.0] * 6 and vit_lrs[6] > 0  # 1.5 epochs of 4 steps
+    from sureid.ablation import build_backbone
+
+    dense = ReIDModel(build_backbone(SMOKE.student, SMOKE.img_size), 5)
+    attention = ReIDModel(build_backbone(SMOKE.student, SMOKE.img_size, keep_ratio=0.7,
+                                         prune=True, keep_score="attention"), 5)
+    for model in (dense, attention):  # nothing to warm up: never held
+        opt, _ = make_optimizer(preset, model, objective, steps_per_epoch=4, epochs=3)
+        assert opt.param_groups[0]["lr"] > 0

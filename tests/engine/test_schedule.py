@@ -41,3 +41,43 @@ def test_bad_arguments(kw, match):
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match=match):
         cosine_with_warmup(opt, **kw)
+
+
+def _two_groups():
+    return torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))]},
+                            {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.5}], lr=0.1)
+
+
+def test_hold_steps_keep_a_group_at_zero_then_follow_the_curve():
+    opt = _two_groups()
+    ref = lrs(12, 3)  # the common curve at lr 0.1
+    sched = cosine_with_warmup(opt, total_steps=12, warmup_steps=3, hold_steps=[5, 0])
+    held, free = [], []
+    for _ in range(12):
+        held.append(opt.param_groups[0]["lr"])
+        free.append(opt.param_groups[1]["lr"])
+        opt.step()
+        sched.step()
+    assert held[:5] == [0.0] * 5
+    assert held[5:] == pytest.approx(ref[5:])
+    assert free == pytest.approx([5 * r for r in ref])  # lr 0.5, never held
+
+
+def test_hold_steps_int_holds_every_group():
+    opt = _two_groups()
+    cosine_with_warmup(opt, total_steps=4, hold_steps=2)
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(("hold", "err", "match"), [
+    ([1], ValueError, "one int per parameter group"),
+    ([1, 2, 3], ValueError, "one int per parameter group"),
+    ([10, 0], ValueError, "hold_steps"),
+    ([-1, 0], ValueError, "hold_steps"),
+    ([1.5, 0], TypeError, "hold_steps"),
+    ([True, 0], TypeError, "hold_steps"),
+    ("2", TypeError, "hold_steps"),
+])
+def test_bad_hold_steps(hold, err, match):
+    with pytest.raises(err, match=match):
+        cosine_with_warmup(_two_groups(), total_steps=10, hold_steps=hold)

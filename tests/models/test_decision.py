@@ -76,3 +76,38 @@ def test_bad_input_shape():
         m(torch.randn(2, 7, 8))
     with pytest.raises(ValueError, match="mask must have shape"):
         m(torch.randn(2, 7, 16), torch.ones(2, 6))
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.95, 0.99])
+def test_init_keep_sets_the_untrained_keep_probability(keep):
+    torch.manual_seed(0)
+    m = DecisionModule(64, init_keep=keep)
+    last = m.out_conv[-2]
+    assert last.bias.tolist() == pytest.approx([0.0, torch.logit(torch.tensor(keep)).item()])
+    p_keep = m(torch.randn(4, 200, 64), torch.ones(4, 200))[..., 1].exp()
+    assert abs(p_keep.mean().item() - keep) < 0.02
+    assert p_keep.std() > 0  # the weights stay random: tokens still differ
+
+
+def test_init_keep_leaves_every_layer_trainable():
+    m = DecisionModule(32, init_keep=0.95)
+    m(torch.randn(2, 9, 32), torch.ones(2, 9))[..., 1].sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+
+
+def test_init_keep_none_is_pytorch_init_and_draws_the_same_weights():
+    torch.manual_seed(3)
+    a = DecisionModule(16)
+    torch.manual_seed(3)
+    b = DecisionModule(16, init_keep=0.95)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        if name != "out_conv.4.bias":  # only the last bias differs: same random draws
+            torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("keep", "err"), [(0.0, ValueError), (1.0, ValueError),
+                                           (float("nan"), ValueError), (True, TypeError),
+                                           ("0.9", TypeError)])
+def test_bad_init_keep(keep, err):
+    with pytest.raises(err, match="init_keep"):
+        DecisionModule(16, init_keep=keep)

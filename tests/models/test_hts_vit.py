@@ -561,3 +561,39 @@ def test_train_output_carries_the_target_of_each_mask_and_inactive_parameters():
     out = model(torch.randn(2, 3, 64, 32))
     assert out.keep_ratios == () and out.keep_masks == []
     assert {n.split(".")[1] for n in model.inactive_parameters()} == {"0", "1", "2"}
+
+
+@pytest.mark.parametrize(("keep_ratio", "init", "expected"), [
+    (0.7, 0.95, (0.95, 0.95, 0.95)),
+    (0.98, 0.95, (0.98, 0.98, 0.98)),  # never below the stage's own ratio
+    ((0.9, 0.5, 0.45), 0.95, (0.95, 0.95, 0.95)),
+    ((0.99, 0.5, 0.495), 0.6, (0.99, 0.6, 0.99)),
+])
+def test_decision_init_keep_per_stage(keep_ratio, init, expected):
+    model = HTSViT(VisionTransformer(**TINY), keep_ratio=keep_ratio, prune_layers=LAYERS,
+                   decision_init_keep=init)
+    got = [torch.sigmoid(d.out_conv[-2].bias[1] - d.out_conv[-2].bias[0]).item()
+           for d in model.decision]
+    assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_decision_init_keep_default_and_none():
+    torch.manual_seed(0)
+    default = HTSViT(VisionTransformer(**TINY), prune_layers=LAYERS)
+    torch.manual_seed(0)
+    plain = HTSViT(VisionTransformer(**TINY), prune_layers=LAYERS, decision_init_keep=None)
+    assert default.decision[0].out_conv[-2].bias[1] > 2.9  # logit(0.95) = 2.94
+    assert abs(plain.decision[0].out_conv[-2].bias).max() < 1  # PyTorch's uniform init
+    with pytest.raises(ValueError, match="decision_init_keep"):
+        HTSViT(VisionTransformer(**TINY), prune_layers=LAYERS, decision_init_keep=1.0)
+    with pytest.raises(TypeError, match="decision_init_keep"):
+        HTSViT(VisionTransformer(**TINY), prune_layers=LAYERS, decision_init_keep="0.9")
+
+
+def test_from_timm_passes_decision_init_keep():
+    timm = pytest.importorskip("timm")
+    vit = timm.create_model("deit_tiny_patch16_224", pretrained=False, img_size=(64, 32),
+                            patch_size=8, depth=4, num_classes=0)
+    model = HTSViT.from_timm(vit, prune_layers=(1, 2), decision_init_keep=0.8)
+    bias = model.decision[1].out_conv[-2].bias
+    assert torch.sigmoid(bias[1] - bias[0]).item() == pytest.approx(0.8)
