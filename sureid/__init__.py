@@ -42,7 +42,12 @@ from .models.decision import DecisionModule
 from .models.heads import BNNeck
 from .models.hts_vit import HTSViT
 from .models.output import HTSOutput
-from .models.pretrained import PretrainedReport, PretrainedWeightsError, load_pretrained
+from .models.pretrained import (
+    PretrainedReport,
+    PretrainedWeightsError,
+    load_pretrained,
+    pretrained,
+)
 from .models.reid_model import ReIDModel
 from .models.reweight import ClsTokenReweight
 from .models.teacher import FrozenTeacher
@@ -65,6 +70,7 @@ __all__ = [
     "deit_small",
     "deit_tiny",
     "load_pretrained",
+    "pretrained",
     "vit_base",
     # losses
     "CrossEntropyLabelSmooth",

@@ -369,8 +369,13 @@ def _cmd_export(args) -> None:
 
 def _cmd_info(args) -> None:
     from .flops import count_flops
+    from .hub import describe_backbone_file
     from .inference import describe
 
+    weights = describe_backbone_file(args.model)  # shipped backbone weights, not a model file
+    if weights is not None and args.keep_ratio is None:
+        print(weights)
+        return
     model = _load(args.model, keep_ratio=args.keep_ratio)
     cfg = model.data_config
     print(f"{args.model}: {describe(model)}")

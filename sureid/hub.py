@@ -29,6 +29,7 @@ from ._optional import require
 from .engine.checkpoint import load_checkpoint, save_checkpoint
 from .engine.model import ReIDModel
 from .models.hts_vit import HTSViT
+from .models.pretrained import BACKBONE_FORMAT, backbone_file_info
 from .models.vit import VisionTransformer
 from .version import __version__
 
@@ -39,6 +40,7 @@ __all__ = [
     "IMAGENET_STD",
     "DataConfig",
     "ModelFileError",
+    "describe_backbone_file",
     "load",
     "model_config",
     "resolve_data_config",
@@ -397,6 +399,12 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
     except Exception as e:  # not a torch file, truncated, or objects refused by weights_only
         raise ModelFileError(f"{str(path)!r} is not a sureid model file: {e}") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if isinstance(state, dict) and state.get("format") == BACKBONE_FORMAT:
+            raise ModelFileError(
+                f"{str(path)!r} holds backbone weights ({BACKBONE_FORMAT}), not a ReID model: "
+                f"sureid.pretrained({str(path)!r}) builds the ViT they were made for, "
+                "sureid.load_pretrained(model, path) loads them into a model"
+            )
         if isinstance(state, dict) and "model" in state and "optimizer" in state:
             raise ModelFileError(
                 f"{str(path)!r} is a training checkpoint (weights without the architecture); "
@@ -447,3 +455,39 @@ def _key_mismatch(model: nn.Module, weights: dict) -> tuple[list[str], list[str]
     own = set(model.state_dict())
     given = set(weights)
     return sorted(own - given), sorted(given - own)
+
+
+def describe_backbone_file(path: str | os.PathLike) -> str | None:
+    """A few lines about a sureid backbone weights file (what ``sureid info`` prints), or
+    ``None`` when ``path`` is not one (a model file, a checkpoint).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+    """
+    try:
+        info = backbone_file_info(path)
+    except (ValueError, OSError) as e:  # unreadable: the model-file reader says why
+        if isinstance(e, FileNotFoundError):
+            raise
+        return None
+    if info is None:
+        return None
+    arch, (h, w) = info["arch"], info["img_size"]
+    if arch.get("timm_name"):
+        net = f"timm {arch['timm_name']}"
+    else:
+        net = (f"sureid VisionTransformer, {arch['embed_dim']}-d, depth {arch['depth']}, "
+               f"{arch['num_heads']} heads, patch {arch['patch_size']}, "
+               f"{arch.get('stem', 'patch')} stem")
+    prov = info["provenance"]
+    lines = [
+        f"{path}: backbone weights ({info['format']}): {net}, input {h}x{w}",
+        f"  parameters: {info['num_params'] / 1e6:.2f} M (stored in fp16); a reference output "
+        "is checked on load",
+    ]
+    shown = {k: prov[k] for k in ("command", "seed", "epochs", "steps", "commit") if k in prov}
+    if shown:
+        lines.append(f"  provenance: {shown}")
+    lines.append(f"  load: sureid.pretrained({str(path)!r}) (the ViT), or "
+                 "sureid.load_pretrained(model, path)")
+    return "\n".join(lines)

@@ -1,4 +1,9 @@
-"""Small pretrained ViT backbones: saved in fp16 with a reference output, loaded and checked."""
+"""Small pretrained ViT backbones: saved in fp16 with a reference output, loaded and checked.
+
+The file format and its readers live in :mod:`sureid.models.pretrained` (``sureid.pretrained``
+builds the recorded ViT and loads a file, ``sureid.load_pretrained`` loads one into a model);
+this module writes the files and keeps the ablation's loader.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +16,11 @@ import torch
 from torch import nn
 
 from ..engine.checkpoint import load_checkpoint, save_checkpoint
+from ..models.pretrained import BACKBONE_FORMAT as FORMAT
+from ..models.pretrained import backbone_reference as _fingerprint
+from ..models.pretrained import probe_images
 
 __all__ = ["FORMAT", "load_backbone_weights", "probe_images", "save_backbone_weights"]
-
-FORMAT = "sureid-backbone-v1"
-
-
-def probe_images(img_size: tuple[int, int], n: int = 4) -> torch.Tensor:
-    """``(n, 3, H, W)`` fixed inputs (seeded, caller's RNG untouched) to fingerprint a backbone."""
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(n, 3, *img_size, generator=g)
-
-
-@torch.no_grad()
-def _fingerprint(vit: nn.Module, img_size: tuple[int, int]) -> torch.Tensor:
-    was = vit.training
-    vit.eval()
-    try:
-        return vit(probe_images(img_size)).float()
-    finally:
-        vit.train(was)
 
 
 def save_backbone_weights(

@@ -2,7 +2,9 @@
 
 Offline: nothing is downloaded. The position embedding is resampled to the model's patch
 grid (bicubic, as timm does), so ImageNet weights at 224x224 (14x14 patches) load into a
-ReID model at 256x128 (16x8). See ``docs/pretrained.md``.
+ReID model at 256x128 (16x8). sureid's own backbone files (``examples/pretrained/*.pt``,
+format ``sureid-backbone-v1``) record their architecture, so :func:`pretrained` builds the
+ViT they were made for and loads them. See ``docs/pretrained.md``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,34 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_bool, check_size
 from .._optional import require
+from .vit import VisionTransformer
 
-__all__ = ["PretrainedReport", "PretrainedWeightsError", "load_pretrained", "resample_pos_embed"]
+__all__ = [
+    "BACKBONE_FORMAT",
+    "PretrainedReport",
+    "PretrainedWeightsError",
+    "backbone_file_info",
+    "backbone_reference",
+    "load_pretrained",
+    "pretrained",
+    "probe_images",
+    "resample_pos_embed",
+    "shipped_weights_dir",
+]
+
+# sureid's backbone weight files: {"format", "arch", "img_size", "state_dict" (fp16),
+# "reference" (the (4, C) output on probe_images), "provenance"}
+BACKBONE_FORMAT = "sureid-backbone-v1"
+# arch keys of a backbone file and the VisionTransformer arguments they are
+_ARCH_KEYS = ("embed_dim", "depth", "num_heads", "patch_size", "stem", "timm_name")
 
 # wrappers around the weights in training checkpoints, tried in this order
 _CONTAINERS = ("state_dict", "model", "module", "net", "state_dict_ema", "model_ema")
@@ -50,6 +72,9 @@ class PretrainedReport:
             else ``None``.
         prefix_tokens: how the position embedding's prefix rows were mapped, e.g.
             ``"file [cls, dist] -> model [cls]"``; ``None`` if they matched one to one.
+        file_info: for a sureid backbone file (``sureid-backbone-v1``), what it records
+            besides the weights: ``format``, ``arch``, ``img_size``, ``provenance``
+            (:func:`backbone_file_info`); else ``None``.
     """
 
     path: Path
@@ -60,10 +85,14 @@ class PretrainedReport:
     ignored_keys: list[str] = field(default_factory=list)
     pos_embed: tuple[tuple[int, int], tuple[int, int]] | None = None
     prefix_tokens: str | None = None
+    file_info: dict[str, Any] | None = None
 
     def __str__(self) -> str:
         lines = [f"loaded {len(self.loaded_keys)} tensors from {self.path}"
                  + (f" (key prefix {self.prefix!r} stripped)" if self.prefix else "")]
+        if self.file_info is not None:
+            lines.append(f"  {BACKBONE_FORMAT} file: arch {self.file_info['arch']}, input "
+                         f"{self.file_info['img_size']}")
         if self.pos_embed is not None:
             (a, b), (c, d) = self.pos_embed
             lines.append(f"  pos_embed resampled from a {a}x{b} to a {c}x{d} patch grid")
@@ -144,7 +173,10 @@ def load_pretrained(
     model is stripped. Classification heads (``head.*``, ``head_dist.*``) are ignored. The
     position embedding is resampled to the model's patch grid (:func:`resample_pos_embed`)
     and its prefix rows are matched by name (``cls``, ``dist``, ``reg``): a distilled
-    DeiT's ``dist`` row is dropped for a one-prefix-token model.
+    DeiT's ``dist`` row is dropped for a one-prefix-token model. sureid's backbone files
+    (``examples/pretrained/quick_student.pt``: fp16 weights under ``"state_dict"`` beside
+    their architecture and a reference output) load too, into fp32; :func:`pretrained`
+    also builds the model they were made for.
 
     Args:
         model: a timm ``VisionTransformer`` (also ``VisionTransformerDistilled``), a
@@ -176,11 +208,17 @@ def load_pretrained(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file not found: {path}")
-    source = _state_dict_of(_read(path), path)
+    return _load_into(target, _read(path), path, strict=strict, source_grid=source_grid)
+
+
+def _load_into(target: nn.Module, obj: object, path: Path, *, strict: bool,
+               source_grid: tuple[int, int] | None) -> PretrainedReport:
+    """:func:`load_pretrained` on the file's content ``obj`` (read once by the caller)."""
+    source = _state_dict_of(obj, path)
     own = target.state_dict()
     prefix = _best_prefix(source, own, path)
 
-    report = PretrainedReport(path=path, prefix=prefix)
+    report = PretrainedReport(path=path, prefix=prefix, file_info=_backbone_info(obj, path))
     chosen: dict[str, torch.Tensor] = {}
     for key, value in source.items():
         if not key.startswith(prefix):
@@ -264,7 +302,9 @@ def _read(path: Path) -> object:
 
 def _state_dict_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
     for _ in range(3):  # e.g. {"model": {"state_dict": ...}}
-        if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        # a container holding a mapping is the weights even beside top-level tensors (a
+        # sureid backbone file keeps its reference output beside "state_dict")
+        if isinstance(obj, Mapping):
             inner = next((obj[k] for k in _CONTAINERS if isinstance(obj.get(k), Mapping)), None)
             if inner is None:
                 break
@@ -280,6 +320,24 @@ def _state_dict_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
             f"or one under one of {list(_CONTAINERS)}"
         )
     return tensors
+
+
+def _backbone_info(obj: object, path: Path) -> dict[str, Any] | None:
+    """What a sureid backbone file records besides its weights; None for other files."""
+    if not isinstance(obj, Mapping) or obj.get("format") != BACKBONE_FORMAT:
+        return None
+    arch, size = obj.get("arch"), obj.get("img_size")
+    if (not isinstance(arch, Mapping) or set(arch) - set(_ARCH_KEYS)
+            or not isinstance(size, (list, tuple)) or len(size) != 2
+            or not isinstance(obj.get("state_dict"), Mapping)
+            or not isinstance(obj.get("reference"), torch.Tensor)):
+        raise PretrainedWeightsError(
+            f"{path} says it is a {BACKBONE_FORMAT} file but lacks its arch (keys among "
+            f"{list(_ARCH_KEYS)}), img_size (H, W), state_dict or reference output"
+        )
+    return {"format": BACKBONE_FORMAT, "arch": dict(arch),
+            "img_size": (int(size[0]), int(size[1])),
+            "provenance": dict(obj.get("provenance") or {})}
 
 
 def _best_prefix(source: Mapping[str, torch.Tensor], own: Mapping, path: Path) -> str:
@@ -371,3 +429,158 @@ def _fit_pos_embed(target, pos, source, source_grid, report, path) -> torch.Tens
         )
     prefix = torch.stack(rows, dim=1).to(pos.dtype) if rows else pos[:, :0]
     return torch.cat([prefix, resampled[:, p:]], dim=1)
+
+
+# ---------------------------------------------------------------- sureid backbone files
+
+
+def probe_images(img_size: tuple[int, int], n: int = 4) -> torch.Tensor:
+    """``(n, 3, H, W)`` fixed inputs (seeded, caller's RNG untouched) to fingerprint a backbone."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 3, *img_size, generator=g)
+
+
+@torch.no_grad()
+def backbone_reference(vit: nn.Module, img_size: tuple[int, int]) -> torch.Tensor:
+    """``vit``'s eval-mode float32 output on :func:`probe_images`, ``(4, C)``; mode restored.
+
+    A backbone file stores it, so a loader can check that the model it built gives the
+    features the weights gave when they were saved.
+    """
+    was = vit.training
+    vit.eval()
+    try:
+        return vit(probe_images(img_size)).float()
+    finally:
+        vit.train(was)
+
+
+def backbone_file_info(path: str | os.PathLike) -> dict[str, Any] | None:
+    """What a sureid backbone file (``sureid-backbone-v1``) records besides its weights.
+
+    Returns:
+        ``{"format", "arch", "img_size", "provenance", "num_params"}`` for a backbone file;
+        ``None`` for any other readable torch file (a model file, a checkpoint).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        PretrainedWeightsError: the file cannot be read with ``weights_only=True``, or says
+            it is a backbone file but lacks a part.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    obj = _read(path)
+    info = _backbone_info(obj, path)
+    if info is not None:  # parameters, not the BatchNorm statistics of a conv stem
+        info["num_params"] = sum(v.numel() for k, v in obj["state_dict"].items()
+                                 if isinstance(v, torch.Tensor) and v.is_floating_point()
+                                 and ".running_" not in f".{k}")
+    return info
+
+
+def shipped_weights_dir() -> Path:
+    """Where the shipped backbone files are looked for: ``$SUREID_WEIGHTS_DIR`` when set,
+    else ``examples/pretrained`` of the source tree sureid runs from (a clone or an
+    editable install; a wheel does not carry them)."""
+    env = os.environ.get("SUREID_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "examples" / "pretrained"
+
+
+def _resolve(name: str | os.PathLike, root: str | os.PathLike | None) -> Path:
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"name must be a shipped name such as 'quick_student' or a path, got "
+                        f"{type(name).__name__} {name!r}")
+    path = Path(name)
+    if path.is_file():
+        return path
+    folder = Path(root) if root is not None else shipped_weights_dir()
+    text = os.fspath(name)
+    if path.suffix == "" and "/" not in text and os.sep not in text:
+        candidate = folder / f"{text}.pt"
+        if candidate.is_file():
+            return candidate
+    names = sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
+    raise FileNotFoundError(
+        f"no backbone weights {text!r}: not a file, and not a name in {str(folder)!r} "
+        f"({'names there: ' + ', '.join(names) if names else 'no .pt files there'}). The "
+        "shipped files are examples/pretrained/*.pt of the sureid repository; pass root= "
+        "or set SUREID_WEIGHTS_DIR to the folder holding them"
+    )
+
+
+def _build(arch: Mapping[str, Any], img_size: tuple[int, int]) -> nn.Module:
+    timm_name = arch.get("timm_name")
+    if timm_name is not None:
+        timm = require("timm", purpose=f"sureid.pretrained on a {timm_name!r} backbone file")
+        return timm.create_model(str(timm_name), pretrained=False, img_size=img_size,
+                                 num_classes=0)
+    kwargs = {k: v for k, v in arch.items() if k != "timm_name"}
+    return VisionTransformer(img_size=img_size, **kwargs)
+
+
+def pretrained(
+    name: str | os.PathLike,
+    *,
+    root: str | os.PathLike | None = None,
+    img_size: tuple[int, int] | None = None,
+    check: bool = True,
+    atol: float = 1e-3,
+) -> nn.Module:
+    """The ViT a sureid backbone file was made for, with its weights (fp32, train mode).
+
+    The file records its architecture (``arch``: ``embed_dim``, ``depth``, ``num_heads``,
+    ``patch_size``, ``stem``, or a ``timm_name``) and input size, so nothing has to be
+    known in advance. Wrap the result for training:
+    ``sureid.HTSViT(sureid.pretrained("quick_student"), keep_ratio=0.7)``.
+
+    Args:
+        name: a shipped name (``"quick_student"``, ``"quick_teacher"``: the file
+            ``{name}.pt`` in ``root``) or the path of a backbone file.
+        root: folder of named files; default :func:`shipped_weights_dir`
+            (``$SUREID_WEIGHTS_DIR``, else the repository's ``examples/pretrained``).
+        img_size: build for another ``(H, W)``; the position embedding is resampled
+            (:func:`load_pretrained`). Default: the size the weights were trained at.
+        check: recompute the file's reference output on :func:`probe_images` and compare
+            (``atol``); done at the recorded input size only.
+
+    Returns:
+        a :class:`sureid.VisionTransformer` (or a timm model for a ``timm_name`` file).
+
+    Raises:
+        FileNotFoundError: no such file or name (the message lists the names found).
+        PretrainedWeightsError: not a sureid backbone file (for other weights, build the
+            model and call :func:`load_pretrained`), or the reference output differs.
+        TypeError, ValueError: bad ``name``, ``img_size``, ``check`` or ``atol``.
+
+    Example:
+        >>> vit = sureid.pretrained("quick_student")  # doctest: +SKIP
+        >>> model = sureid.HTSViT(vit, keep_ratio=0.7)  # doctest: +SKIP
+    """
+    check_bool("check", check)
+    path = _resolve(name, root)
+    obj = _read(path)
+    info = _backbone_info(obj, path)
+    if info is None:
+        raise PretrainedWeightsError(
+            f"{path} is not a sureid backbone file ({BACKBONE_FORMAT}): it records no "
+            "architecture; build the model and call sureid.load_pretrained(model, path) "
+            "(a sureid model file loads with sureid.load)"
+        )
+    size = info["img_size"] if img_size is None else check_size("img_size", img_size)
+    vit = _build(info["arch"], size)
+    grid = tuple(s // p for s, p in zip(info["img_size"], vit.patch_embed.patch_size,
+                                        strict=True))
+    _load_into(vit, obj, path, strict=True, source_grid=grid)
+    if check and size == info["img_size"]:
+        got, ref = backbone_reference(vit, size), obj["reference"].float()
+        if got.shape != ref.shape or not torch.allclose(got, ref, atol=atol, rtol=0):
+            err = (got - ref).abs().max().item() if got.shape == ref.shape else "shape"
+            raise PretrainedWeightsError(
+                f"{path}: the loaded backbone's reference output differs from the saved one "
+                f"(max abs diff {err}): the weights do not give the features they gave when "
+                "saved"
+            )
+    return vit

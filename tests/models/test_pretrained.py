@@ -1,6 +1,7 @@
 """load_pretrained: local timm/DeiT/TransReID files into timm/sureid ViTs, pos-embed resampling."""
 
 import argparse
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from sureid import HTSViT, VisionTransformer
 from sureid.engine import ReIDModel
 from sureid.models.pretrained import (
     PretrainedWeightsError,
+    backbone_file_info,
+    backbone_reference,
     load_pretrained,
     resample_pos_embed,
 )
@@ -215,3 +218,87 @@ def test_wrong_architecture_names_the_keys(deit_file, tmp_path):
         load_pretrained(wide, path)
     with pytest.raises(TypeError, match="pos_embed"):
         load_pretrained(torch.nn.Linear(2, 2), path)
+
+
+# ---------------------------------------------------------------- shipped sureid backbone files
+SHIPPED = Path(__file__).resolve().parents[2] / "examples" / "pretrained"
+
+
+@pytest.mark.parametrize("role, dim", [("student", 64), ("teacher", 96)])
+def test_shipped_backbones_load_with_load_pretrained(role, dim):
+    path = SHIPPED / f"quick_{role}.pt"
+    state = torch.load(path, weights_only=True)
+    vit = VisionTransformer(img_size=(96, 48), patch_size=8, embed_dim=dim, depth=12,
+                            num_heads=dim // 32, stem="conv")
+    report = load_pretrained(vit, path, strict=True)
+    assert len(report.loaded_keys) == len(state["state_dict"]) == len(vit.state_dict())
+    assert report.prefix == "" and not report.missing_keys and not report.unexpected_keys
+    assert report.file_info["arch"]["embed_dim"] == dim and report.file_info["img_size"] == (96, 48)
+    assert "sureid-backbone-v1 file" in str(report)
+    # the features the weights gave when saved (recorded in the file)
+    torch.testing.assert_close(backbone_reference(vit, (96, 48)), state["reference"].float(),
+                               atol=1e-3, rtol=0)
+    assert vit.pos_embed.dtype == torch.float32  # fp16 in the file, fp32 in the model
+
+
+def test_sureid_pretrained_builds_the_recorded_backbone(tmp_path, monkeypatch):
+    import sureid
+
+    vit = sureid.pretrained("quick_student")
+    assert type(vit) is VisionTransformer and vit.training
+    assert (vit.embed_dim, len(vit.blocks), tuple(vit.patch_embed.img_size)) == (64, 12, (96, 48))
+    by_path = sureid.pretrained(SHIPPED / "quick_student.pt")
+    for a, b in zip(vit.state_dict().values(), by_path.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # another input size: the position embedding is resampled, the reference is not checked
+    big = sureid.pretrained("quick_teacher", img_size=(128, 64))
+    assert big.pos_embed.shape == (1, 1 + 16 * 8, 96) and big(torch.randn(1, 3, 128, 64)).shape \
+        == (1, 96)
+    HTSViT(big, keep_ratio=0.7)  # ready to wrap
+    # named files in another folder (root= or SUREID_WEIGHTS_DIR)
+    (tmp_path / "mine.pt").write_bytes((SHIPPED / "quick_student.pt").read_bytes())
+    assert sureid.pretrained("mine", root=tmp_path).embed_dim == 64
+    monkeypatch.setenv("SUREID_WEIGHTS_DIR", str(tmp_path))
+    assert sureid.pretrained("mine").embed_dim == 64
+    with pytest.raises(FileNotFoundError, match=r"no backbone weights 'nope'.*names there: mine"):
+        sureid.pretrained("nope")
+
+
+def test_sureid_pretrained_refuses_other_files_and_altered_weights(tmp_path):
+    import sureid
+
+    torch.save({"state_dict": {"pos_embed": torch.zeros(1, 5, 8)}}, tmp_path / "plain.pt")
+    with pytest.raises(PretrainedWeightsError, match="not a sureid backbone file.*load_pretrained"):
+        sureid.pretrained(tmp_path / "plain.pt")
+    state = torch.load(SHIPPED / "quick_student.pt", weights_only=True)
+    state["state_dict"]["norm.weight"] = state["state_dict"]["norm.weight"] * 2
+    torch.save(state, tmp_path / "changed.pt")
+    with pytest.raises(PretrainedWeightsError, match="reference output differs"):
+        sureid.pretrained(tmp_path / "changed.pt")
+    assert sureid.pretrained(tmp_path / "changed.pt", check=False).embed_dim == 64
+    del state["arch"]
+    torch.save(state, tmp_path / "broken.pt")
+    with pytest.raises(PretrainedWeightsError, match="lacks its arch"):
+        sureid.pretrained(tmp_path / "broken.pt")
+    with pytest.raises(TypeError, match="name must be a shipped name"):
+        sureid.pretrained(3)
+    with pytest.raises(TypeError, match="check must be a bool"):
+        sureid.pretrained("quick_student", check=1)
+    with pytest.raises(ValueError, match="img_size must be positive"):
+        sureid.pretrained("quick_student", img_size=(0, 48))
+
+
+def test_backbone_files_are_described_and_sureid_load_points_to_pretrained(capsys):
+    from sureid.cli import main
+    from sureid.hub import ModelFileError, describe_backbone_file, load
+
+    info = backbone_file_info(SHIPPED / "quick_teacher.pt")
+    assert info["arch"]["embed_dim"] == 96 and info["provenance"]["seed"] == 1000
+    assert 1.3e6 < info["num_params"] < 1.4e6
+    assert main(["info", str(SHIPPED / "quick_student.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "backbone weights (sureid-backbone-v1)" in out and "64-d, depth 12" in out
+    assert "input 96x48" in out and "sureid.pretrained(" in out
+    with pytest.raises(ModelFileError, match=r"backbone weights.*sureid\.pretrained"):
+        load(SHIPPED / "quick_student.pt")
+    assert describe_backbone_file(__file__) is None  # not a torch file: not described here
