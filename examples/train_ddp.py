@@ -2,8 +2,10 @@
 
 One process per device; every rank builds the same model, reads the same dataset and gets
 its own disjoint P x K batches from ``RandomIdentitySampler(rank=, world_size=)``. Only rank
-0 logs, evaluates and writes ``OUT/last.pt`` (re-running the same command resumes from it).
-The frozen NPKD teacher runs on every rank without gradient.
+0 logs, evaluates and writes ``OUT/last.pt`` (a training checkpoint: re-running the same
+command resumes from it) and, at the end, ``OUT/model.pt``: the model file to deploy
+(``sureid.load``, ``sureid info``, ``sureid evaluate``, ``sureid export``). The frozen NPKD
+teacher runs on every rank without gradient.
 
 CPU smoke run (synthetic data, tiny ViT, a few steps)::
 
@@ -167,6 +169,13 @@ def main(argv=None) -> None:
             f"{len(sampler) // sampler.batch_size} steps/epoch of {sampler.batch_size} per rank")
         trainer.fit(loader, epochs=args.epochs, eval_fn=eval_fn, eval_every=args.eval_every,
                     checkpoint_path=args.out / "last.pt", progress=False)
+        if info.is_main:  # the deployable model: weights, architecture and preprocessing
+            data = sureid.DataConfig(args.img_size, tuple(MEAN.flatten().tolist()),
+                                     tuple(STD.flatten().tolist()))
+            path = model.save(args.out / "model.pt", data_config=data,
+                              metadata={"example": "train_ddp.py", "epochs": args.epochs,
+                                        "world_size": info.world_size, "seed": args.seed})
+            log(f"wrote {path} (sureid.load) beside the checkpoint {args.out / 'last.pt'}")
         if args.save_rank_weights:
             args.out.mkdir(parents=True, exist_ok=True)
             weights = {k: v.detach().cpu() for k, v in trainer.module.named_parameters()}

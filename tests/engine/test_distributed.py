@@ -90,6 +90,11 @@ def test_two_gloo_ranks_end_identical_and_rank0_checkpoint_resumes(tmp_path):
     for k in v0:
         assert torch.equal(v0[k], v1[k]), k
     assert not all(torch.equal(v0[k], w0[k]) for k in v0)  # it trained on
+    # rank 0 ends with a deployable model file: the trained weights, architecture, input
+    model = sureid.load(out / "model.pt")
+    assert model.data_config.input_size == (32, 16) and model.metadata["world_size"] == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state2["model"][k]), k
 
 
 FAIL_SCRIPT = textwrap.dedent("""
