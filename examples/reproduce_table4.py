@@ -69,6 +69,7 @@ from sureid.engine import (
     ReIDModel,
     Trainer,
     check_settings,
+    describe_cpu,
     evaluate_model,
     load_checkpoint,
     measure_throughput,
@@ -400,7 +401,8 @@ def main(argv=None) -> list[dict]:
             "seeds": seeds, "num_queries": int(values[base]["rank1"].shape[1]),
             "num_gallery": len(data.gallery), "throughput_threads": threads,
             "throughput_all_cores": all_cores, "teacher": teacher_metrics,
-            "keep_score": args.keep_score,
+            "keep_score": args.keep_score, "epochs": preset.epochs,
+            "cpu": describe_cpu() if cpu else None,
             "pretrained": {"student": student_weights.describe(),
                            "teacher": teacher_weights.describe()},
             "seconds": round(time.perf_counter() - t_start, 1)}
@@ -442,6 +444,10 @@ def markdown_table(number: int | str, rows: list[dict], verdicts: list[dict], me
     per = {None: "", 1: ", throughput per core (1 thread)"}.get(
         threads, f", throughput with {threads} threads")
     n = len(meta["seeds"])
+    cpu = meta.get("cpu")
+    if cpu:  # speed ratios differ between CPU kinds: name the one that measured them
+        ext = ", ".join(cpu["extensions"] or ["extensions unknown"])
+        per += f" on {cpu['model']} ({ext})"
     title = ("NPKD diagnostic (not a paper table)" if number == "npkd"
              else f"Table {number} reproduction")
     lines = [

@@ -17,6 +17,7 @@ from .distributed import (
     wrap_ddp,
 )
 from .evaluation import evaluate_model, extract_features
+from .hardware import describe_cpu
 from .schedule import cosine_with_warmup
 from .throughput import measure_throughput
 from .trainer import Trainer, TrainState, split_batch
@@ -32,6 +33,7 @@ __all__ = [
     "broadcast_module",
     "cleanup",
     "cosine_with_warmup",
+    "describe_cpu",
     "evaluate_model",
     "extract_features",
     "init_distributed",
