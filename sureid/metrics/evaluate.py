@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .distance import _check_pair, _Kernel
+from .._checks import check_bool
+from .distance import _check_finite, _check_pair, _Kernel
+from .qe import _check_qe, _expand
 from .rank import RankResult, _check_labels, _check_max_rank, _run
 
 __all__ = ["evaluate"]
@@ -31,6 +33,11 @@ def evaluate(
     k1: int = 20,
     k2: int = 6,
     lambda_value: float = 0.3,
+    aqe: bool = False,
+    aqe_k: int = 5,
+    aqe_alpha: float = 3.0,
+    aqe_times: int = 1,
+    camera_pairs: bool = False,
 ) -> RankResult:
     """CMC / mAP / mINP from features, computing distances one query chunk at a time.
 
@@ -51,14 +58,24 @@ def evaluate(
             on the CPU.
         rerank: rank by k-reciprocal re-ranked distances (Zhong et al. 2017) with ``k1``,
             ``k2``, ``lambda_value``, in bounded memory (:mod:`sureid.metrics.rerank`).
+        aqe: alpha query expansion first, as fast-reid's ``aqe``: every query and gallery
+            feature becomes the mean of its ``aqe_k`` most cosine-similar features (itself
+            included) weighted by similarity ** ``aqe_alpha``, ``aqe_times`` times
+            (:func:`sureid.metrics.alpha_query_expansion`; defaults are fast-reid's). Holds
+            a float32 copy of the ``Q + G`` features. Combines with ``rerank`` (QE first).
+        camera_pairs: also fill ``result.camera_pairs``: the metrics of each query camera
+            against each gallery camera's images (:class:`RankResult`; about twice the
+            ranking work, no extra distances).
 
     Returns:
         :class:`RankResult`.
 
     Raises:
         ValueError: bad shapes, mismatched lengths or dims, empty sets, unknown metric,
-            non-finite features, no valid query.
-        TypeError: non-float features, non-integer labels or chunk_size.
+            non-finite features, no valid query, ``aqe_k < 1``, ``aqe_alpha < 0``,
+            ``aqe_times < 1``.
+        TypeError: non-float features, non-integer labels or chunk_size, non-bool ``aqe`` /
+            ``camera_pairs``.
 
     Example:
         >>> q, g = torch.randn(4, 8), torch.randn(10, 8)
@@ -67,6 +84,9 @@ def evaluate(
         10
     """
     max_rank = _check_max_rank(max_rank)
+    check_bool("aqe", aqe)
+    check_bool("camera_pairs", camera_pairs)
+    aqe_k, aqe_alpha, aqe_times = _check_qe(aqe_k, aqe_alpha, aqe_times, "aqe_")
     q, g = _check_pair(query_feats, gallery_feats, metric)
     qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, q.shape[0], g.shape[0])
     if chunk_size is None:
@@ -76,12 +96,18 @@ def evaluate(
     elif chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     dev = torch.device(device) if device is not None else g.device
+    if aqe:
+        _check_finite(q, "query_feats")
+        _check_finite(g, "gallery_feats")
+        both = _expand(torch.cat([q.to(dev, torch.float32), g.to(dev, torch.float32)]),
+                       aqe_k, aqe_alpha, aqe_times, dev)
+        q, g = both[: q.shape[0]], both[q.shape[0]:]
     if rerank:
         from .rerank import _reranker
 
         rr = _reranker(q, g, metric, dev, k1=k1, k2=k2, lambda_value=lambda_value)
         return _run(rr.rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto",
-                    what="distances")
+                    what="distances", camera_pairs=camera_pairs)
 
     # per-gallery constants computed once; well-conditioned (G, D) features are never copied
     kernel = _Kernel.build(q, g, metric, dev)
@@ -94,4 +120,5 @@ def evaluate(
     def rows(idx: np.ndarray) -> np.ndarray:
         return kernel.rows(torch.from_numpy(idx).to(dev), out=buf[: len(idx)]).cpu().numpy()
 
-    return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances")
+    return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances",
+                camera_pairs=camera_pairs)

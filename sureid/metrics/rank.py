@@ -22,6 +22,7 @@ stable ``argsort`` of the row instead. Both paths are exact.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._checks import check_bool
 from ._fused import fused_below
 
 __all__ = ["RankResult", "evaluate_rank"]
@@ -71,6 +73,11 @@ class RankResult:
         first_match: ``(Q,)`` int64 0-based rank of each query's first true match (after
             camera filtering), -1 for skipped queries; ``first_match == 0`` is a Rank-1 hit.
             With ``ap`` it lets anyone redo statistics per query (paired bootstraps).
+        camera_pairs: with ``camera_pairs=True``, ``{(query camid, gallery camid): result}``:
+            the queries of one camera against the gallery images of another, each a
+            :class:`RankResult` under the same protocol (its per-query arrays cover that
+            camera's queries, in their order). Pairs where no query has a true match (every
+            same-camera pair, under this protocol) are absent. ``None`` otherwise.
     """
 
     cmc: np.ndarray
@@ -81,6 +88,7 @@ class RankResult:
     ap: np.ndarray = field(repr=False)
     inp: np.ndarray = field(repr=False)
     first_match: np.ndarray = field(repr=False)
+    camera_pairs: dict[tuple[int, int], RankResult] | None = field(default=None, repr=False)
 
     @property
     def rank1(self) -> float:
@@ -425,6 +433,66 @@ def _block_stats(d, qp, qc, gp, gc, pidx: _PidIndex, strategy: str):
     return first, ap, inp
 
 
+def _summarise(first: np.ndarray, ap: np.ndarray, inp: np.ndarray,
+               max_rank: int) -> RankResult | None:
+    """The :class:`RankResult` of per-query stats (``None`` when no query is valid)."""
+    valid = first >= 0
+    num_valid = int(valid.sum())
+    if num_valid == 0:
+        return None
+    hits = np.bincount(np.minimum(first[valid], max_rank), minlength=max_rank + 1)[:max_rank]
+    return RankResult(
+        cmc=np.cumsum(hits) / num_valid,
+        mAP=float(np.mean(ap[valid])),
+        mINP=float(np.mean(inp[valid])),
+        num_valid_queries=num_valid,
+        num_skipped=len(first) - num_valid,
+        ap=ap,
+        inp=inp,
+        first_match=first,
+    )
+
+
+class _CameraPairs:
+    """Per-query stats against each gallery camera's images, from the rows ``_run`` fetches.
+
+    Restricting the gallery to camera ``b`` is taking its columns; the stats of those columns
+    are the query's result on that camera (same protocol, same tie order, since a stable
+    sort of a subset keeps the subset's order). One distance pass serves both results.
+    """
+
+    def __init__(self, qp, gp, qc, gc):
+        self.qp, self.qc = qp, qc
+        self.gp, self.gc = gp, gc
+        self.cols = {int(b): np.flatnonzero(gc == b) for b in np.unique(gc)}
+        self.pidx = {b: _PidIndex(gp[c], gc[c]) for b, c in self.cols.items()}
+        n = len(qp)
+        self.stats = {b: (np.full(n, -1, dtype=np.int64), np.full(n, np.nan), np.full(n, np.nan))
+                      for b in self.cols}
+
+    def add(self, fetch: np.ndarray, rows: np.ndarray, what: str) -> None:
+        block = max(1, _BLOCK_ELEMS // rows.shape[1])
+        for t in range(0, len(fetch), block):
+            idx, d = fetch[t : t + block], rows[t : t + block]
+            _reject_nan_block(d, what)
+            for b, cols in self.cols.items():
+                first, ap, inp = self.stats[b]
+                first[idx], ap[idx], inp[idx] = _block_stats(
+                    d[:, cols], self.qp[idx], self.qc[idx], self.gp[cols], self.gc[cols],
+                    self.pidx[b], "auto")
+
+    def results(self, max_rank: int) -> dict[tuple[int, int], RankResult]:
+        out = {}
+        for a in np.unique(self.qc).tolist():
+            mine = self.qc == a
+            for b, cols in self.cols.items():
+                first, ap, inp = self.stats[b]
+                r = _summarise(first[mine], ap[mine], inp[mine], min(max_rank, len(cols)))
+                if r is not None:
+                    out[(int(a), b)] = r
+        return out
+
+
 def _run(
     get_rows: Callable[[np.ndarray], np.ndarray],
     qp,
@@ -435,19 +503,22 @@ def _run(
     rows_per_fetch: int,
     strategy: str,
     what: str,
+    camera_pairs: bool = False,
 ) -> RankResult:
     """Drive the kernels over query blocks; ``get_rows(idx)`` returns distances ``(len(idx), G)``.
 
     Queries are visited in order of their number of true matches, so each block pads its
     match table to a similar width. Every row of a fetch is ranked before ``get_rows`` is
     called again, so it may return the same buffer each time. Per-query results land at
-    their original index, so the outcome does not depend on the block sizes.
+    their original index, so the outcome does not depend on the block sizes. With
+    ``camera_pairs`` each fetch is also ranked against every gallery camera's columns.
     """
     if strategy not in ("auto", "count", "sort"):
         raise ValueError(f"strategy must be 'auto', 'count' or 'sort', got {strategy!r}")
     num_q, num_g = len(qp), len(gp)
     max_rank = min(max_rank, num_g)  # every valid query is matched within num_g ranks
     pidx = _PidIndex(gp, gc)
+    pairs = _CameraPairs(qp, gp, qc, gc) if camera_pairs else None
     npos = pidx.num_positives(qp, qc)
     order = np.argsort(npos, kind="stable")
     first = np.full(num_q, -1, dtype=np.int64)
@@ -469,28 +540,20 @@ def _run(
         for s in range(0, num_q, rows_per_fetch):
             fetch = order[s : s + rows_per_fetch]
             rows = get_rows(fetch)
+            if pairs is not None:
+                pairs.add(fetch, rows, what)
             steps = range(0, len(fetch), block)
             for _ in pool.map(lambda t, f=fetch, r=rows: work(f, r, t), steps):
                 pass
-    valid = first >= 0
-    num_valid = int(valid.sum())
-    if num_valid == 0:
+    result = _summarise(first, ap, inp, max_rank)
+    if result is None:
         raise ValueError(
             "no query has a true match in the gallery once same-pid same-camera items are "
             "removed; check the pids and camids"
         )
-    hits = np.bincount(np.minimum(first[valid], max_rank), minlength=max_rank + 1)[:max_rank]
-    cmc = np.cumsum(hits) / num_valid
-    return RankResult(
-        cmc=cmc,
-        mAP=float(np.mean(ap[valid])),
-        mINP=float(np.mean(inp[valid])),
-        num_valid_queries=num_valid,
-        num_skipped=num_q - num_valid,
-        ap=ap,
-        inp=inp,
-        first_match=first,
-    )
+    if pairs is None:
+        return result
+    return dataclasses.replace(result, camera_pairs=pairs.results(max_rank))
 
 
 def evaluate_rank(
@@ -502,6 +565,7 @@ def evaluate_rank(
     max_rank: int = 50,
     *,
     strategy: str = "auto",
+    camera_pairs: bool = False,
 ) -> RankResult:
     """CMC, mAP and mINP under the Market-1501 protocol (see the module docstring).
 
@@ -513,6 +577,8 @@ def evaluate_rank(
         max_rank: length of the returned CMC curve (capped at the gallery size).
         strategy: ``"auto"`` (default), ``"count"`` or ``"sort"``; all give the same numbers,
             the choice only changes speed (exposed for tests and benchmarks).
+        camera_pairs: also fill ``result.camera_pairs``, the metrics of each query camera
+            against each gallery camera (about twice the ranking work).
 
     Returns:
         :class:`RankResult`.
@@ -530,8 +596,10 @@ def evaluate_rank(
         ([1.0, 1.0, 1.0], 0.8333)
     """
     max_rank = _check_max_rank(max_rank)
+    check_bool("camera_pairs", camera_pairs)
     d = _as_distmat(distmat)
     qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, d.shape[0], d.shape[1])
     # a few blocks per fetch (one per ranking thread), never a full-size copy
     rows = max(1, _num_workers() * _BLOCK_ELEMS // d.shape[1])
-    return _run(lambda idx: d[idx], qp, gp, qc, gc, max_rank, rows, strategy, what="distmat")
+    return _run(lambda idx: d[idx], qp, gp, qc, gc, max_rank, rows, strategy, what="distmat",
+                camera_pairs=camera_pairs)
