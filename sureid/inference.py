@@ -25,8 +25,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ._checks import is_int
-from ._image_files import list_images
+from ._checks import check_bool, check_device, is_int
+from ._image_files import list_images, open_image, to_mode
 from ._progress import Progress
 from .engine.model import ReIDModel
 from .hub import DataConfig, resolve_data_config
@@ -37,7 +37,7 @@ __all__ = ["ExtractedFeatures", "FeatureExtractor", "list_images", "preprocess"]
 
 def _to_uint8_chw(image) -> torch.Tensor:
     if isinstance(image, Image.Image):
-        arr = np.asarray(image.convert("RGB"))
+        arr = np.asarray(to_mode(image, "RGB"))  # 16-bit grey scaled, not clipped to white
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 3:
         if image.shape[0] != 3:
@@ -51,7 +51,8 @@ def _to_uint8_chw(image) -> torch.Tensor:
 def preprocess(image, data_config: DataConfig) -> torch.Tensor:
     """One image to the model's input ``(3, H, W)`` float32.
 
-    RGB, antialiased bilinear resize to ``data_config.input_size`` on the uint8 image (the
+    8-bit RGB (the shared decoder: 16-bit greyscale is scaled, 32-bit ``"I"``/``"F"`` images
+    are refused), antialiased bilinear resize to ``data_config.input_size`` on the uint8 image (the
     same numbers as torchvision's ``v2.Resize(antialias=True)`` after ``v2.ToImage()``),
     scale to [0, 1], normalise. The input is not modified.
 
@@ -83,9 +84,8 @@ class _Images(Dataset):
         item = self.items[i]
         if isinstance(item, (str, os.PathLike)):
             try:
-                with Image.open(item) as im:
-                    item = im.convert("RGB")
-            except OSError as e:
+                item = open_image(item)
+            except (OSError, ValueError) as e:
                 raise ValueError(f"cannot read image {str(item)!r}: {e}") from e
         return preprocess(item, self.data_config)
 
@@ -164,14 +164,23 @@ class FeatureExtractor:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not is_int(num_workers) or num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
-        self.device = torch.device(device)
+        # "no" or 1 where a bool is meant would switch the option on
+        for name, value in (("flip", flip), ("kept_indices", kept_indices),
+                            ("progress", progress)):
+            check_bool(name, value)
+        if data_config is not None and not isinstance(data_config, DataConfig):
+            raise TypeError(
+                f"data_config must be a sureid.hub.DataConfig or None, got "
+                f"{type(data_config).__name__}"
+            )
+        self.device = check_device("device", device)
+        self.data_config = data_config if data_config is not None else resolve_data_config(model)
         self.model = model.to(self.device)
         self.batch_size = int(batch_size)
-        self.flip = bool(flip)
-        self.kept_indices = bool(kept_indices)
-        self.progress = bool(progress)
+        self.flip = flip
+        self.kept_indices = kept_indices
+        self.progress = progress
         self.num_workers = int(num_workers)
-        self.data_config = data_config if data_config is not None else resolve_data_config(model)
 
     def transform(self, image) -> torch.Tensor:
         """The model's preprocessing of one image (PIL or ``(3, H, W)`` uint8), see
@@ -201,6 +210,12 @@ class FeatureExtractor:
                 x = torch.stack([self.transform(img) for img in x]) if len(x) else x.float()
             elif not x.is_floating_point():
                 raise TypeError(f"image tensors must be uint8 or float, got {x.dtype}")
+            elif not bool(torch.isfinite(x).all()):
+                bad = int((~torch.isfinite(x)).sum())
+                raise ValueError(
+                    f"image tensors must be finite, got {bad} NaN or infinite value(s) in a "
+                    f"{tuple(x.shape)} tensor"
+                )
             chunks = x.split(self.batch_size)
             return chunks, len(chunks), None
         if isinstance(images, (str, bytes)) or not isinstance(images, Sequence):

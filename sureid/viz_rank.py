@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from ._checks import check_int, check_output_path, check_size
+from ._image_files import open_image, to_mode
 from .viz import mask_dropped_patches
 
 __all__ = ["render_ranked_list"]
@@ -28,10 +30,9 @@ UNKNOWN_COLOUR = (150, 150, 150)
 def _as_uint8(image, size: tuple[int, int]) -> torch.Tensor:
     """PIL image, path or ``(3, H, W)`` uint8 tensor -> ``(3, *size)`` uint8."""
     if isinstance(image, (str, os.PathLike)):
-        with Image.open(image) as im:
-            image = im.convert("RGB")
+        image = open_image(image)  # the shared decoder: 16-bit grey is not clipped to white
     if isinstance(image, Image.Image):
-        image = torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
+        image = torch.from_numpy(np.asarray(to_mode(image, "RGB")).copy()).permute(2, 0, 1)
     if not isinstance(image, torch.Tensor) or image.dtype != torch.uint8 or image.ndim != 3:
         raise TypeError(f"images must be paths, PIL images or (3, H, W) uint8 tensors, got "
                         f"{type(image).__name__}")
@@ -74,13 +75,24 @@ def render_ranked_list(
             the model's row-major patch grid at ``size``; ``None`` for no overlay row.
         patch_size: ``(ph, pw)`` of the model, required with ``kept``.
         size: ``(H, W)`` every image is shown at (the model's input size for ``kept``).
-        scale: integer upscaling of the whole picture.
+        scale: integer upscaling of the whole picture (an int >= 1).
         title: a line of text above the images.
-        path: write the PNG there (parent folders created).
+        path: write the PNG there (parent folders created); never one of the input images.
 
     Returns:
         The picture as a PIL image.
+
+    Raises:
+        TypeError, ValueError: bad arguments (``scale=0``, ``scale=True``, ``size=(0, 64)``,
+            ``path`` equal to an input image or a folder), named before anything is drawn.
     """
+    scale = check_int("scale", scale, low=1)
+    size = check_size("size", size)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
+    if path is not None:
+        inputs = [im for im in [query, *gallery] if isinstance(im, (str, os.PathLike))]
+        path = check_output_path("path", path, inputs=inputs)
     k = len(gallery)
     matches = list(matches) if matches is not None else [None] * k
     if len(matches) != k:
@@ -92,7 +104,6 @@ def render_ranked_list(
             raise ValueError("patch_size is required with kept")
         if len(kept) != k + 1:
             raise ValueError(f"kept needs 1 + {k} index tensors (query first), got {len(kept)}")
-    size = (int(size[0]), int(size[1]))
     images = [_as_uint8(im, size) for im in [query, *gallery]]
     border, gap, text_h = 3, 6, 12
     cell_w = size[1] + 2 * border

@@ -107,3 +107,68 @@ def test_public_arguments_take_numpy_scalars_as_plain_numbers():
     extractor = FeatureExtractor(model, batch_size=np.int64(2), num_workers=np.int64(0))
     assert type(extractor.batch_size) is int
     assert extractor(torch.rand(3, 3, 32, 16)).features.shape == (3, 8)
+
+
+# ----------------------------------------------------------------------------- issue 26
+from sureid._checks import check_device, check_label, check_output_path  # noqa: E402
+
+
+@pytest.mark.parametrize("value, err", [
+    (2.0**63, TypeError), (7.0, TypeError), (True, TypeError), ("3", TypeError),
+    (2**63, ValueError), (-(2**63) - 1, ValueError),
+])
+def test_check_label_refuses_floats_and_ints_beyond_int64(value, err):
+    with pytest.raises(err, match="pid must be"):
+        check_label("pid", value)
+
+
+def test_check_label_keeps_int64_extremes():
+    assert check_label("pid", np.int64(2**63 - 1)) == 2**63 - 1
+    assert check_label("pid", -(2**63)) == -(2**63)
+
+
+def test_check_output_path_never_replaces_or_joins_an_input(tmp_path):
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"x")
+    images = tmp_path / "imgs"
+    (images / "sub").mkdir(parents=True)
+    with pytest.raises(ValueError, match="is the input"):
+        check_output_path("-o", model, inputs=[model])
+    (tmp_path / "hard.pt").hardlink_to(model)
+    with pytest.raises(ValueError, match="is the input"):
+        check_output_path("-o", tmp_path / "hard.pt", inputs=[model])
+    (tmp_path / "link.pt").symlink_to(model)
+    with pytest.raises(ValueError, match="is the input"):
+        check_output_path("-o", tmp_path / "link.pt", inputs=[model])
+    for inside in (images / "f.pt", images / "sub" / "new" / "f.pt"):
+        with pytest.raises(ValueError, match="inside the input folder"):
+            check_output_path("-o", inside, inputs=[images])
+    with pytest.raises(ValueError, match="is the input"):
+        check_output_path("-o", images, inputs=[images], folder=True)
+    with pytest.raises(ValueError, match="holds the input"):
+        check_output_path("-o", tmp_path, inputs=[images], folder=True)
+    assert check_output_path("-o", tmp_path / "out.pt", inputs=[model, images]) == (
+        tmp_path / "out.pt")
+
+
+def test_check_output_path_refuses_folders_files_and_paths_below_files(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="must be a file path, got the existing folder"):
+        check_output_path("--json", tmp_path)
+    with pytest.raises(ValueError, match="must be a folder path, got the existing file"):
+        check_output_path("-o", tmp_path / "f", folder=True)
+    with pytest.raises(ValueError, match="cannot be created: .*/f' is a file"):
+        check_output_path("-o", tmp_path / "f" / "deeper" / "x.pt")
+    with pytest.raises(TypeError, match="non-empty path"):
+        check_output_path("-o", "")
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:99", "cpu:x"])
+def test_check_device_names_the_argument(device):
+    import torch
+
+    if device == "cuda:99" and torch.cuda.device_count() > 99:  # pragma: no cover
+        pytest.skip("a machine with 100 GPUs")
+    with pytest.raises(ValueError, match=rf"--device '{device}' cannot be used"):
+        check_device("--device", device)
+    assert check_device("--device", "cpu").type == "cpu"

@@ -109,3 +109,28 @@ def test_errors(model, tmp_path, images):
         FeatureExtractor(model, batch_size=0)
     with pytest.raises(FileNotFoundError):
         list_images(tmp_path / "missing")
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("name", ["flip", "kept_indices", "progress"])
+@pytest.mark.parametrize("value", ["no", 1, 0, None])
+def test_bool_options_refuse_truthy_values(model, name, value):
+    # flip="no" used to switch flip averaging on
+    with pytest.raises(TypeError, match=f"{name} must be a bool, got {value!r}"):
+        FeatureExtractor(model, **{name: value})
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:99", "cpu:x"])
+def test_bad_device_is_a_value_error_naming_it(model, device):
+    if device == "cuda:99" and torch.cuda.device_count() > 99:  # pragma: no cover
+        pytest.skip("a machine with 100 GPUs")
+    with pytest.raises(ValueError, match=f"device '{device}' cannot be used"):
+        FeatureExtractor(model, device=device)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_model_input_is_refused(model, value):
+    x = torch.zeros(2, 3, 64, 32)
+    x[1, 0, 3, 4] = value
+    with pytest.raises(ValueError, match=r"finite, got 1 NaN or infinite value"):
+        FeatureExtractor(model)(x)

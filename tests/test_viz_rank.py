@@ -47,3 +47,33 @@ def test_errors():
         render_ranked_list(q, g, kept=[torch.tensor([0])], patch_size=(8, 8))
     with pytest.raises(TypeError, match="uint8"):
         render_ranked_list(torch.zeros(3, 4, 4), g)
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("scale, err", [
+    (0, ValueError), (-2, ValueError), (True, TypeError), (1.5, TypeError), ("2", TypeError),
+])
+def test_scale_must_be_a_positive_int(scale, err):
+    # scale=0 gave an unscaled picture, 1.5 a picture of another size
+    with pytest.raises(err, match="scale must"):
+        render_ranked_list(_imgs(1)[0], _imgs(2), scale=scale)
+
+
+@pytest.mark.parametrize("size", [(0, 32), (64, True), (64.0, 32)])
+def test_size_must_be_positive_ints(size):
+    with pytest.raises((TypeError, ValueError), match="size must"):
+        render_ranked_list(_imgs(1)[0], _imgs(2), size=size)
+
+
+def test_the_picture_never_replaces_an_input_image(tmp_path):
+    paths = []
+    for i, img in enumerate(_imgs(3)):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(paths[-1])
+    before = [p.read_bytes() for p in paths]
+    for target in (paths[0], paths[2]):
+        with pytest.raises(ValueError, match="is the input"):
+            render_ranked_list(paths[0], paths[1:], path=target)
+    with pytest.raises(ValueError, match="must be a file path, got the existing folder"):
+        render_ranked_list(paths[0], paths[1:], path=tmp_path)
+    assert [p.read_bytes() for p in paths] == before

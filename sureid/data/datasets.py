@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from .._image_files import IMAGE_EXTENSIONS
+from .._checks import check_label
+from .._image_files import IMAGE_EXTENSIONS, image_paths
 
 __all__ = [
     "DATASETS",
@@ -107,8 +108,7 @@ def _locate(root, folders: Sequence[str], aliases: Sequence[str], name: str) -> 
 
 
 def _images(folder: Path, recursive: bool) -> list[Path]:
-    it = folder.rglob("*") if recursive else folder.iterdir()
-    files = sorted(p for p in it if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = image_paths(folder, recursive=recursive)  # a link leading nowhere is an error
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {str(folder)!r}")
     return files
@@ -124,7 +124,9 @@ def _read_camera_style(folder: Path, name: str, keep_distractors: bool) -> list[
                 f"{name}: file name {p.name!r} in {str(folder)!r} does not match "
                 "'<pid>_c<camera>...' (e.g. 0002_c1s1_000451_03.jpg or 0001_c2_f0046182.jpg)"
             )
-        pid, cam = int(m.group(1)), int(m.group(2))
+        where = f"{name}: {p.name!r} in {str(folder)!r}"
+        pid = check_label(f"{where}: the pid", int(m.group(1)))
+        cam = check_label(f"{where}: the camera", int(m.group(2)))
         junk += pid < 0
         distractors += pid == 0
         if pid < 0 or (pid == 0 and not keep_distractors):
@@ -169,7 +171,8 @@ def _read_pid_only(folder: Path, name: str, camid: int) -> list[ImageRecord]:
                 f"{name}: cannot read a pid from {str(p.relative_to(folder))!r} in "
                 f"{str(folder)!r}; expected '<pid>_<n>.<ext>' or a '<pid>/' subfolder"
             )
-        records.append(ImageRecord(str(p), pid, camid))
+        records.append(ImageRecord(str(p), check_label(f"{name}: the pid of {str(p)!r}", pid),
+                                   camid))
     return records
 
 

@@ -19,9 +19,12 @@ relabelled to ``0..K-1`` like every reader's.
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
 from pathlib import Path
 
+from .._checks import check_label
 from .._image_files import list_images
 from .datasets import ImageRecord, ReIDDataset, _relabel
 
@@ -30,11 +33,14 @@ __all__ = ["read_csv_records", "read_custom", "read_folder_records"]
 _SPLITS = ("train", "query", "gallery")
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _int(text: str, what: str, where: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{where}: {what} must be an integer, got {text!r}") from None
+    # ASCII digits only: int() would also read "1_000", " 7" and other scripts' digits
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"{where}: {what} must be an integer, got {text!r}")
+    return check_label(f"{where}: {what}", int(text))
 
 
 def read_folder_records(folder: str | os.PathLike) -> list[ImageRecord]:
@@ -66,32 +72,46 @@ def read_folder_records(folder: str | os.PathLike) -> list[ImageRecord]:
 def read_csv_records(csv_path: str | os.PathLike) -> list[ImageRecord]:
     """Records of a CSV file of ``path,pid,camid`` rows (optional header), in file order.
 
+    The file is UTF-8 text (a byte-order mark is allowed).
+
     Raises:
         FileNotFoundError: the CSV or an image it lists does not exist.
-        ValueError: a row without three fields or with non-integer pid/camid (line named).
+        ValueError: a row without three fields or with non-integer pid/camid (line named);
+            a file that is not UTF-8 text (UTF-16, binary) or holds NUL bytes (file named).
     """
     csv_path = Path(csv_path).expanduser()
     if not csv_path.is_file():
         raise FileNotFoundError(f"CSV file not found: {str(csv_path)!r}")
+    try:
+        text = csv_path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{str(csv_path)!r} is not UTF-8 text ({err.reason} at byte {err.start}; UTF-16 "
+            "or binary?): save it as UTF-8 CSV rows 'path,pid,camid'"
+        ) from None
+    if "\0" in text:
+        raise ValueError(
+            f"{str(csv_path)!r} holds NUL bytes (binary, or UTF-16 without a byte-order mark): "
+            "save it as UTF-8 CSV rows 'path,pid,camid'"
+        )
     records = []
-    with open(csv_path, newline="") as f:
-        for line, row in enumerate(csv.reader(f), 1):
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            fields = [c.strip() for c in row]
-            if line == 1 and [c.lower() for c in fields] == ["path", "pid", "camid"]:
-                continue
-            where = f"{str(csv_path)!r} line {line}"
-            if len(fields) != 3:
-                raise ValueError(f"{where}: expected 'path,pid,camid', got {row!r}")
-            path = Path(fields[0]).expanduser()
-            if not path.is_absolute():
-                path = csv_path.parent / path
-            if not path.is_file():
-                raise FileNotFoundError(f"{where}: image not found: {str(path)!r}")
-            records.append(ImageRecord(
-                str(path), _int(fields[1], "pid", where), _int(fields[2], "camid", where)
-            ))
+    for line, row in enumerate(csv.reader(io.StringIO(text, newline="")), 1):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        fields = [c.strip() for c in row]
+        if line == 1 and [c.lower() for c in fields] == ["path", "pid", "camid"]:
+            continue
+        where = f"{str(csv_path)!r} line {line}"
+        if len(fields) != 3:
+            raise ValueError(f"{where}: expected 'path,pid,camid', got {row!r}")
+        path = Path(fields[0]).expanduser()
+        if not path.is_absolute():
+            path = csv_path.parent / path
+        if not path.is_file():
+            raise FileNotFoundError(f"{where}: image not found: {str(path)!r}")
+        records.append(ImageRecord(
+            str(path), _int(fields[1], "pid", where), _int(fields[2], "camid", where)
+        ))
     if not records:
         raise ValueError(f"{str(csv_path)!r} lists no images")
     return records

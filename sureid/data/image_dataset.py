@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PIL import Image
 from torch.utils.data import Dataset
 
+from .._checks import check_label
+from .._image_files import open_image
 from .datasets import ImageRecord
 
 __all__ = ["ImageDataset"]
 
 
 class ImageDataset(Dataset):
-    """Reads each record's image with PIL (RGB) and applies ``transform``.
+    """Reads each record's image as 8-bit RGB and applies ``transform``.
+
+    Images are decoded by the decoder every sureid image path shares
+    (``sureid._image_files.open_image``): 16-bit greyscale is scaled to 8 bits, not clipped to
+    white; 32-bit ``"I"``/``"F"`` images are refused.
 
     ``dataset[i]`` is ``(img, pid, camid)``; ``img`` is a PIL image when ``transform`` is
     None, else whatever it returns. ``dataset.records[i].path`` gives the file.
@@ -26,8 +30,11 @@ class ImageDataset(Dataset):
 
     Raises:
         ValueError: ``records`` is empty.
-        TypeError: a record is not a ``(path, pid, camid)`` tuple of integer pid and camid.
-        OSError: (on access) the image cannot be read; the message names the file.
+        TypeError: a record is not a ``(path, pid, camid)`` tuple of integer pid and camid
+            (floats are refused, even whole ones).
+        ValueError: a pid or camid outside int64.
+        OSError: (on access) the image cannot be read or decoded; the message names the
+            file.
 
     Example:
         >>> ds = ImageDataset(build_dataset("market1501", root).train)  # doctest: +SKIP
@@ -51,12 +58,9 @@ class ImageDataset(Dataset):
         for i, r in enumerate(records):
             if not (isinstance(r, tuple) and len(r) == 3):
                 raise TypeError(f"records[{i}] must be a (path, pid, camid) tuple, got {r!r}")
-            try:  # 1.7 or "3" would be truncated or parsed silently
-                pid, camid = operator.index(r[1]), operator.index(r[2])
-            except TypeError:
-                raise TypeError(
-                    f"records[{i}]: pid and camid must be integers, got {r[1]!r} and {r[2]!r}"
-                ) from None
+            # 1.7 or "3" would be truncated or parsed silently; 2.0**63 has lost its digits
+            pid = check_label(f"records[{i}]: pid", r[1])
+            camid = check_label(f"records[{i}]: camid", r[2])
             recs.append(ImageRecord(str(r[0]), pid, camid))
         self.records = recs
         self.transform = transform
@@ -67,9 +71,8 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int):
         path, pid, camid = self.records[index]
         try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except (OSError, ValueError, SyntaxError) as err:  # e.g. "image file is truncated"
+            img = open_image(path)
+        except (OSError, ValueError) as err:  # e.g. "image file is truncated"
             raise OSError(f"could not read image {path!r} (records[{index}]): {err}") from err
         if self.transform is not None:
             img = self.transform(img)

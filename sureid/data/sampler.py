@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from .._checks import is_int
+from .._checks import INT64_MAX, check_int, check_label, is_int
 
 __all__ = ["RandomIdentitySampler"]
 
@@ -65,9 +65,11 @@ class RandomIdentitySampler(Sampler[int]):
         rank: int | None = None,
         world_size: int | None = None,
     ):
-        for n, v in (("batch_size", batch_size), ("num_instances", num_instances), ("seed", seed)):
+        for n, v in (("batch_size", batch_size), ("num_instances", num_instances)):
             if not is_int(v):
                 raise TypeError(f"{n} must be an int, got {type(v).__name__}")
+        # numpy seeds are non-negative: -1 failed only when the first epoch was drawn
+        check_int("seed", seed, low=0)
         if num_instances < 1:
             raise ValueError(f"num_instances must be >= 1, got {num_instances}")
         if batch_size < num_instances or batch_size % num_instances:
@@ -90,11 +92,20 @@ class RandomIdentitySampler(Sampler[int]):
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         if isinstance(labels, torch.Tensor):
             labels = labels.tolist()
+        if not isinstance(labels, np.ndarray) and isinstance(labels, Sequence):
+            for i, v in enumerate(labels):  # before numpy turns 2**63 or a mix into floats
+                if is_int(v):
+                    check_label(f"labels[{i}]", v)
         arr = np.asarray(labels)
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(f"labels must be a non-empty 1-D sequence, got shape {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"labels must be integers, got dtype {arr.dtype}")
+        if arr.dtype == np.uint64 and arr.max() <= INT64_MAX:
+            arr = arr.astype(np.int64)
+        if not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.uint64:
+            raise TypeError(
+                f"labels must be integers that fit int64 (floats are refused, even whole "
+                f"ones), got dtype {arr.dtype}"
+            )
         self.batch_size, self.num_instances = int(batch_size), int(num_instances)
         self.num_pids_per_batch = self.batch_size // self.num_instances
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
@@ -113,8 +124,13 @@ class RandomIdentitySampler(Sampler[int]):
         self._groups = np.array([-(-len(x) // k) for x in self._items])  # ceil(n_i / K)
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the shuffle; call with the epoch number before each epoch."""
-        self.epoch = int(epoch)
+        """Change the shuffle; call with the epoch number (an int >= 0) before each epoch.
+
+        Raises:
+            TypeError: ``epoch`` is not an int (``"3"``, ``1.7`` and ``True`` are refused).
+            ValueError: ``epoch`` is negative.
+        """
+        self.epoch = check_int("epoch", epoch, low=0)
 
     def _deal(self, rng: np.random.Generator) -> list[np.ndarray]:
         """Identities of each rank: a shuffle, sorted by group count, dealt in snake order."""

@@ -24,7 +24,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from .._atomic import replace_dir, temp_sibling
-from .._image_files import IMAGE_EXTENSIONS
+from .._checks import check_bool, check_int, is_int
+from .._image_files import IMAGE_EXTENSIONS, image_paths, open_image, to_mode
 from ._functional import check_float_range, pil_to_tensor
 
 __all__ = [
@@ -51,49 +52,15 @@ def _fit(img: Image.Image, max_side: int | None) -> Image.Image:
     return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
-# Pillow opens 16-bit greyscale PNGs in these modes (older releases in "I"); convert("RGBA")
-# clips them at 255, i.e. turns them white. 16-bit colour PNGs open as 8-bit RGB(A) already.
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
-
-
-def _sixteen_bit_to_rgba(img: Image.Image) -> Image.Image:
-    """16-bit grey -> 8-bit RGBA keeping the high byte (as Pillow does for 16-bit RGB)."""
-    arr = np.asarray(img).astype(np.uint32)
-    grey = (arr >> 8).astype(np.uint8)
-    alpha = np.full_like(grey, 255)
-    key = img.info.get("transparency")
-    if isinstance(key, int):  # tRNS: one grey value marks transparent pixels
-        alpha[arr == key] = 0
-    return Image.fromarray(np.ascontiguousarray(np.dstack([grey, grey, grey, alpha])))
-
-
 def _pil_to_rgba(img: Image.Image, what: str) -> Image.Image:
-    if img.width < 1 or img.height < 1:
-        raise ValueError(f"occluder {what} is empty (size {img.size})")
-    if img.mode == "RGBA":
-        return img
-    if img.mode in _SIXTEEN_BIT_MODES or (img.mode == "I" and img.format == "PNG"):
-        return _sixteen_bit_to_rgba(img)
-    if img.mode in ("I", "F"):  # 32-bit int / float: no fixed white level to scale from
-        lo, hi = img.getextrema()
-        raise ValueError(
-            f"occluder {what}: PIL mode {img.mode!r} (values {lo}..{hi}) has no fixed range "
-            "to scale to 8 bits; convert it to 'RGBA', 'RGB' or 'L' first"
-        )
-    try:
-        return img.convert("RGBA")
-    except (ValueError, OSError) as err:
-        raise ValueError(
-            f"occluder {what}: cannot convert PIL mode {img.mode!r} to RGBA ({err})"
-        ) from err
+    """RGBA through the shared decoder (16-bit grey scaled, 32-bit modes refused)."""
+    return to_mode(img, "RGBA", what=f"occluder {what}")
 
 
 def _decode_file(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as im:
-            im.load()
-            return _pil_to_rgba(im, repr(str(path)))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        return open_image(path, "RGBA")
+    except (OSError, ValueError) as err:
         raise ValueError(f"could not read occluder image {str(path)!r}: {err}") from err
 
 
@@ -154,8 +121,9 @@ class OccluderBank:
         recursive: bool = False,
         on_error: Literal["raise", "skip"] = "raise",
     ) -> None:
-        if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
-            raise ValueError(f"max_side must be a positive int or None, got {max_side!r}")
+        if max_side is not None:
+            max_side = check_int("max_side", max_side, low=1)
+        check_bool("recursive", recursive)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.max_side = max_side
@@ -173,11 +141,8 @@ class OccluderBank:
                     f"occluders: expected a folder, got the file {str(folder)!r}; "
                     f"pass [path] for a single image"
                 )
-            pattern = "**/*" if recursive else "*"
-            paths = sorted(
-                p for p in folder.glob(pattern)
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
+            # broken symlinks are kept: they are unreadable files, raised or skipped below
+            paths = image_paths(folder, recursive=recursive, broken="keep")
             if not paths:
                 raise ValueError(
                     f"occluder folder {str(folder)!r} contains no images "
@@ -231,7 +196,9 @@ class OccluderBank:
         if isinstance(item, (str, os.PathLike)):
             path = Path(item)
             if not path.is_file():
-                raise ValueError(f"occluder file {str(path)!r} does not exist or is not a file")
+                why = ("is a symlink that leads nowhere (dangling or a loop)"
+                       if path.is_symlink() else "does not exist or is not a file")
+                raise ValueError(f"occluder file {str(path)!r} {why}")
             img = _decode_file(path)
         elif isinstance(item, Image.Image):
             img = _pil_to_rgba(item, f"#{i}")
@@ -430,10 +397,10 @@ def make_procedural_occluders(
         >>> [im.mode for im in occ]
         ['RGBA', 'RGBA', 'RGBA', 'RGBA']
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    if (len(size) != 2 or not all(isinstance(s, int) for s in size)
-            or not 16 <= size[0] <= size[1]):
+    if (isinstance(size, str) or not isinstance(size, Sequence) or len(size) != 2
+            or not all(is_int(s) for s in size) or not 16 <= size[0] <= size[1]):
         raise ValueError(f"size must be (min, max) ints with 16 <= min <= max, got {size!r}")
     kinds = tuple(kinds)
     bad = [k for k in kinds if k not in PROCEDURAL_KINDS]
@@ -522,11 +489,30 @@ def save_occluders(
 
     Raises:
         TypeError: an item is not a PIL image (nothing is written).
+        ValueError: ``images`` is empty (an empty list or an exhausted generator: an earlier
+            output is never replaced by nothing), or an image is empty.
         FileExistsError: ``folder`` holds other files, or is a file; it is never touched.
     """
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a str or os.PathLike, got {type(folder).__name__}")
     folder = Path(folder)
     if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "/\\"):
         raise ValueError(f"prefix must be a non-empty file name part, got {prefix!r}")
+    if isinstance(images, Image.Image) or not isinstance(images, Iterable):
+        raise TypeError(
+            f"images must be an iterable of PIL images, got {type(images).__name__}"
+        )
+    images = list(images)  # validated as a whole before anything is written
+    for i, im in enumerate(images):
+        if not isinstance(im, Image.Image):
+            raise TypeError(f"images[{i}]: expected a PIL image, got {type(im).__name__}")
+        if im.width < 1 or im.height < 1:
+            raise ValueError(f"images[{i}] is empty (size {im.size})")
+    if not images:
+        raise ValueError(
+            f"save_occluders: images is empty (an empty sequence or an exhausted generator); "
+            f"nothing to write, {str(folder)!r} is left as it is"
+        )
     if folder.exists() and (not folder.is_dir() or not _replaceable(folder, prefix)):
         raise FileExistsError(
             f"save_occluders: {str(folder)!r} exists and holds other files than an earlier "
@@ -537,8 +523,6 @@ def save_occluders(
     try:
         sizes = {}
         for i, im in enumerate(images):
-            if not isinstance(im, Image.Image):
-                raise TypeError(f"images[{i}]: expected a PIL image, got {type(im).__name__}")
             name = f"{prefix}_{i:04d}.png"
             im.save(tmp / name, format="PNG")
             sizes[name] = (tmp / name).stat().st_size

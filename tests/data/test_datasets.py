@@ -196,3 +196,13 @@ def test_gallery_with_distractors_and_one_identity_is_fine(tmp_path):
         write(tmp_path / folder, keep if folder == "bounding_box_test" else files)
     ds = read_market1501(tmp_path)
     assert sorted(r.pid for r in ds.gallery) == [0, 1]
+
+
+# ----------------------------------------------------------------------------- issue 26
+def test_pids_beyond_int64_are_refused_not_collapsed(tmp_path):
+    root = tmp_path / "m"
+    for split, names in MARKET.items():
+        write(root / split, names)
+    write(root / "query", ["9223372036854775808_c1s1_000001_01.jpg"])
+    with pytest.raises(ValueError, match=r"9223372036854775808_c1s1_000001_01.jpg.*int64"):
+        read_market1501(root)

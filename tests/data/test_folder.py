@@ -82,3 +82,45 @@ def test_csv_errors(tmp_path):
         read_custom(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_custom(tmp_path / "nope")
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("encode, match", [
+    (lambda t: t.encode("utf-16"), "not UTF-8 text"),
+    (lambda t: t.encode("utf-16-le"), "NUL bytes"),
+    (lambda t: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not UTF-8 text"),
+    (lambda t: t.encode("latin-1").replace(b"a", b"\xe9"), "not UTF-8 text"),
+])
+def test_csv_that_is_not_utf8_text_is_named(tmp_path, encode, match):
+    _img(tmp_path / "a.jpg")
+    table = tmp_path / "query.csv"
+    table.write_bytes(encode("path,pid,camid\na.jpg,1,0\n"))
+    with pytest.raises(ValueError, match=rf"query.csv' .*{match}"):
+        read_csv_records(table)
+
+
+def test_csv_with_a_byte_order_mark_reads(tmp_path):
+    _img(tmp_path / "a.jpg")
+    table = tmp_path / "query.csv"
+    table.write_bytes("path,pid,camid\na.jpg,1,0\n".encode("utf-8-sig"))
+    assert [(r.pid, r.camid) for r in read_csv_records(table)] == [(1, 0)]
+
+
+@pytest.mark.parametrize("pid, err, match", [
+    ("9223372036854775808", ValueError, "int64"),
+    ("-9223372036854775809", ValueError, "int64"),
+    ("1_000", ValueError, "must be an integer"),
+    ("\u0663", ValueError, "must be an integer"),  # an Arabic-Indic digit three
+])
+def test_csv_labels_must_be_ascii_int64(tmp_path, pid, err, match):
+    _img(tmp_path / "a.jpg")
+    table = tmp_path / "query.csv"
+    table.write_text(f"a.jpg,{pid},0\n", encoding="utf-8")
+    with pytest.raises(err, match=match):
+        read_csv_records(table)
+
+
+def test_folder_pid_beyond_int64_is_refused(tmp_path):
+    _img(tmp_path / "q" / "99999999999999999999" / "0_a.jpg")
+    with pytest.raises(ValueError, match="int64"):
+        read_folder_records(tmp_path / "q")

@@ -57,7 +57,7 @@ def test_bad_input(records):
 def test_empty_records_and_non_integer_labels_are_errors(records):
     with pytest.raises(ValueError, match="records is empty"):
         ImageDataset([])
-    with pytest.raises(TypeError, match=r"records\[1\]: pid and camid must be integers.*1\.7"):
+    with pytest.raises(TypeError, match=r"records\[1\]: pid must be an int, got float 1\.7"):
         ImageDataset([records[0], (records[1].path, 1.7, 0)])
 
 
@@ -69,3 +69,14 @@ def test_unreadable_image_names_the_file(records, tmp_path):
     ds = ImageDataset([*records, ImageRecord(str(bad), 9, 0)])
     with pytest.raises(OSError, match=r"0009_c1_f0000009\.jpg.*records\[3\]"):
         ds[3]
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("pid, err", [
+    (2.0**63, TypeError), (3.0, TypeError), (2**63, ValueError), (True, TypeError),
+])
+def test_labels_must_be_int64_integers(records, pid, err):
+    with pytest.raises(err, match=r"records\[0\]: pid must"):
+        ImageDataset([(records[0].path, pid, 0)])
+    with pytest.raises(err, match=r"records\[0\]: camid must"):
+        ImageDataset([(records[0].path, 1, pid)])

@@ -133,3 +133,34 @@ def test_bad_input():
     assert RandomIdentitySampler(labels, 16, 4, rank=np.int64(1), world_size=np.int64(2)).rank == 1
     with pytest.raises(ValueError, match="non-empty 1-D"):
         RandomIdentitySampler([], 2, 1)
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("seed", [-1, -(2**31)])
+def test_negative_seed_is_refused_at_construction(seed):
+    # it was accepted and failed only when the first epoch was drawn
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        RandomIdentitySampler(make_labels(), batch_size=8, num_instances=2, seed=seed)
+
+
+@pytest.mark.parametrize("epoch, err", [
+    ("3", TypeError), (1.7, TypeError), (True, TypeError), (-1, ValueError),
+])
+def test_set_epoch_takes_an_int(epoch, err):
+    s = RandomIdentitySampler(make_labels(), batch_size=8, num_instances=2)
+    with pytest.raises(err, match="epoch"):
+        s.set_epoch(epoch)
+    assert s.epoch == 0
+    s.set_epoch(np.int64(3))
+    assert s.epoch == 3 and type(s.epoch) is int
+
+
+@pytest.mark.parametrize("labels, err", [
+    ([2**63, 2**63 + 1, 5, 6], ValueError),        # numpy: uint64 or floats
+    ([-1, 2**63, 5, 6], ValueError),               # numpy: float64, ids collapse
+    ([2**64, 1, 5, 6], ValueError),                # numpy: object
+])
+def test_labels_beyond_int64_or_float_are_refused(labels, err):
+    with pytest.raises(err, match="labels"):
+        RandomIdentitySampler(labels, batch_size=2, num_instances=1)
+

@@ -287,3 +287,50 @@ def test_save_never_touches_a_foreign_folder(tmp_path):
     with pytest.raises(TypeError, match=r"images\[1\]"):
         save_occluders([make_procedural_occluders(1)[0], "x.png"], tmp_path / "new")
     assert sorted(os.listdir(tmp_path)) == ["mine.png"]
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("empty", [
+    lambda: [], lambda: iter(()), lambda: (im for im in []),
+    lambda: _exhausted(),
+])
+def test_saving_nothing_never_replaces_a_folder(tmp_path, empty):
+    folder = tmp_path / "occ"
+    save_occluders(make_procedural_occluders(3), folder)
+    before = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+    with pytest.raises(ValueError, match="images is empty"):
+        save_occluders(empty(), folder)
+    assert sorted((p.name, p.read_bytes()) for p in folder.iterdir()) == before
+    assert len(OccluderBank(folder)) == 3
+
+
+def _exhausted():
+    gen = (im for im in make_procedural_occluders(2))
+    list(gen)
+    return gen
+
+
+def test_a_bad_item_late_in_a_generator_writes_nothing(tmp_path):
+    folder = tmp_path / "occ"
+    save_occluders(make_procedural_occluders(3), folder)
+    before = sorted(p.name for p in folder.iterdir())
+    good = make_procedural_occluders(5)
+
+    def items():
+        yield from good
+        yield Image.new("RGBA", (0, 5))
+
+    with pytest.raises(ValueError, match=r"images\[5\] is empty"):
+        save_occluders(items(), folder)
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("kwargs, err", [
+    ({"recursive": "no"}, TypeError), ({"recursive": 1}, TypeError),
+    ({"max_side": True}, TypeError), ({"max_side": 64.0}, TypeError),
+])
+def test_bank_refuses_truthy_and_bool_arguments(tmp_path, kwargs, err):
+    with pytest.raises(err, match=next(iter(kwargs))):
+        OccluderBank(make_procedural_occluders(1), **kwargs)
+
