@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .._atomic import remove_stale_siblings, temp_file
+from .._checks import check_output_path
 
 __all__ = ["check_settings", "load_checkpoint", "normalize_settings", "save_checkpoint"]
 
@@ -30,9 +31,16 @@ class _Missing:
 _MISSING = _Missing()
 
 
-def _weights_only_loadable(value: object) -> bool:
+def _weights_only_loadable(value: object, where: str) -> bool:
     buffer = io.BytesIO()
-    torch.save(value, buffer)
+    try:
+        torch.save(value, buffer)
+    except Exception as err:  # a lambda, a lock, an open file: pickle's own errors name no key
+        kind = type(value)
+        raise TypeError(
+            f"cannot save {where}: a {kind.__module__}.{kind.__qualname__} cannot be pickled "
+            f"({type(err).__name__}: {err}); store tensors, state dicts and plain Python values"
+        ) from err
     buffer.seek(0)
     try:
         torch.load(buffer, weights_only=True)
@@ -56,7 +64,7 @@ def _check_loadable(value: object, where: str) -> None:
             _check_loadable(item, f"{where}[{i}]")
         return
     # rare types (sets, complex, subclasses): ask torch's own weights-only unpickler
-    if not _weights_only_loadable(value):
+    if not _weights_only_loadable(value, where):
         raise TypeError(
             f"cannot save {where}: a {kind.__module__}.{kind.__qualname__} would not load with "
             "torch.load(weights_only=True); store tensors, state dicts and plain Python values "
@@ -74,7 +82,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
     Raises:
         TypeError: ``state`` is not a dict, or holds a value that would not load with
-            ``weights_only=True`` (the message names its key, e.g. ``state['args']``).
+            ``weights_only=True`` or cannot be pickled at all (the message names its key,
+            e.g. ``state['args']``).
+        ValueError: ``path`` is a folder or lies below a file (nothing is written).
 
     Example:
         >>> save_checkpoint({"model": net.state_dict(), "epoch": 3}, "last.pt")  # doctest: +SKIP
@@ -82,7 +92,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
     _check_loadable(state, "state")
-    path = Path(path)
+    path = check_output_path("path", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(path)  # temp files of saves that were killed mid-write
     fd, tmp = temp_file(path)

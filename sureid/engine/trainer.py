@@ -7,14 +7,13 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from .._amp import autocast_available, autocast_to, grad_scaler
-from .._checks import is_int, is_real
+from .._checks import check_output_path, check_real, is_int, is_real
 from .._progress import Progress
 from ..losses.objective import SUReIDLoss
 from ..models.reid_model import ReIDModel
@@ -111,6 +110,50 @@ def _check_metrics(metrics: object, epoch: int) -> dict[str, float]:
     return out
 
 
+def _qualname(obj: object) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _check_optimizer_state(state: Mapping[str, Any], optimizer: torch.optim.Optimizer,
+                           *, where: str) -> None:
+    """Refuse optimizer state saved by another optimizer (class, or groups and parameters).
+
+    ``torch.optim.Optimizer.load_state_dict`` takes another class's hyper-parameters as they
+    are, so e.g. an SGD checkpoint resumed with Adam failed at the first step with
+    ``KeyError: 'betas'``. Checked before anything is loaded.
+    """
+    saved = state.get("optimizer")
+    if not isinstance(saved, Mapping) or not isinstance(saved.get("param_groups"), list):
+        raise ValueError(f"{where} holds no optimizer state dict (no 'param_groups')")
+    have = _qualname(optimizer)
+    cls = state.get("optimizer_class")
+    if cls is not None and cls != have:
+        raise ValueError(
+            f"{where} was trained with the optimizer {cls}, this Trainer has {have}: its "
+            "state (momentum buffers, hyper-parameters) does not carry over; build the same "
+            "optimizer, or resume=False to train from scratch"
+        )
+    groups, now = saved["param_groups"], optimizer.param_groups
+    sizes = [len(g.get("params", ())) for g in groups]
+    want = [len(g["params"]) for g in now]
+    if sizes != want:
+        raise ValueError(
+            f"{where}: the optimizer state has parameter groups of sizes {sizes}, this "
+            f"optimizer {want}; build the optimizer over the same parameters in the same order"
+        )
+    # a checkpoint without the class (older sureid): a hyper-parameter this optimizer needs
+    # and the saved groups lack means another class (bool/None flags get torch's defaults)
+    for i, (old, new) in enumerate(zip(groups, now, strict=True)):
+        missing = sorted(k for k, v in new.items() if k != "params" and k not in old
+                         and not isinstance(v, (bool, type(None))))
+        if missing:
+            raise ValueError(
+                f"{where}: parameter group {i} of the saved optimizer state lacks {missing}, "
+                f"which {have} needs: it was saved by another optimizer class; build the same "
+                "optimizer, or resume=False to train from scratch"
+            )
+
+
 @dataclass
 class TrainState:
     """What a checkpoint resumes: the position in training and the best score so far."""
@@ -145,6 +188,11 @@ class Trainer:
             (float16 autocast with a ``torch.amp.GradScaler``, whose state is checkpointed).
             The losses always run in float32 with autocast off, and the masked attention
             computes its softmax in float32. Both work on CPU and CUDA with torch >= 2.4.
+        on_step: called as ``on_step(trainer, terms)`` after each optimizer step (main process
+            only) with that step's loss terms; ``trainer.state.step`` is the steps taken.
+        on_epoch_end: called as ``on_epoch_end(trainer, record)`` after each epoch (main
+            process only, before the checkpoint is written) with the epoch's record: the
+            mean terms and, when evaluated, the metrics (what ``state.history`` keeps).
 
     Logged terms: the loss terms of :class:`~sureid.SUReIDLoss`, plus, with HTS on,
     ``keep1``, ``keep2``, ... (the mean of each stage's hard training mask), printed beside
@@ -168,6 +216,8 @@ class Trainer:
         is_main: bool = True,
         log: Callable[[str], None] | None = None,
         amp: str | None = None,
+        on_step: Callable[[Trainer, dict[str, float]], None] | None = None,
+        on_epoch_end: Callable[[Trainer, dict[str, float]], None] | None = None,
     ) -> None:
         if not isinstance(objective, SUReIDLoss):
             raise TypeError(
@@ -177,8 +227,8 @@ class Trainer:
             raise ValueError(
                 "objective uses NPKD (use_kd=True) but teacher is None; pass a FrozenTeacher"
             )
-        if grad_clip is not None and not grad_clip > 0:
-            raise ValueError(f"grad_clip must be a positive float or None, got {grad_clip!r}")
+        if grad_clip is not None:  # True would clip at norm 1, "no" compare as a str
+            grad_clip = check_real("grad_clip", grad_clip, low=0.0, low_open=True)
         self.model = model
         self.objective = objective
         self.optimizer = optimizer
@@ -191,6 +241,10 @@ class Trainer:
         self.amp = amp
         self.amp_dtype = _amp_dtype(amp, self.device)
         self.scaler = grad_scaler(self.device.type) if amp == "fp16" else None
+        for name, hook in (("on_step", on_step), ("on_epoch_end", on_epoch_end)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable or None, got {type(hook).__name__}")
+        self.on_step, self.on_epoch_end = on_step, on_epoch_end
         self.state = TrainState()
         self._keep_targets: tuple[float, ...] = ()  # from the last training output, for logs
 
@@ -265,6 +319,8 @@ class Trainer:
         )
         for batch in bar:
             terms = self.train_step(*split_batch(batch))
+            if self.on_step is not None and self.is_main:
+                self.on_step(self, terms)
             n += 1
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -303,16 +359,21 @@ class Trainer:
             settings: what this run is trained with (keep ratio, data, flags, ...) as a
                 mapping of str to JSON values. Stored in every checkpoint; a checkpoint
                 trained with other settings, or storing none, is refused on resume.
-                ``None`` checks nothing (and keeps a resumed checkpoint's settings).
+                ``None`` checks nothing, and the checkpoints this run writes store no settings
+                (a resumed checkpoint's settings are dropped, with a log line: they no longer
+                describe what the run trains with).
             model_path: where the trained model is written at the end (main process only) in
                 the self-describing format of ``ReIDModel.save`` (``sureid.load`` rebuilds
                 it, ``sureid rank``/``evaluate``/``export`` take it); the model must have a
                 ``save`` method.
 
         Raises:
-            ValueError: bad ``epochs``; the checkpoint's settings differ from ``settings``
-                (each differing key is named with both values) or it stores none; the
-                loader yields no batch in an epoch.
+            ValueError: bad ``epochs``; ``checkpoint_path`` or ``model_path`` is a folder, lies
+                below a file, or both are the same file (checked before training); the
+                checkpoint's settings differ from ``settings`` (each differing key is named
+                with both values) or it stores none; the checkpoint's optimizer state is of
+                another optimizer class or parameter layout; the loader yields no batch in an
+                epoch.
             FloatingPointError: a non-finite loss, or ``eval_fn`` returns NaN or infinity.
         """
         if not is_int(epochs) or epochs < 1:
@@ -331,16 +392,34 @@ class Trainer:
             from ..hub import model_config  # refuses a backbone save could not describe, now
 
             model_config(self.module)
+        # output paths first: a folder here used to fail after the first or the last epoch
+        if checkpoint_path is not None:
+            checkpoint_path = check_output_path("checkpoint_path", checkpoint_path)
+        if model_path is not None:
+            model_path = check_output_path("model_path", model_path)
+            if checkpoint_path is not None and (
+                model_path.resolve() == checkpoint_path.resolve()
+                or (model_path.exists() and checkpoint_path.exists()
+                    and os.path.samefile(model_path, checkpoint_path))
+            ):
+                raise ValueError(
+                    f"model_path and checkpoint_path are the same file {str(model_path)!r}: the "
+                    "final model would replace the checkpoint; give two paths"
+                )
         wanted = normalize_settings(settings) if settings is not None else None
-        if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
+        if checkpoint_path is not None and resume and checkpoint_path.is_file():
             state = load_checkpoint(checkpoint_path, map_location=self.device)
             if wanted is not None:  # before anything is loaded into the trainer
                 check_settings(state.get("settings"), wanted, path=checkpoint_path)
+            _check_optimizer_state(state, self.optimizer, where=repr(str(checkpoint_path)))
             self.load_state_dict(state)
             if self.is_main:
                 self.log(f"resumed from {checkpoint_path} at epoch {self.state.epoch}")
-        if wanted is not None:
-            self.state.settings = wanted
+                if wanted is None and self.state.settings is not None:
+                    self.log(f"settings=None: the checkpoints of this run store no settings "
+                             f"(the resumed one had {self.state.settings})")
+        # what this run trains with; None when not given (never a resumed run's old record)
+        self.state.settings = wanted
         while self.state.epoch < epochs:
             terms = self.train_epoch(loader, progress=progress)
             self.state.epoch += 1
@@ -354,6 +433,8 @@ class Trainer:
             self.state.history.append(record)
             if self.is_main:
                 self.log(self._log_line(record))
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(self, record)
                 if checkpoint_path is not None:
                     save_checkpoint(self.state_dict(), checkpoint_path)
         if model_path is not None and self.is_main:
@@ -382,11 +463,13 @@ class Trainer:
             "best_score": self.state.best_score,
             "history": self.state.history,
             "settings": self.state.settings,
+            "optimizer_class": _qualname(self.optimizer),
             "torch_rng": torch.get_rng_state(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        _check_optimizer_state(state, self.optimizer, where="the state dict")
         self.module.load_state_dict(state["model"])
         self.objective.load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -297,6 +297,24 @@ class HTSViT(nn.Module):
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"images must have shape (B, C, H, W), got {shape}")
+        # dtype only (metadata, no device sync): torch's conv error names neither the images
+        # nor the fix. Autocast casts float16/bfloat16/float32 inputs itself, never float64.
+        weight = next(self.backbone.parameters(), None)
+        if not x.is_floating_point():
+            raise TypeError(
+                f"images must be a floating tensor normalised as for the model, got {x.dtype}; "
+                "convert uint8 images with sureid.preprocess or sureid.FeatureExtractor, which "
+                "apply the model's own resize, scale and mean/std"
+            )
+        if (
+            weight is not None
+            and x.dtype != weight.dtype
+            and (x.dtype == torch.float64 or not torch.is_autocast_enabled(x.device.type))
+        ):
+            raise TypeError(
+                f"images are {x.dtype} but the model's weights are {weight.dtype}; cast them "
+                f"with images.to({weight.dtype}), or run under torch.autocast"
+            )
         pe = self.backbone.patch_embed
         img_size = getattr(pe, "img_size", None)
         dynamic = getattr(self.backbone, "dynamic_img_size", False)

@@ -162,3 +162,33 @@ def test_temp_files_of_killed_saves_are_removed_by_the_next_save(tmp_path):
     assert load_checkpoint(target)["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [".last.pt.something-else", live.name, "last.pt"])
+
+
+# ----------------------------------------------------------------------------- issue 26
+def _local():
+    return None
+
+
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        (lambda x: x, "function"),
+        (_local.__code__, "code"),
+        ((i for i in range(2)), "generator"),
+        (__import__("threading").Lock(), "lock"),
+    ],
+)
+def test_unpicklable_values_are_a_type_error_naming_the_key(tmp_path, value, kind):
+    # pickle's own AttributeError / PicklingError / TypeError named no key
+    with pytest.raises(TypeError, match=rf"cannot save state\['run'\]\['fn'\]: .*{kind}"):
+        save_checkpoint({"run": {"fn": value}}, tmp_path / "last.pt")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("target", ["folder", "below_a_file"])
+def test_checkpoint_path_that_cannot_be_a_file_is_named_before_writing(tmp_path, target):
+    (tmp_path / "f").write_text("x")
+    path = tmp_path if target == "folder" else tmp_path / "f" / "last.pt"
+    with pytest.raises(ValueError, match="path"):
+        save_checkpoint({"a": 1}, path)
+    assert sorted(os.listdir(tmp_path)) == ["f"]

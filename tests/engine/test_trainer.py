@@ -334,3 +334,93 @@ def test_a_model_save_cannot_describe_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"blocks\.1\.mlp\.act"):
         trainer.fit(no_batches(), epochs=1, progress=False, model_path=tmp_path / "m.pt")
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- issue 26
+class CountingBatches(list):
+    """Batches that count how often training started an epoch."""
+
+    epochs = 0
+
+    def __iter__(self):
+        type(self).epochs += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("which", ["model_path", "checkpoint_path"])
+@pytest.mark.parametrize("target", ["folder", "below_a_file", "same_file"])
+def test_output_paths_are_checked_before_training(tmp_path, which, target):
+    (tmp_path / "f").write_text("x")
+    paths = {"model_path": tmp_path / "m.pt", "checkpoint_path": tmp_path / "c.pt"}
+    if target == "folder":
+        (tmp_path / "d").mkdir()
+        paths[which] = tmp_path / "d"
+    elif target == "below_a_file":
+        paths[which] = tmp_path / "f" / "x.pt"
+    else:
+        paths = {"model_path": tmp_path / "same.pt", "checkpoint_path": tmp_path / "same.pt"}
+    batches = CountingBatches(make_batches(1))
+    CountingBatches.epochs = 0
+    with pytest.raises(ValueError, match="model_path|checkpoint_path"):
+        build(use_kd=False).fit(batches, epochs=2, progress=False, **paths)
+    assert CountingBatches.epochs == 0  # it trained every epoch and failed at the save
+    assert {p.name for p in tmp_path.iterdir()} <= {"d", "f"}  # nothing written
+
+
+@pytest.mark.parametrize("new_opt", [
+    lambda p: torch.optim.Adam(p, lr=1e-3),
+    lambda p: torch.optim.AdamW(p, lr=1e-3),
+    lambda p: torch.optim.RMSprop(p, lr=1e-3),
+])
+def test_resuming_with_another_optimizer_class_is_named(tmp_path, new_opt):
+    batches = make_batches(1)
+    ckpt = tmp_path / "last.pt"
+    build(use_kd=False).fit(batches, epochs=1, checkpoint_path=ckpt, progress=False)
+    trainer = build(use_kd=False)
+    before = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    trainer.optimizer = new_opt([*trainer.module.parameters(), *trainer.objective.parameters()])
+    with pytest.raises(ValueError, match=r"last.pt' was trained with the optimizer "
+                                         r"torch.optim.sgd.SGD"):
+        trainer.fit(batches, epochs=2, checkpoint_path=ckpt, progress=False)
+    for k, v in trainer.module.state_dict().items():  # refused before anything was loaded
+        assert torch.equal(v, before[k]), k
+    # a checkpoint of an older sureid (no optimizer_class): the missing betas are named
+    state = load_checkpoint(ckpt)
+    del state["optimizer_class"]
+    from sureid.engine import save_checkpoint
+
+    save_checkpoint(state, ckpt)
+    with pytest.raises(ValueError, match=r"lacks \[.*'(betas|alpha)'.*another optimizer class"):
+        trainer.fit(batches, epochs=2, checkpoint_path=ckpt, progress=False)
+
+
+def test_resuming_with_other_parameter_groups_is_named(tmp_path):
+    batches = make_batches(1)
+    ckpt = tmp_path / "last.pt"
+    build(use_kd=False).fit(batches, epochs=1, checkpoint_path=ckpt, progress=False)
+    trainer = build(use_kd=False)
+    trainer.optimizer = torch.optim.SGD(list(trainer.module.parameters())[:5], lr=0.01,
+                                        momentum=0.9)
+    with pytest.raises(ValueError, match=r"parameter groups of sizes \[\d+\], this optimizer "
+                                         r"\[5\]"):
+        trainer.fit(batches, epochs=2, checkpoint_path=ckpt, progress=False)
+
+
+@pytest.mark.parametrize("first", [SETTINGS, {"keep_ratio": 0.5}])
+def test_resume_without_settings_drops_the_old_record(tmp_path, first):
+    batches = make_batches(1)
+    ckpt = tmp_path / "last.pt"
+    build().fit(batches, epochs=1, checkpoint_path=ckpt, progress=False, settings=first)
+    lines = []
+    trainer = build(log=lines.append)
+    state = trainer.fit(batches, epochs=2, checkpoint_path=ckpt, progress=False)
+    # it trained with settings nobody recorded: the file must not claim the old ones
+    assert state.settings is None and load_checkpoint(ckpt)["settings"] is None
+    assert any("store no settings" in line for line in lines)
+
+
+@pytest.mark.parametrize("grad_clip, err", [(True, TypeError), ("no", TypeError),
+                                             ([1.0], TypeError)])
+def test_grad_clip_must_be_a_positive_number(grad_clip, err):
+    with pytest.raises(err, match="grad_clip"):
+        build(use_kd=False, grad_clip=grad_clip)

@@ -597,3 +597,29 @@ def test_from_timm_passes_decision_init_keep():
     model = HTSViT.from_timm(vit, prune_layers=(1, 2), decision_init_keep=0.8)
     bias = model.decision[1].out_conv[-2].bias
     assert torch.sigmoid(bias[1] - bias[0]).item() == pytest.approx(0.8)
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_non_float_images_are_refused_with_a_hint(dtype):
+    model = tiny_hts(0.7, backbone="sureid").eval()
+    x = torch.zeros(2, 3, 64, 32, dtype=dtype)
+    for m in (model.eval(), model.train()):
+        with pytest.raises(TypeError, match=rf"floating tensor .*got {dtype}.*preprocess"):
+            m(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_float_images_of_another_dtype_than_the_weights_are_named(dtype):
+    model = tiny_hts(0.7, backbone="sureid").eval()
+    with pytest.raises(TypeError, match=rf"images are {dtype} but the model's weights are "
+                                        r"torch.float32.*autocast"):
+        model(torch.zeros(2, 3, 64, 32, dtype=dtype))
+    # the same dtype as the weights, or autocast, is fine
+    assert model.to(dtype)(torch.zeros(2, 3, 64, 32, dtype=dtype)).dtype == dtype
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        if dtype == torch.float64:  # autocast never casts float64
+            with pytest.raises(TypeError, match="images are torch.float64"):
+                model.float()(torch.zeros(2, 3, 64, 32, dtype=dtype))
+        else:
+            model.float()(torch.zeros(2, 3, 64, 32, dtype=dtype))
