@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import check_bool, check_int, check_real, check_size, is_int
+from ._checks import (
+    check_bool,
+    check_int,
+    check_output_path,
+    check_real,
+    check_size,
+    is_int,
+)
 from ._optional import require
 from .models.hts_vit import HTSViT
 
@@ -161,6 +168,7 @@ def export_onnx(
         )
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = check_output_path("path", path)  # a folder, or below a file: refused before export
     for name, flag in (("dynamic_batch", dynamic_batch), ("verify", verify)):
         check_bool(name, flag)
     atol = check_real("atol", atol, low=0.0, low_open=True)
@@ -359,14 +367,24 @@ def quantize_onnx(
     images = np.ascontiguousarray(verify_images, dtype=np.float32)
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] < 1:
         raise ValueError(f"verify_images must be (B, 3, H, W) with B >= 1, got {images.shape}")
+    if not np.isfinite(images).all():
+        raise ValueError("verify_images must be finite, got NaN or infinite values")
     onnx = require("onnx", purpose="quantize_onnx")
     ort = require("onnxruntime", purpose="quantize_onnx")
     quant = require("onnxruntime.quantization", purpose="quantize_onnx")
-    src, dst = Path(src), Path(dst)
+    src = Path(src)
     if not src.is_file():
         raise ValueError(f"src {str(src)!r} is not a file")
+    dst = check_output_path("dst", dst)  # may be src itself: replaced after the checks
 
-    proto = onnx.load(str(src), load_external_data=False)
+    try:
+        proto = onnx.load(str(src), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError and friends, which name no file
+        raise ValueError(
+            f"src {str(src)!r} is not an ONNX model file ({type(err).__name__}: {err})"
+        ) from err
+    if not proto.graph.node:
+        raise ValueError(f"src {str(src)!r} is not an ONNX model file (its graph is empty)")
     excluded = tuple(
         n.name for n in proto.graph.node
         if keep_decision_fp32 and n.op_type in ("MatMul", "Gemm") and "/decision" in n.name

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._checks import is_int
+from ._checks import check_device, is_int
 from ._optional import require
 from .engine.checkpoint import load_checkpoint, save_checkpoint
 from .engine.model import ReIDModel
@@ -300,7 +300,19 @@ def model_config(model: ReIDModel, data_config: DataConfig | None = None) -> dic
     hts = model.backbone
     if not isinstance(hts, HTSViT):
         raise TypeError(f"model.backbone must be a sureid.HTSViT, got {type(hts).__name__}")
+    if data_config is not None and not isinstance(data_config, DataConfig):
+        raise TypeError(f"data_config must be a DataConfig or None, got "
+                        f"{type(data_config).__name__}")
     data = data_config if data_config is not None else resolve_data_config(model)
+    vit = hts.backbone
+    fixed = tuple(getattr(getattr(vit, "patch_embed", None), "img_size", None) or ())
+    if fixed and not getattr(vit, "dynamic_img_size", False) and tuple(data.input_size) != fixed:
+        # every FeatureExtractor call on the loaded model would fail at the model's size check
+        raise ValueError(
+            f"data_config.input_size {tuple(data.input_size)} does not fit the model, which "
+            f"takes images of {fixed} (H, W) only (built without dynamic_img_size); save it "
+            f"with DataConfig({fixed}, ...)"
+        )
     return {
         "model": {
             "num_classes": int(model.num_classes),
@@ -381,6 +393,8 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        ValueError: ``map_location`` names no device this machine has (``"cuda"`` without
+            CUDA, a bad name); raised before the file is read, not reported as a bad file.
         ModelFileError: not a sureid model file (e.g. a ``Trainer`` checkpoint, which holds
             weights without the architecture), a newer format, or weights that do not fit
             the recorded architecture; the message says which.
@@ -389,11 +403,12 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         >>> model = sureid.load("runs/final.pt")  # doctest: +SKIP
         >>> feats = sureid.FeatureExtractor(model)("query/").features  # doctest: +SKIP
     """
+    device = check_device("map_location", map_location)
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"{str(path)!r} is a folder, not a sureid model file")
-    try:
-        state = load_checkpoint(path, map_location=map_location)
+    try:  # read on the CPU: a device problem is never reported as a bad file
+        state = load_checkpoint(path, map_location="cpu")
     except FileNotFoundError:
         raise FileNotFoundError(f"model file not found: {str(path)!r}") from None
     except Exception as e:  # not a torch file, truncated, or objects refused by weights_only
@@ -448,7 +463,7 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         ) from e
     model.data_config = data
     model.metadata = dict(state.get("metadata") or {})
-    return model.to(map_location).eval()
+    return model.to(device).eval()
 
 
 def _key_mismatch(model: nn.Module, weights: dict) -> tuple[list[str], list[str]]:

@@ -301,3 +301,26 @@ def test_int8_quantises_the_linear_layers_not_the_patch_conv_by_default(tmp_path
         with pytest.raises(TypeError, match="op_types_to_quantize must be a non-empty sequence"):
             quantize_onnx(fp32, tmp_path / "x.onnx", images, op_types_to_quantize=bad)
     assert not (tmp_path / "x.onnx").exists()
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("content", [b"garbage, not an onnx file" * 4, b"",
+                                     b"PK\x03\x04 a zip"])
+def test_quantize_onnx_names_a_src_that_is_not_onnx(tmp_path, content):
+    pytest.importorskip("onnxruntime.quantization")
+    from sureid.export import quantize_onnx
+
+    src = tmp_path / "bad.onnx"
+    src.write_bytes(content)
+    with pytest.raises(ValueError, match=r"src '.*bad.onnx' is not an ONNX model file"):
+        quantize_onnx(src, tmp_path / "q.onnx", torch.zeros(1, 3, 64, 32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]
+
+
+@pytest.mark.parametrize("target", ["folder", "below_a_file"])
+def test_export_to_a_path_that_cannot_be_a_file_is_refused_first(tmp_path, target):
+    (tmp_path / "f").write_text("x")
+    path = tmp_path if target == "folder" else tmp_path / "f" / "m.onnx"
+    with pytest.raises(ValueError, match="path"):
+        export_onnx(tiny_hts(), path, img_size=IMG)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]

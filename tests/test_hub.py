@@ -249,3 +249,26 @@ def test_data_config_takes_numpy_sizes_as_ints():
 
     cfg = DataConfig((np.int64(64), np.int64(32)))
     assert cfg.input_size == (64, 32) and type(cfg.input_size[0]) is int
+
+
+# ----------------------------------------------------------------------------- issue 26
+@pytest.mark.parametrize("device", ["cuda", "cuda:3", "gpu", "cpu:x"])
+def test_a_bad_map_location_is_not_reported_as_a_bad_file(tmp_path, device):
+    if device.startswith("cuda") and torch.cuda.is_available():  # pragma: no cover
+        pytest.skip("CUDA is available here")
+    path = tmp_path / "m.pt"
+    tiny_model(3).save(path)
+    with pytest.raises(ValueError, match=rf"map_location '{device}' cannot be used") as info:
+        load(path, map_location=device)
+    assert not isinstance(info.value, ModelFileError)
+    assert "not a sureid model file" not in str(info.value)
+
+
+@pytest.mark.parametrize("size", [(128, 64), (64, 64), (32, 16)])
+def test_save_refuses_a_data_config_the_fixed_size_model_cannot_take(tmp_path, size):
+    model = tiny_model(3)  # a fixed 64 x 32 model
+    want = rf"input_size \({size[0]}, {size[1]}\) does not fit.*\(64, 32\)"
+    with pytest.raises(ValueError, match=want):
+        model.save(tmp_path / "m.pt", data_config=DataConfig(size))
+    assert not (tmp_path / "m.pt").exists()
+    model.save(tmp_path / "m.pt", data_config=DataConfig((64, 32), mean=(0.5,) * 3))
