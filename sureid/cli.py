@@ -3,16 +3,26 @@
 Every subcommand takes a model file written by ``ReIDModel.save`` (see ``sureid.load``).
 Bad paths, files that are not sureid models and inputs that do not fit the model end with a
 one-line ``sureid: error: ...`` on stderr and exit status 2.
+
+Outputs never replace or join an input, and are checked before any work: an output file may
+not be the model or an input, nor lie inside an input folder; an existing output file is
+replaced only when it is that command's own kind of output (a feature file, an evaluation
+JSON, an ONNX graph); ``rank``'s output folder must be new, empty or an earlier ``rank``
+output (its ``sureid_rank.json`` lists every file), and is written whole or not at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
+import shutil
 import sys
 import textwrap
 from pathlib import Path
+
+from ._checks import check_device, check_label, check_output_path, check_real
 
 __all__ = ["main"]
 
@@ -37,11 +47,15 @@ def _labels_of(path: str) -> tuple[int, int] | None:
     p = Path(path)
     m = _MARKET.match(p.name)
     if m is not None:
-        return int(m.group(1)), int(m.group(2)) - 1
-    c = _CAMID.match(p.name)
-    if c is not None and p.parent.name.isdigit():
-        return int(p.parent.name), int(c.group(1))
-    return None
+        labels = int(m.group(1)), int(m.group(2)) - 1
+    else:
+        c = _CAMID.match(p.name)
+        if c is None or not p.parent.name.isdigit():
+            return None
+        labels = int(p.parent.name), int(c.group(1))
+    for what, value in zip(("pid", "camid"), labels, strict=True):  # a tensor must hold them
+        check_label(f"the {what} in {path!r}", value)
+    return labels
 
 
 def _wrap(text: str) -> str:
@@ -175,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model file written by ReIDModel.save")
     _add_keep_ratio(p)
+    _add_train_parser(sub)
     return parser
 
 
@@ -203,11 +218,91 @@ def _extractor(model, args, *, kept: bool = False):
     )
 
 
+# ----------------------------------------------------------------------------- outputs
+RANK_MANIFEST = "sureid_rank.json"
+_RANK_FORMAT = "sureid-rank"
+
+
+def _is_feature_file(path: Path) -> bool:
+    from .engine.checkpoint import load_checkpoint
+
+    try:
+        state = load_checkpoint(path)
+    except Exception:  # anything unreadable as a checkpoint is not ours
+        return False
+    return isinstance(state, dict) and "features" in state and "paths" in state
+
+
+def _is_result_json(path: Path) -> bool:
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and {"dataset", "mAP", "num_query"} <= set(result)
+
+
+def _is_onnx_file(path: Path) -> bool:
+    try:
+        import onnx
+
+        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+    except Exception:  # not installed (export would stop anyway), or not an ONNX graph
+        return False
+
+
+def _output_file(option: str, path: str, inputs, ours, what: str) -> Path:
+    """``path`` checked as an output file of one command (see the module docstring)."""
+    out = check_output_path(option, path, inputs=inputs)
+    if out.exists() and not ours(out):
+        raise FileExistsError(
+            f"{option} {str(out)!r} exists and is not {what}; refusing to replace it: choose "
+            "a new path or delete it first"
+        )
+    return out
+
+
+def _rank_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` may not be replaced by a ``rank`` output (None: it may)."""
+    if not folder.exists() or not any(folder.iterdir()):
+        return None
+    try:
+        manifest = json.loads((folder / RANK_MANIFEST).read_text(encoding="utf-8"))
+        files = set(manifest["files"]) if manifest.get("format") == _RANK_FORMAT else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        files = None
+    if files is None:
+        return f"it holds files and no {RANK_MANIFEST} of an earlier 'sureid rank'"
+    others = sorted(p.name for p in folder.iterdir()
+                    if p.name != RANK_MANIFEST and (p.name not in files or not p.is_file()))
+    if others:
+        shown = ", ".join(repr(n) for n in others[:3]) + (" ..." if len(others) > 3 else "")
+        return f"it holds {len(others)} file(s) an earlier 'sureid rank' did not write: {shown}"
+    return None
+
+
+def _check_common(args) -> None:
+    """Numbers and the device, before any file is read."""
+    bounds = {"batch_size": 1, "workers": 0, "max_rank": 1, "topk": 1, "k1": 1, "k2": 1,
+              "max_pictures": 0}
+    for name, low in bounds.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    if getattr(args, "lambda_value", None) is not None:
+        check_real("--lambda", args.lambda_value, low=0.0, high=1.0)
+    if getattr(args, "keep_ratio", None) is not None:
+        check_real("--keep-ratio", args.keep_ratio, low=0.0, high=1.0, low_open=True)
+    if getattr(args, "device", None) is not None:
+        check_device("--device", args.device)
+
+
 def _cmd_extract(args) -> None:
     import torch
 
     from .engine.checkpoint import save_checkpoint
 
+    output = _output_file("--output", args.output, [args.model, args.images], _is_feature_file,
+                          "a feature file of 'sureid extract'")
     model = _load(args.model, args.device, args.keep_ratio)
     out = _extractor(model, args, kept=args.kept)(args.images)
     state: dict = {"features": out.features, "paths": out.paths}
@@ -217,8 +312,8 @@ def _cmd_extract(args) -> None:
         state["camids"] = torch.tensor([lab[1] for lab in labels])
     if out.kept is not None:
         state["kept"] = out.kept
-    save_checkpoint(state, args.output)
-    print(f"wrote {args.output}: {tuple(out.features.shape)} features of {len(out.features)} "
+    save_checkpoint(state, output)
+    print(f"wrote {output}: {tuple(out.features.shape)} features of {len(out.features)} "
           "images")
 
 
@@ -241,10 +336,12 @@ def _dataset(root: str, name: str):
 
 
 def _cmd_evaluate(args) -> None:
-    import json
-
     from .metrics.evaluate import evaluate
 
+    json_path = None
+    if args.json is not None:  # checked before the evaluation, not after it
+        json_path = _output_file("--json", args.json, [args.model, args.data_root],
+                                 _is_result_json, "an evaluation JSON of 'sureid evaluate'")
     model = _load(args.model, args.device, args.keep_ratio)
     ds = _dataset(args.data_root, args.dataset)
     ext = _extractor(model, args)
@@ -253,7 +350,7 @@ def _cmd_evaluate(args) -> None:
     r = evaluate(
         qf, gf, [x.pid for x in ds.query], [x.pid for x in ds.gallery],
         [x.camid for x in ds.query], [x.camid for x in ds.gallery], metric=args.metric,
-        max_rank=max(1, args.max_rank), rerank=args.rerank, k1=args.k1, k2=args.k2,
+        max_rank=args.max_rank, rerank=args.rerank, k1=args.k1, k2=args.k2,
         lambda_value=args.lambda_value,
     )
     ranks = [k for k in (1, 5, 10, 20, 50) if k <= len(r.cmc)]
@@ -267,26 +364,37 @@ def _cmd_evaluate(args) -> None:
           f"{', re-ranked' if args.rerank else ''}")
     print("  " + "  ".join(f"Rank-{k} {100 * r.rank(k):.1f}" for k in ranks)
           + f"  mAP {100 * r.mAP:.1f}  mINP {100 * r.mINP:.1f}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if json_path is not None:
+        from ._atomic import temp_file
+
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = temp_file(json_path)
+        try:
+            with open(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(result, indent=2) + "\n")
+            Path(tmp).replace(json_path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _cmd_rank(args) -> None:
-    import numpy as np
-
-    from .inference import _hts_of
+    from ._atomic import replace_dir, temp_sibling
     from .metrics.rerank import rank_gallery
-    from .viz_rank import render_ranked_list
 
-    if args.topk < 1:
-        raise ValueError(f"--topk must be >= 1, got {args.topk}")
-    model = _load(args.model, args.device, args.keep_ratio)
     for what, folder in (("query", args.query), ("gallery", args.gallery)):
         if not Path(folder).exists():
             raise FileNotFoundError(f"{what} folder not found: {folder!r}")
     if not Path(args.gallery).is_dir():
         raise NotADirectoryError(f"gallery must be a folder: {args.gallery!r}")
+    out = check_output_path("--output", args.output, folder=True,
+                            inputs=[args.model, args.query, args.gallery])
+    problem = _rank_folder_problem(out)
+    if problem is not None:
+        raise FileExistsError(
+            f"--output {str(out)!r} exists and {problem}; refusing to replace it: choose a "
+            "new or empty folder"
+        )
+    model = _load(args.model, args.device, args.keep_ratio)
     ext = _extractor(model, args)
     q, g = ext(args.query), ext(args.gallery)
     q_lab = [_labels_of(p) for p in q.paths]
@@ -303,8 +411,6 @@ def _cmd_rank(args) -> None:
         q.features, g.features, topk=args.topk + extra, metric=args.metric, rerank=args.rerank,
         k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,
     )
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     rows, lists = [], []
     for i in range(len(q.paths)):
         keep = [j for j in range(idx.shape[1])
@@ -314,7 +420,27 @@ def _cmd_rank(args) -> None:
         lists.append((ranked, matches))
         for r, ((j, d), m) in enumerate(zip(ranked, matches, strict=True), 1):
             rows.append([q.paths[i], r, g.paths[j], f"{d:.6g}", "" if m is None else int(m)])
-    with open(out / "ranking.csv", "w", newline="") as f:
+    tmp = temp_sibling(out)  # the folder appears complete, or not at all
+    try:
+        report = _write_rank_folder(tmp, args, model, ext, q, g, q_lab, labelled, rows, lists)
+        replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("\n".join(report))
+
+
+def _write_rank_folder(tmp: Path, args, model, ext, q, g, q_lab, labelled, rows,
+                       lists) -> list[str]:
+    """Write the CSV, the pictures and the manifest into ``tmp``; return the report lines."""
+    import numpy as np
+
+    from .inference import _hts_of
+    from .viz_rank import render_ranked_list
+
+    out = Path(args.output)
+    written = ["ranking.csv"]
+    with open(tmp / "ranking.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["query", "rank", "gallery", "distance", "match"])
         w.writerows(rows)
@@ -328,7 +454,6 @@ def _cmd_rank(args) -> None:
         patch = (ps, ps) if isinstance(ps, int) else tuple(ps)
         kept_ext = _extractor(model, args, kept=True)
         kept_ext.progress = False
-    names: set[str] = set()
     for i in range(n_pic):
         ranked, matches = lists[i]
         kept = None
@@ -336,8 +461,10 @@ def _cmd_rank(args) -> None:
             paths = [q.paths[i], *(g.paths[j] for j, _ in ranked)]
             kept = list(kept_ext(paths).kept[-1])
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(q.paths[i]).stem)
-        name = f"{i:04d}_{stem}.png" if stem in names or not stem else f"{stem}.png"
-        names.add(stem)
+        name = f"{stem}.png" if stem else f"{i:04d}.png"
+        while name in written:
+            name = f"{i:04d}_{name}"
+        written.append(name)
         title = None
         if labelled:
             hits = sum(bool(m) for m in matches)
@@ -345,21 +472,26 @@ def _cmd_rank(args) -> None:
         render_ranked_list(
             q.paths[i], [g.paths[j] for j, _ in ranked], matches=matches,
             distances=[d for _, d in ranked], kept=kept, patch_size=patch, size=size,
-            title=title, path=out / name,
+            title=title, path=tmp / name,
         )
+    manifest = {"format": _RANK_FORMAT, "files": written}
+    (tmp / RANK_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     summary = f"wrote {out / 'ranking.csv'} ({len(q.paths)} queries x top-{args.topk})"
-    print(f"{summary} and {n_pic} pictures" + (" with kept tokens" if overlay else ""))
+    report = [f"{summary} and {n_pic} pictures" + (" with kept tokens" if overlay else "")]
     if labelled:
         top1 = np.mean([bool(m[0]) for _, m in lists if m]) if lists else 0.0
-        print(f"  top-1 same pid: {100 * top1:.1f}% of queries")
+        report.append(f"  top-1 same pid: {100 * top1:.1f}% of queries")
+    return report
 
 
 def _cmd_export(args) -> None:
     from .export import export_onnx
 
+    output = _output_file("output", args.output, [args.model], _is_onnx_file,
+                          "an ONNX graph")
     model = _load(args.model, keep_ratio=args.keep_ratio)
     size = tuple(model.data_config.input_size)
-    path = export_onnx(model.backbone, args.output, img_size=size,
+    path = export_onnx(model.backbone, output, img_size=size,
                        dynamic_batch=not args.static_batch, opset=args.opset,
                        verify=not args.no_verify)
     note = " (the BNNeck is not in the graph)" if model.eval_feature == "after" else ""
@@ -372,7 +504,9 @@ def _cmd_info(args) -> None:
     from .hub import describe_backbone_file
     from .inference import describe
 
-    weights = describe_backbone_file(args.model)  # shipped backbone weights, not a model file
+    weights = (  # shipped backbone weights, not a model file
+        describe_backbone_file(args.model) if Path(args.model).is_file() else None
+    )
     if weights is not None and args.keep_ratio is None:
         print(weights)
         return
@@ -393,19 +527,59 @@ _COMMANDS = {
 }
 
 
+# ----------------------------------------------------------------------------- train
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a model from a config file (docs/training.md)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("Train an HTS student (with NPKD from a teacher and NODA, as the "
+                          "config says) and write OUT/model.pt (a sureid.load file), best.pt, "
+                          "log.csv, checkpoints and the config as run; the same command again "
+                          "resumes. Settings: the defaults, or --preset's, then CONFIG, then "
+                          "--data-root, then each --set."),
+        epilog="examples:\n  sureid train --template > my.toml\n"
+               "  sureid train my.toml -o runs/my\n"
+               "  sureid train --preset smoke --data-root data/synth -o runs/smoke\n"
+               "  sureid train runs/my/config.toml -o runs/my-again   # the same run",
+    )
+    p.add_argument("config", nargs="?", help="TOML or JSON config file")
+    p.add_argument("--preset", metavar="NAME", help="start from sureid.ablation.PRESETS[NAME]: "
+                   "smoke, quick, long or paper")
+    p.add_argument("--data-root", metavar="DIR", help="dataset folder (data.root)")
+    p.add_argument("--set", dest="assignments", action="append", default=[],
+                   metavar="KEY=VALUE", help="override a setting, e.g. --set "
+                   "schedule.epochs=5 (repeatable)")
+    p.add_argument("-o", "--output", metavar="OUT", help="output folder: new, empty, or an "
+                   "earlier run of the same config (resumed)")
+    p.add_argument("--template", nargs="?", const="toml", choices=("toml", "json"),
+                   help="print the full default config (commented TOML, or JSON) and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _cmd_train(args) -> None:
+    from .train import build_config, template, train
+
+    if args.template is not None:
+        print(template(args.template), end="")
+        return
+    if args.output is None:
+        raise ValueError("train: -o/--output OUT is required (or --template)")
+    cfg, fmt = build_config(args.config, preset=args.preset, data_root=args.data_root,
+                            sets=args.assignments)
+    train(cfg, args.output, fmt=fmt, config_path=args.config, progress=not args.no_progress)
+
+
+_COMMANDS["train"] = _cmd_train
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sureid`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "workers"):
-        value = getattr(args, name, None)
-        if value is not None and value < (1 if name == "batch_size" else 0):
-            print(f"sureid: error: --{name.replace('_', '-')} must be "
-                  f"{'>= 1' if name == 'batch_size' else '>= 0'}, got {value}", file=sys.stderr)
-            return 2
     try:
+        _check_common(args)
         _COMMANDS[args.command](args)
-    except (FileNotFoundError, NotADirectoryError, ValueError, TypeError, ImportError,
-            IndexError) as e:
+    except (OSError, ValueError, TypeError, ImportError, IndexError) as e:
+        # OSError: also a permission problem or a folder where a file goes (IsADirectoryError)
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"sureid: error: {msg}", file=sys.stderr)
         return 2

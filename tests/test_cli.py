@@ -155,3 +155,149 @@ def test_keep_ratio_on_a_dense_model_is_refused(tmp_path, capsys):
     ReIDModel(sureid.HTSViT(vit, prune=False, prune_layers=(1,)), 3).save(tmp_path / "dense.pt")
     assert main(["info", str(tmp_path / "dense.pt"), "--keep-ratio", "0.5"]) == 2
     assert "needs an HTS model" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- issue 26
+def _snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def _one_line_error(capsys, *fragments):
+    err = capsys.readouterr().err
+    assert err.startswith("sureid: error: ") and err.count("\n") == 1, err
+    for f in fragments:
+        assert f in err, err
+
+
+@pytest.fixture
+def small(run, tmp_path):
+    """A copy of two query and four gallery images (PNG), so data loss shows."""
+    from PIL import Image
+
+    data = Path(run["data"])
+    q, g = tmp_path / "query", tmp_path / "gallery"
+    q.mkdir()
+    g.mkdir()
+    for src, dst, n in ((data / "query", q, 2), (data / "bounding_box_test", g, 4)):
+        for p in sorted(src.iterdir())[:n]:
+            Image.open(p).save(dst / f"{p.stem}.png")
+    return {"model": run["model"], "query": q, "gallery": g}
+
+
+@pytest.mark.parametrize("where", ["query", "gallery", "inside_query", "parent", "model"])
+def test_rank_output_never_replaces_or_joins_an_input(small, tmp_path, capsys, where):
+    out = {"query": small["query"], "gallery": small["gallery"],
+           "inside_query": small["query"] / "ranks", "parent": tmp_path,
+           "model": Path(small["model"])}[where]
+    before = _snapshot(tmp_path)
+    model_bytes = Path(small["model"]).read_bytes()
+    assert main(["rank", small["model"], str(small["query"]), str(small["gallery"]), "-o",
+                 str(out), "--no-progress", "--topk", "2"]) == 2
+    _one_line_error(capsys, "--output")
+    assert _snapshot(tmp_path) == before and Path(small["model"]).read_bytes() == model_bytes
+
+
+def test_outputs_refuse_foreign_content_and_replace_their_own(small, tmp_path, capsys):
+    args = ["rank", small["model"], str(small["query"]), str(small["gallery"]), "--topk", "2",
+            "--no-progress", "-o"]
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.png").write_bytes(b"mine")
+    assert main([*args, str(foreign)]) == 2
+    _one_line_error(capsys, "refusing to replace it")
+    assert _snapshot(foreign) == {foreign / "holiday.png": b"mine"}
+    out = tmp_path / "ranks"
+    assert main([*args, str(out)]) == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert "sureid_rank.json" in first and "ranking.csv" in first
+    assert main([*args, str(out), "--max-pictures", "1"]) == 0  # its own output: replaced
+    assert len(list(out.glob("*.png"))) == 1
+    (out / "notes.txt").write_text("added by hand")
+    assert main([*args, str(out)]) == 2
+    _one_line_error(capsys, "did not write: 'notes.txt'")
+    assert (out / "notes.txt").read_text() == "added by hand"
+    feats = tmp_path / "feats.pt"  # extract replaces its own feature file
+    for _ in range(2):
+        assert main(["extract", small["model"], str(small["query"]), "-o", str(feats),
+                     "--no-progress"]) == 0
+    assert torch.load(feats, weights_only=True)["features"].shape[0] == 2
+
+
+@pytest.mark.parametrize("target", ["model", "image", "inside_images", "folder", "below_file",
+                                    "foreign_file"])
+def test_extract_output_never_destroys_anything(small, tmp_path, capsys, target):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "other_model.pt").write_bytes(Path(small["model"]).read_bytes())
+    image = sorted(small["query"].iterdir())[0]
+    out = {"model": small["model"], "image": image, "inside_images": small["query"] / "f.pt",
+           "folder": tmp_path / "gallery", "below_file": tmp_path / "f" / "x.pt",
+           "foreign_file": tmp_path / "other_model.pt"}[target]
+    before = _snapshot(tmp_path)
+    model_bytes = Path(small["model"]).read_bytes()
+    assert main(["extract", small["model"], str(small["query"]), "-o", str(out),
+                 "--no-progress"]) == 2
+    _one_line_error(capsys, "--output")
+    assert _snapshot(tmp_path) == before and Path(small["model"]).read_bytes() == model_bytes
+
+
+@pytest.mark.parametrize("target", ["model", "folder", "below_file", "foreign_file"])
+def test_export_output_never_destroys_anything(small, tmp_path, capsys, target):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "notes.onnx").write_text("not a graph")
+    out = {"model": small["model"], "folder": tmp_path / "query",
+           "below_file": tmp_path / "f" / "m.onnx", "foreign_file": tmp_path / "notes.onnx"}[target]
+    before = _snapshot(tmp_path)
+    model_bytes = Path(small["model"]).read_bytes()
+    assert main(["export", small["model"], str(out)]) == 2
+    _one_line_error(capsys, "output")
+    assert _snapshot(tmp_path) == before and Path(small["model"]).read_bytes() == model_bytes
+
+
+@pytest.mark.parametrize("target", ["folder", "below_file", "model", "inside_data",
+                                    "foreign_file"])
+def test_evaluate_json_is_checked_before_the_evaluation(run, tmp_path, capsys, monkeypatch,
+                                                        target):
+    import sureid.inference
+
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    out = {"folder": tmp_path, "below_file": tmp_path / "f" / "r.json", "model": run["model"],
+           "inside_data": Path(run["data"]) / "r.json", "foreign_file": tmp_path / "notes.json"}
+    called = []
+    monkeypatch.setattr(sureid.inference.FeatureExtractor, "__call__",
+                        lambda self, x: called.append(x))
+    assert main(["evaluate", run["model"], "--data-root", run["data"], "--no-progress",
+                 "--json", str(out[target])]) == 2
+    _one_line_error(capsys, "--json")
+    assert not called  # refused before any image was embedded
+    assert (tmp_path / "notes.json").read_text() == '{"mine": 1}'
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["evaluate", "{model}", "--data-root", "{data}", "--max-rank", "0"], "--max-rank must be"),
+    (["evaluate", "{model}", "--data-root", "{data}", "--max-rank", "-3"], "--max-rank must be"),
+    (["evaluate", "{model}", "--data-root", "{data}", "--lambda", "1.5"], "--lambda must be in"),
+    (["evaluate", "{model}", "--data-root", "{data}", "--k1", "0"], "--k1 must be >= 1"),
+    (["rank", "{model}", "{data}/query", "{data}/query", "-o", "{tmp}/r", "--max-pictures", "-1"],
+     "--max-pictures must be >= 0"),
+    (["extract", "{model}", "{data}/query", "-o", "{tmp}/f.pt", "--device", "gpu"],
+     "--device 'gpu' cannot be used"),
+    (["extract", "{model}", "{data}/query", "-o", "{tmp}/f.pt", "--device", "cuda:99"],
+     "--device 'cuda:99' cannot be used"),
+])
+def test_numbers_and_devices_are_checked_first(run, tmp_path, capsys, argv, fragment):
+    args = [a.format(tmp=tmp_path, data=run["data"], model=run["model"]) for a in argv]
+    assert main(args) == 2
+    _one_line_error(capsys, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pids_beyond_int64_in_file_names_are_named(small, tmp_path, capsys):
+    from PIL import Image
+
+    q = tmp_path / "q"
+    q.mkdir()
+    Image.new("RGB", (32, 64)).save(q / "99999999999999999999_c1_f1.png")
+    assert main(["extract", small["model"], str(q), "-o", str(tmp_path / "f.pt"),
+                 "--no-progress"]) == 2
+    _one_line_error(capsys, "int64")
