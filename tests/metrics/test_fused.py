@@ -44,3 +44,45 @@ def test_fused_kernel_is_chosen_for_rows_where_most_items_are_candidates(monkeyp
     off = evaluate_rank(d, qp, gp, qc, gc, 20)
     np.testing.assert_array_equal(r.ap, off.ap)
     np.testing.assert_array_equal(r.first_match, off.first_match)
+
+
+_CALL = """
+import numpy as np
+from sureid.metrics._fused import fused_below
+k = fused_below()
+print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))
+"""
+
+
+def test_the_kernel_is_cached_across_processes(tmp_path):
+    """The second process loads the machine code the first wrote (no compile)."""
+    pytest.importorskip("numba")
+    import os
+    import subprocess
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", _CALL], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert runs[0] == ["0", "1"]  # compiled and written
+    assert runs[1] == ["1", "0"]  # loaded from the cache
+    assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
+
+
+def test_without_a_writable_cache_the_kernel_still_compiles(monkeypatch):
+    numba = pytest.importorskip("numba")
+    from sureid.metrics import _fused_kernel
+
+    real = numba.njit
+
+    def refusing(*args, cache=False, **kwargs):
+        if cache:
+            raise RuntimeError("cannot cache function 'f': no locator available for file")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", refusing)
+
+    @_fused_kernel._njit("int64(int64)")
+    def double(x):
+        return 2 * x
+
+    assert double(21) == 42
