@@ -476,14 +476,14 @@ def describe_backbone_file(path: str | os.PathLike) -> str | None:
     """A few lines about a sureid backbone weights file (what ``sureid info`` prints), or
     ``None`` when ``path`` is not one (a model file, a checkpoint).
 
-    Raises:
-        FileNotFoundError: no file at ``path``.
+    A missing path, a folder or an unreadable file also gives ``None``: the model-file
+    reader (:func:`load`) then says what is wrong with it.
     """
+    if not Path(path).is_file():
+        return None
     try:
         info = backbone_file_info(path)
-    except (ValueError, OSError) as e:  # unreadable: the model-file reader says why
-        if isinstance(e, FileNotFoundError):
-            raise
+    except (ValueError, OSError):
         return None
     if info is None:
         return None

@@ -40,7 +40,7 @@ __all__ = [
 # sureid's backbone weight files: {"format", "arch", "img_size", "state_dict" (fp16),
 # "reference" (the (4, C) output on probe_images), "provenance"}
 BACKBONE_FORMAT = "sureid-backbone-v1"
-# arch keys of a backbone file and the VisionTransformer arguments they are
+# the arch keys a backbone file may hold (VisionTransformer arguments, or a timm model name)
 _ARCH_KEYS = ("embed_dim", "depth", "num_heads", "patch_size", "stem", "timm_name")
 
 # wrappers around the weights in training checkpoints, tried in this order
