@@ -59,6 +59,7 @@ from sureid.ablation.recipe import (
     STD,
     Weights,
     WeightsUnavailable,
+    file_digest,
     make_optimizer,
     train_loader,
     view_transforms,
@@ -126,6 +127,9 @@ def parse_args(argv=None):
     p.add_argument("--teacher-weights", type=Path, help="local weights for the teacher backbone")
     p.add_argument("--teacher-checkpoint", type=Path,
                    help="use this trained teacher instead of training one")
+    p.add_argument("--teacher-only", action="store_true",
+                   help="fine-tune (or load) the teacher, evaluate it, write it as a sureid.load "
+                        "model file with its provenance (models/teacher.pt, .json) and stop")
     p.add_argument("--epochs", type=int, help="override the preset's student epochs")
     p.add_argument("--teacher-epochs", type=int, help="override the preset's teacher epochs")
     p.add_argument("--keep-ratio", type=float, help="override the preset's p")
@@ -258,32 +262,36 @@ def main(argv=None) -> list[dict]:
     # eval_feature="after": the frozen teacher emits its BNNeck feature, the feature its
     # classifier W was trained on, so g^t = W f^t are the teacher's real logits (with the
     # pre-BN feature they would be meaningless); see docs/reproduce.md
-    torch.manual_seed(args.seed)
-    t_backbone = teacher_weights.build(preset.img_size)
-    teacher_net = ReIDModel(t_backbone, num_classes, eval_feature="after").to(device)
-    teacher_path = args.teacher_checkpoint or out / "teacher.pt"
-    teacher_cfg = {**common, "role": "teacher", "seed": args.seed,
-                   "weights": teacher_weights.describe()}
-    teacher_cfg["preset"] = {k: teacher_cfg["preset"][k] for k in
-                             ("teacher", "teacher_epochs", "img_size", "optimizer", "lr",
-                              "weight_decay", "warmup_epochs", "ids_per_batch", "instances",
-                              "padding", "erasing_p", "patch_p", "max_steps_per_epoch",
-                              "backbone_lr_mult")}
-    teacher_cfg = normalize_settings(teacher_cfg)
-    state = load_checkpoint(teacher_path) if teacher_path.is_file() else None
-    if state is not None and args.teacher_checkpoint is None:  # ours: same settings or refuse
-        check_settings(state.get("settings"), teacher_cfg, path=teacher_path)
-    if state is not None:
-        teacher_net.load_state_dict(state["model"])
-        log(f"teacher loaded from {teacher_path}")
+    teacher_file = args.teacher_checkpoint
+    if teacher_file is None and preset.trained_teacher is not None and not args.teacher_only:
+        teacher_file = PRETRAINED_DIR / f"{preset.trained_teacher}.pt"  # shipped, provenance
+    teacher_net = load_teacher_model(teacher_file, num_classes) if teacher_file else None
+    if teacher_net is not None:  # a sureid model file: its own architecture and weights
+        teacher_net = teacher_net.to(device)
+        teacher_cfg = {"role": "teacher",
+                       "file": f"{teacher_file.name}:{file_digest(teacher_file)}"}
+        log(f"teacher loaded from {teacher_file}")
     else:
-        objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False)
-        fit("teacher", teacher_net, objective, None, second=None, epochs=preset.teacher_epochs,
-            seed=args.seed, settings=teacher_cfg)
-        save_checkpoint({"model": teacher_net.state_dict(), "settings": teacher_cfg}, teacher_path)
+        teacher_net, teacher_cfg = train_teacher(preset, common, args, teacher_weights,
+                                                 num_classes, device, fit,
+                                                 path=args.teacher_checkpoint or out / "teacher.pt")
     teacher_result = evaluate(teacher_net)
-    teacher_metrics = {"rank1": 100 * teacher_result.rank1, "mAP": 100 * teacher_result.mAP}
+    teacher_metrics = {"rank1": 100 * teacher_result.rank1, "mAP": 100 * teacher_result.mAP,
+                       "file": teacher_file.name if teacher_cfg.get("file") else None}
     log(f"teacher: Rank-1 {teacher_metrics['rank1']:.1f} mAP {teacher_metrics['mAP']:.1f}")
+    if args.teacher_only:
+        path = out / "models" / "teacher.pt"
+        teacher_net.save(path, data_config=DataConfig(preset.img_size, MEAN, STD),
+                         metadata={"role": "teacher", "preset": args.preset,
+                                   "settings": teacher_cfg, **teacher_metrics})
+        provenance = {"command": "python examples/reproduce_table4.py " + " ".join(
+                          sys.argv[1:] if argv is None else argv),
+                      "settings": teacher_cfg, "test_split": teacher_metrics,
+                      "seconds": round(time.perf_counter() - t_start, 1),
+                      "torch": torch.__version__, "cpu": describe_cpu()}
+        path.with_suffix(".json").write_text(json.dumps(provenance, indent=2) + "\n")
+        log(f"wrote {path} and its provenance {path.with_suffix('.json').name}")
+        return []
     teacher = sureid.FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach()).to(device)
 
     # table rows, once per seed ----------------------------------------------------------------
@@ -420,6 +428,51 @@ def main(argv=None) -> list[dict]:
     return table
 
 
+def load_teacher_model(path: Path, num_classes: int):
+    """The :class:`~sureid.ReIDModel` in ``path`` if it is a ``sureid.load`` model file (a
+    shipped or exported teacher), None if it is a training checkpoint of this script."""
+    try:
+        model = sureid.load(path)
+    except sureid.ModelFileError:
+        return None
+    if model.eval_feature != "after" or model.num_classes != num_classes:
+        raise UsageError(
+            f"teacher {str(path)!r} must emit its BNNeck feature (eval_feature='after', got "
+            f"{model.eval_feature!r}) and classify the {num_classes} training identities (got "
+            f"{model.num_classes}): NPKD's logits are W f^t over the same labels")
+    return model
+
+
+def train_teacher(preset, common, args, weights, num_classes, device, fit, *, path: Path):
+    """The dense teacher fine-tuned on the training split (or resumed / loaded from its
+    training checkpoint), and the settings that identify it."""
+    # eval_feature="after": the frozen teacher emits its BNNeck feature, the feature its
+    # classifier W was trained on, so g^t = W f^t are the teacher's real logits (with the
+    # pre-BN feature they would be meaningless); see docs/reproduce.md
+    torch.manual_seed(args.seed)
+    teacher_net = ReIDModel(weights.build(preset.img_size), num_classes,
+                            eval_feature="after").to(device)
+    teacher_path = path
+    cfg = {**common, "role": "teacher", "seed": args.seed, "weights": weights.describe()}
+    cfg["preset"] = {k: cfg["preset"][k] for k in
+                     ("teacher", "teacher_epochs", "img_size", "optimizer", "lr", "weight_decay",
+                      "warmup_epochs", "ids_per_batch", "instances", "padding", "erasing_p",
+                      "patch_p", "max_steps_per_epoch", "backbone_lr_mult")}
+    cfg = normalize_settings(cfg)
+    state = load_checkpoint(teacher_path) if teacher_path.is_file() else None
+    if state is not None and args.teacher_checkpoint is None:  # ours: same settings or refuse
+        check_settings(state.get("settings"), cfg, path=teacher_path)
+    if state is not None:
+        teacher_net.load_state_dict(state["model"])
+        log(f"teacher loaded from {teacher_path}")
+    else:
+        objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False)
+        fit("teacher", teacher_net, objective, None, second=None, epochs=preset.teacher_epochs,
+            seed=args.seed, settings=cfg)
+        save_checkpoint({"model": teacher_net.state_dict(), "settings": cfg}, teacher_path)
+    return teacher_net, cfg
+
+
 SPEED_TARGET = 1.4  # the paper's Table IV: 1585 / 1074 = 1.48x at p = 0.7
 
 
@@ -483,8 +536,13 @@ def markdown_table(number: int | str, rows: list[dict], verdicts: list[dict], me
                   + ", ".join(f"{r['name']} Rank-1 {r['rank1_all_tokens']:.1f}" for r in full)
                   + "."]
     t = meta["teacher"]
-    lines += ["", f"Teacher (fine-tuned once, dense): Rank-1 {t['rank1']:.1f}, mAP {t['mAP']:.1f}. "
-              f"Total time {meta['seconds']:.0f} s.", ""]
+    source = (f"the shipped `{t['file']}`, fine-tuned on the training split"
+              if t.get("file") else "fine-tuned once by this run")
+    dense = [r for r in rows if not r["hts"]]
+    margin = (f"; {t['rank1'] - dense[0]['rank1']:+.1f} Rank-1 over {dense[0]['name']}"
+              if dense else "")
+    lines += ["", f"Teacher (dense, {source}): Rank-1 {t['rank1']:.1f}, mAP {t['mAP']:.1f}"
+              f"{margin}. Total time {meta['seconds']:.0f} s.", ""]
     if verdicts:
         lines += [("Diagnostic contrasts" if number == "npkd" else "Claims of the paper")
                   + ", each as a paired difference over the same queries and "

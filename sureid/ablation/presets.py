@@ -72,6 +72,10 @@ class Preset:
     teacher: Arch = Arch(embed_dim=768, num_heads=12)
     # shipped backbone weights (examples/pretrained/<name>_{student,teacher}.pt), None: none
     pretrained: str | None = None
+    # a shipped teacher already fine-tuned on the benchmark's training split
+    # (examples/pretrained/<name>.pt, a sureid.load file with its provenance .json), used unless
+    # --teacher-checkpoint is given; None: the teacher is fine-tuned by the run
+    trained_teacher: str | None = None
     timm_pretrained: bool = False  # timm names start from timm's pretrained weights
     # every setting this preset adds to what the paper states, with why (see docs/reproduce.md)
     not_in_paper: tuple[str, ...] = ()

@@ -90,6 +90,51 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert "class-token attention" in (tmp_path / "attn" / "table4.md").read_text()
 
 
+@pytest.mark.slow
+def test_teacher_only_rows_set_and_a_model_file_teacher(tmp_path):
+    """--teacher-only writes a sureid.load teacher with its provenance; a later run takes it
+    as --teacher-checkpoint, trains only --rows, applies --set, and names the CPU."""
+    import sureid
+
+    t = run("--preset", "smoke", "--output-dir", tmp_path / "t", "--workers", "0",
+            "--no-progress", "--teacher-only")
+    assert t.returncode == 0, t.stdout[-3000:] + t.stderr[-3000:]
+    model_file = tmp_path / "t" / "models" / "teacher.pt"
+    teacher = sureid.load(model_file)
+    assert teacher.eval_feature == "after" and "rank1" in teacher.metadata
+    provenance = json.loads(model_file.with_suffix(".json").read_text())
+    assert "--teacher-only" in provenance["command"] and provenance["settings"]["role"] == "teacher"
+    assert not (tmp_path / "t" / "table4.json").exists()  # no rows trained
+
+    r = run("--preset", "smoke", "--output-dir", tmp_path / "r", "--workers", "0",
+            "--no-progress", "--seeds", "1", "--teacher-checkpoint", model_file,
+            "--rows", "+HTS+NPKD", "--set", "predictor_warmup_epochs=0.5")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "teacher loaded from" in r.stdout and "[teacher] epoch" not in r.stdout
+    result = json.loads((tmp_path / "r" / "table4.json").read_text())
+    assert [row["name"] for row in result["rows"]] == ["+HTS+NPKD"]
+    assert "rank1_all_tokens" in result["rows"][0]  # evaluated with every token kept too
+    assert result["claims"] == []  # every claim needs a row that was not trained
+    assert result["meta"]["teacher"]["rank1"] == pytest.approx(teacher.metadata["rank1"])
+    assert result["meta"]["epochs"] == 1 and result["meta"]["cpu"]["model"]
+    settings = _checkpoint_settings(tmp_path / "r" / "checkpoints")
+    assert settings["preset"]["predictor_warmup_epochs"] == 0.5
+    assert settings["teacher"]["file"].startswith("teacher.pt:")
+
+    bad = run("--preset", "smoke", "--output-dir", tmp_path / "b", "--rows", "nope")
+    assert bad.returncode == 2 and "--rows ['nope']" in bad.stderr
+    bad = run("--preset", "smoke", "--output-dir", tmp_path / "b", "--set", "epochs=1.5")
+    assert bad.returncode == 2 and "--set epochs: expected int" in bad.stderr
+
+
+def _checkpoint_settings(folder):
+    """The settings of the one checkpoint in ``folder``."""
+    from sureid.engine import load_checkpoint
+
+    (path,) = sorted(folder.glob("*.pt"))
+    return load_checkpoint(path)["settings"]
+
+
 def test_data_root_that_is_not_a_dataset_fails_before_training(tmp_path):
     (tmp_path / "not_a_dataset").mkdir()
     proc = run("--preset", "smoke", "--data-root", tmp_path / "not_a_dataset",
