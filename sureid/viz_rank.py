@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from ._checks import check_int, check_output_path, check_size
+from ._checks import check_int, check_output_path, check_size, is_real
 from ._image_files import open_image, to_mode
 from .viz import mask_dropped_patches
 
@@ -99,6 +99,8 @@ def render_ranked_list(
         raise ValueError(f"matches has {len(matches)} entries for {k} gallery images")
     if distances is not None and len(distances) != k:
         raise ValueError(f"distances has {len(distances)} entries for {k} gallery images")
+    if distances is not None and not all(is_real(d) for d in distances):
+        raise TypeError(f"distances must be real numbers, got {list(distances)!r}")
     if kept is not None:
         if patch_size is None:
             raise ValueError("patch_size is required with kept")

@@ -77,3 +77,10 @@ def test_the_picture_never_replaces_an_input_image(tmp_path):
     with pytest.raises(ValueError, match="must be a file path, got the existing folder"):
         render_ranked_list(paths[0], paths[1:], path=tmp_path)
     assert [p.read_bytes() for p in paths] == before
+
+
+@pytest.mark.parametrize("distances", [["a"], [None], [True]])
+def test_distances_must_be_numbers(distances):
+    # a string was a bare "Unknown format code 'f'" from the label drawing
+    with pytest.raises(TypeError, match="distances must be real numbers"):
+        render_ranked_list(_imgs(1)[0], _imgs(1), distances=distances)
