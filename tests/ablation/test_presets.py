@@ -145,3 +145,26 @@ def test_override_sets_typed_values_and_refuses_the_rest():
                        ("timm_pretrained=1", "expected bool")]:
         with pytest.raises(ValueError, match=match):
             override(q, [bad])
+
+
+def test_shipped_fine_tuned_teacher_matches_its_provenance():
+    """The quick/long presets' teacher: a sureid.load file whose digest, settings and test
+    scores are the ones its provenance records."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import sureid
+
+    folder = Path(__file__).resolve().parents[2] / "examples" / "pretrained"
+    name = PRESETS["quick"].trained_teacher
+    assert name and PRESETS["long"].trained_teacher == name
+    path = folder / f"{name}.pt"
+    provenance = json.loads(path.with_suffix(".json").read_text())
+    assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] == provenance["sha256_16"]
+    teacher = sureid.load(path)
+    assert teacher.eval_feature == "after" and teacher.num_classes == 200
+    assert teacher.metadata["rank1"] == provenance["test_split"]["rank1"]
+    settings = provenance["settings"]["preset"]
+    assert settings["teacher_epochs"] == PRESETS["quick"].teacher_epochs  # --teacher-only redoes it
+    assert tuple(settings["img_size"]) == PRESETS["quick"].img_size
