@@ -103,7 +103,7 @@ def test_an_interrupted_run_resumes_its_log(first, tmp_path):
     assert _same_weights(first / "model.pt", out / "model.pt")
 
 
-def test_a_json_config_with_a_trained_teacher_and_no_eval_split(first, data, tmp_path):
+def test_a_json_config_with_a_trained_teacher_and_epoch_rows_only(first, data, tmp_path):
     cfg = load_config(first / CONFIG)[0]
     cfg = merge(cfg, {"teacher": {"source": "checkpoint",
                                   "checkpoint": str(first / "teacher.pt")},
