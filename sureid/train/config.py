@@ -127,8 +127,9 @@ class TeacherSection:
     source: str = _opt("train", "'train': fine-tune a dense teacher on the training set "
                        "first; 'checkpoint': load a trained one; 'none': no NPKD",
                        choices=("train", "checkpoint", "none"))
-    checkpoint: str = _opt("", "source = 'checkpoint': a sureid model file (ReIDModel.save) or "
-                           "a Trainer checkpoint of the architecture below")
+    checkpoint: str = _opt("", "source = 'checkpoint': a sureid model file (ReIDModel.save), a "
+                           "Trainer checkpoint of the architecture below, or a shipped name "
+                           "(quick_teacher_finetuned)")
     timm_name: str = _opt("", "timm model name; '': a sureid ViT of the shape below")
     embed_dim: int = _opt(768, "sureid ViT width", low=1)
     depth: int = _opt(12, "sureid ViT blocks", low=1)
@@ -335,7 +336,8 @@ def from_preset(preset: str | Preset) -> TrainConfig:
     NPKD from a teacher fine-tuned first, NODA), or of a :class:`~sureid.ablation.Preset`.
 
     Shipped backbones (``Preset.pretrained``) become ``student.weights = "<name>_student"``
-    (and ``_teacher``); ``timm_pretrained`` becomes ``weights = "timm"``. The preset's
+    (and ``_teacher``); ``timm_pretrained`` becomes ``weights = "timm"``; a shipped trained
+    teacher (``Preset.trained_teacher``) becomes ``teacher.source = "checkpoint"``. The preset's
     ``seeds`` are not a training setting (``seed`` picks one).
 
     Raises:
@@ -366,7 +368,10 @@ def from_preset(preset: str | Preset) -> TrainConfig:
                          patch_p=p.patch_p, noda_p=p.noda_p),
         student=StudentSection(**arch(p.student, "student"), keep_ratio=p.keep_ratio,
                                decision_init_keep=p.decision_init_keep or 0.0),
-        teacher=TeacherSection(**arch(p.teacher, "teacher"), epochs=p.teacher_epochs),
+        teacher=TeacherSection(**arch(p.teacher, "teacher"), epochs=p.teacher_epochs)
+        if p.trained_teacher is None else  # a shipped trained teacher: nothing to fine-tune
+        TeacherSection(**arch(p.teacher, "teacher") | {"weights": ""}, source="checkpoint",
+                       checkpoint=p.trained_teacher, epochs=p.teacher_epochs),
         objective=ObjectiveSection(alpha=p.alpha, beta=p.beta, ratio_weight=p.ratio_weight,
                                    kl_weight=p.kl_weight),
         schedule=ScheduleSection(

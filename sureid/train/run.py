@@ -134,7 +134,7 @@ def _absolute(cfg: TrainConfig) -> TrainConfig:
         "data": {"root": path(cfg.data.root), "occluders": path(cfg.data.occluders)},
         "student": {"weights": weights(cfg.student.weights)},
         "teacher": {"weights": weights(cfg.teacher.weights),
-                    "checkpoint": path(cfg.teacher.checkpoint)},
+                    "checkpoint": weights(cfg.teacher.checkpoint)},
     })
 
 
@@ -237,10 +237,8 @@ def _teacher_net(cfg: TrainConfig, num_classes: int, log) -> ReIDModel:
 
 def _loaded_teacher(cfg: TrainConfig, num_classes: int, log) -> FrozenTeacher:
     """The trained teacher of ``teacher.checkpoint``, frozen, emitting its BNNeck feature."""
-    path = Path(cfg.teacher.checkpoint)
     key = "teacher.checkpoint"
-    if not path.is_file():
-        raise FileNotFoundError(f"{key} {str(path)!r} does not exist")
+    path = _weights_file(key, cfg.teacher.checkpoint)  # a file, or a shipped name
     state = load_checkpoint(path)
     if isinstance(state, dict) and state.get("format") == MODEL_FORMAT:
         model = load(path)
@@ -451,7 +449,9 @@ def prepare(cfg: TrainConfig, out: str | os.PathLike, *, fmt: str = "toml",
     root = Path(cfg.data.root)
     if cfg.data.occluders and not Path(cfg.data.occluders).is_dir():
         raise FileNotFoundError(f"data.occluders {cfg.data.occluders!r} is not a folder")
-    inputs = [root, cfg.data.occluders or None, cfg.teacher.checkpoint or None,
+    inputs = [root, cfg.data.occluders or None,
+              _weights_file("teacher.checkpoint", cfg.teacher.checkpoint)
+              if cfg.teacher.checkpoint else None,
               _weights_file("student.weights", cfg.student.weights),
               _weights_file("teacher.weights", cfg.teacher.weights)
               if cfg.teacher.source == "train" else None]
@@ -540,7 +540,7 @@ def prepare(cfg: TrainConfig, out: str | os.PathLike, *, fmt: str = "toml",
         teacher_dim = net.embed_dim
     elif cfg.teacher.source == "checkpoint":
         teacher = _loaded_teacher(cfg, num_classes, log).to(device)
-        common["weights"]["teacher_checkpoint"] = file_digest(Path(cfg.teacher.checkpoint))
+        common["weights"]["teacher_checkpoint"] = file_digest(inputs[2])
         teacher_dim = _feature_dim(teacher, cfg.data.img_size)
     torch.manual_seed(cfg.seed)
     student = _student(cfg, num_classes, log)

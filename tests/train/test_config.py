@@ -45,7 +45,8 @@ def test_presets_round_trip_through_the_recipe(name):
                 "warmup_epochs", "backbone_lr_mult"):
         assert getattr(preset, key) == getattr(PRESETS[name], key), key
     # the starting weights are the config's (the recipe's Preset does not carry them)
-    weights = {"student": {"weights": ""}, "teacher": {"weights": ""}}
+    weights = {"student": {"weights": ""},
+               "teacher": {"weights": "", "source": "train", "checkpoint": ""}}
     assert from_preset(preset) == merge(cfg, weights)
 
 
@@ -53,7 +54,9 @@ def test_preset_weights_and_smoke_values():
     smoke, quick, paper = from_preset("smoke"), from_preset("quick"), from_preset("paper")
     assert smoke.student.embed_dim == 64 and smoke.schedule.max_steps_per_epoch == 3
     assert smoke.student.weights == "" and smoke.teacher.source == "train"
-    assert (quick.student.weights, quick.teacher.weights) == ("quick_student", "quick_teacher")
+    assert quick.student.weights == "quick_student"
+    assert (quick.teacher.source, quick.teacher.checkpoint) == ("checkpoint",
+                                                                "quick_teacher_finetuned")
     assert paper.student.weights == "timm"
     assert paper.student.timm_name == "deit_small_distilled_patch16_224"
     with pytest.raises(ValueError, match="--preset must be one of .*'smoke'"):
