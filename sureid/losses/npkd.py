@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._amp import fp32, no_autocast
+from .._checks import check_bool
 from .reid import (
     _check_2d,
     _check_finite_number,
@@ -222,10 +223,8 @@ class NPKDLoss(nn.Module):
         self.align = align
         self.direction = direction
         self.kl_mode = kl_mode
-        self.t2_scale = bool(t2_scale)
-        if not isinstance(align_corners, bool):
-            raise TypeError(f"align_corners must be a bool, got {align_corners!r}")
-        self.align_corners = align_corners
+        self.t2_scale = check_bool("t2_scale", t2_scale)  # "no" would scale by T**2
+        self.align_corners = check_bool("align_corners", align_corners)
         self.proj: nn.Linear | None = None
         if align == "linear":
             if self.student_dim is None or self.teacher_dim is None:

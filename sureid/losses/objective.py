@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .._amp import fp32, no_autocast
-from .._checks import check_finite
+from .._checks import check_bool, check_finite
 from .npkd import NPKDLoss
 from .ratio import RatioLoss
 from .reid import (
@@ -99,6 +99,7 @@ class SUReIDLoss(nn.Module):
 
     Raises:
         ValueError: negative, NaN, infinite or non-number weights, every term switched off.
+        TypeError: a ``use_*`` flag that is not a bool (``use_kd="no"``).
 
     Example:
         >>> crit = SUReIDLoss(use_kd=False, use_ratio=False)
@@ -129,6 +130,9 @@ class SUReIDLoss(nn.Module):
         self.beta = _check_weight("beta", beta)
         self.ratio_weight = _check_weight("ratio_weight", ratio_weight)
         aux_weight = _check_weight("aux_weight", aux_weight)
+        for name, flag in (("use_cls", use_cls), ("use_tri", use_tri), ("use_kd", use_kd),
+                           ("use_ratio", use_ratio), ("use_reweight", use_reweight)):
+            check_bool(name, flag)  # use_kd="no" is truthy: it would distil
         if not (use_cls or use_tri or use_kd or use_ratio):
             raise ValueError(
                 "every term is switched off (use_cls, use_tri, use_kd and use_ratio are all False)"

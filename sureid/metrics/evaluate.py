@@ -74,8 +74,8 @@ def evaluate(
         ValueError: bad shapes, mismatched lengths or dims, empty sets, unknown metric,
             non-finite features, no valid query, ``aqe_k < 1``, ``aqe_alpha < 0``,
             ``aqe_times < 1``.
-        TypeError: non-float features, non-integer labels or chunk_size, non-bool ``aqe`` /
-            ``camera_pairs``.
+        TypeError: non-float features, non-integer labels or chunk_size, non-bool ``rerank``
+            / ``aqe`` / ``camera_pairs``.
 
     Example:
         >>> q, g = torch.randn(4, 8), torch.randn(10, 8)
@@ -84,8 +84,8 @@ def evaluate(
         10
     """
     max_rank = _check_max_rank(max_rank)
-    check_bool("aqe", aqe)
-    check_bool("camera_pairs", camera_pairs)
+    for name, flag in (("rerank", rerank), ("aqe", aqe), ("camera_pairs", camera_pairs)):
+        check_bool(name, flag)  # "no" is truthy: it would re-rank
     aqe_k, aqe_alpha, aqe_times = _check_qe(aqe_k, aqe_alpha, aqe_times, "aqe_")
     q, g = _check_pair(query_feats, gallery_feats, metric)
     qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, q.shape[0], g.shape[0])

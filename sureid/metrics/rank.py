@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._checks import check_bool
+from .._checks import INT64_MAX, INT64_MIN, check_bool, check_label, is_int
 from ._fused import fused_below
 
 __all__ = ["RankResult", "evaluate_rank"]
@@ -109,22 +109,53 @@ class RankResult:
 
 
 # ----------------------------------------------------------------------------- validation
+# whole floats above this may have lost the digits that told two labels apart
+_EXACT_FLOAT_INT = 2**53
+
+
 def _as_labels(x, name: str) -> np.ndarray:
+    """``x`` as an int64 array of exact integer labels, or an error naming the bad entry.
+
+    Integer arrays pass; unsigned ones must fit int64; whole floats are accepted only where
+    a float holds every integer (``|x| <= 2**53``), since ``2.0**63`` and ``2.0**63 + 1`` are
+    the same float and would merge two identities; Python ints beyond int64, non-integral
+    floats, bools and strings are refused (:func:`sureid._checks.check_label`'s wording).
+    """
     try:
         import torch
 
         if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
+            x = x.detach().cpu()
+            x = (x.double() if x.is_floating_point() else x).numpy()
     except ImportError:  # pragma: no cover
         pass
     arr = np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)):
-            if np.all(arr == np.round(arr)):
-                return arr.astype(np.int64)
-        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if not arr.size:
+        return arr.astype(np.int64)
+    kind = arr.dtype.kind
+    if kind == "i":
+        return arr.astype(np.int64)
+    if kind == "u":
+        bad = np.flatnonzero(arr > INT64_MAX)
+    elif kind == "f":
+        bad = np.flatnonzero(~(np.isfinite(arr) & (arr == np.round(arr))
+                               & (np.abs(arr) <= _EXACT_FLOAT_INT)))
+    elif kind == "O":  # Python ints beyond int64, or mixed objects
+        bad = [i for i, v in enumerate(arr.tolist())
+               if not (is_int(v) and INT64_MIN <= v <= INT64_MAX)]
+    else:  # bool, str, complex, ...
+        bad = [0]
+    if len(bad):
+        i = int(bad[0])
+        value = arr[i].item() if isinstance(arr[i], np.generic) else arr[i]
+        try:
+            check_label(f"{name}[{i}]", value)  # raises for every entry found bad
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{name} must hold integers, got dtype {arr.dtype}: {err} "
+                            "(labels must be exact int64 values; whole floats only up to "
+                            "2**53)") from None
     return arr.astype(np.int64)
 
 

@@ -46,7 +46,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .._checks import check_int, is_real
+from .._checks import check_bool, check_int, is_real
 from .distance import _check_finite, _check_pair, _Kernel
 
 __all__ = ["KReciprocalReranker", "rank_gallery", "rerank", "rerank_distmat"]
@@ -464,7 +464,7 @@ def rank_gallery(
 
     Raises:
         ValueError: ``topk < 1``, bad shapes, an empty set, NaN or inf, unknown metric.
-        TypeError: non-integer ``topk`` (bools too), non-float features.
+        TypeError: non-integer ``topk`` (bools too), non-bool ``rerank``, non-float features.
 
     Example:
         >>> idx, dist = rank_gallery(torch.randn(2, 8), torch.randn(20, 8), topk=5)
@@ -472,7 +472,7 @@ def rank_gallery(
         (2, 5)
     """
     topk = check_int("topk", topk, low=1)
-    if rerank:
+    if check_bool("rerank", rerank):
         rr = _reranker(query_feats, gallery_feats, metric, device, k1=k1, k2=k2,
                        lambda_value=lambda_value)
         nq, ng = rr.num_query, rr.num_gallery
