@@ -139,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print CMC up to rank K (default: %(default)s)")
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     _add_rerank_options(p)
+    g = p.add_argument_group("query expansion and breakdown")
+    g.add_argument("--aqe", action="store_true",
+                   help="alpha query expansion first (fast-reid's aqe; with --rerank, QE "
+                        "comes first)")
+    g.add_argument("--aqe-k", type=int, default=5, metavar="K",
+                   help="features averaged per query expansion, itself included (default: "
+                        "%(default)s)")
+    g.add_argument("--aqe-alpha", type=float, default=3.0, metavar="A",
+                   help="weight exponent of the cosine similarity (default: %(default)s)")
+    g.add_argument("--camera-pairs", action="store_true",
+                   help="also report Rank-1/mAP of each query camera against each gallery "
+                        "camera (cameras numbered as the reader gives them, from 0)")
     _add_model_options(p)
 
     p = sub.add_parser(
@@ -170,8 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="export the backbone to ONNX", formatter_class=fmt,
         description=_wrap("Export MODEL's backbone (an HTSViT, token pruning in the graph) to ONNX "
                     "with sureid.export_onnx at the model's input size; the output is the "
-                    "backbone embedding (pre-BN)."),
-        epilog="example:\n  sureid export runs/final.pt model.onnx --opset 17",
+                    "backbone embedding (pre-BN). The file's metadata_props record the input "
+                    "size, mean, std, embedding dimension and keep ratios "
+                    "(sureid.export.read_onnx_metadata)."),
+        epilog="examples:\n  sureid export runs/final.pt model.onnx --opset 17\n"
+               "  sureid export runs/final.pt model-int8.onnx --quantize int8 "
+               "--verify-images data/query",
     )
     p.add_argument("model", help="model file written by ReIDModel.save")
     _add_keep_ratio(p)
@@ -180,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the onnxruntime comparison with PyTorch")
+    p.add_argument("--quantize", choices=("int8",),
+                   help="dynamic int8 quantisation of the linear layers, written only if its "
+                        "embeddings and kept tokens agree with the float32 graph "
+                        "(sureid.export.quantize_onnx)")
+    p.add_argument("--verify-images", metavar="DIR",
+                   help="with --quantize: check the int8 graph on (up to 32 of) these images "
+                        "instead of 8 random ones (real images give a meaningful kept-token "
+                        "overlap)")
 
     p = sub.add_parser(
         "info", help="describe a model file: architecture, input, GFLOPs",
@@ -283,11 +307,13 @@ def _rank_folder_problem(folder: Path) -> str | None:
 def _check_common(args) -> None:
     """Numbers and the device, before any file is read."""
     bounds = {"batch_size": 1, "workers": 0, "max_rank": 1, "topk": 1, "k1": 1, "k2": 1,
-              "max_pictures": 0}
+              "max_pictures": 0, "aqe_k": 1}
     for name, low in bounds.items():
         value = getattr(args, name, None)
         if value is not None and value < low:
             raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    if getattr(args, "aqe_alpha", None) is not None:
+        check_real("--aqe-alpha", args.aqe_alpha, low=0.0)
     if getattr(args, "lambda_value", None) is not None:
         check_real("--lambda", args.lambda_value, low=0.0, high=1.0)
     if getattr(args, "keep_ratio", None) is not None:
@@ -351,7 +377,8 @@ def _cmd_evaluate(args) -> None:
         qf, gf, [x.pid for x in ds.query], [x.pid for x in ds.gallery],
         [x.camid for x in ds.query], [x.camid for x in ds.gallery], metric=args.metric,
         max_rank=args.max_rank, rerank=args.rerank, k1=args.k1, k2=args.k2,
-        lambda_value=args.lambda_value,
+        lambda_value=args.lambda_value, aqe=args.aqe, aqe_k=args.aqe_k,
+        aqe_alpha=args.aqe_alpha, camera_pairs=args.camera_pairs,
     )
     ranks = [k for k in (1, 5, 10, 20, 50) if k <= len(r.cmc)]
     result = {
@@ -360,10 +387,22 @@ def _cmd_evaluate(args) -> None:
         **{f"rank{k}": r.rank(k) for k in ranks},
         "num_valid_queries": r.num_valid_queries, "num_skipped": r.num_skipped,
     }
+    if args.aqe:
+        result["aqe"] = {"k": args.aqe_k, "alpha": args.aqe_alpha}
+    how = [w for w, on in (("alpha-QE", args.aqe), ("re-ranked", args.rerank)) if on]
     print(f"{ds.name}: {len(ds.query)} queries, {len(ds.gallery)} gallery images"
-          f"{', re-ranked' if args.rerank else ''}")
+          + "".join(f", {w}" for w in how))
     print("  " + "  ".join(f"Rank-{k} {100 * r.rank(k):.1f}" for k in ranks)
           + f"  mAP {100 * r.mAP:.1f}  mINP {100 * r.mINP:.1f}")
+    if r.camera_pairs is not None:
+        pairs = sorted(r.camera_pairs.items())
+        result["camera_pairs"] = [
+            {"query_camid": qc, "gallery_camid": gc, "num_valid_queries": p.num_valid_queries,
+             "rank1": p.rank1, "mAP": p.mAP, "mINP": p.mINP} for (qc, gc), p in pairs]
+        print(f"  per camera pair ({len(pairs)} with a true match; camids from 0):")
+        for (qc, gc), p in pairs:
+            print(f"    query cam {qc} -> gallery cam {gc}: {p.num_valid_queries} queries  "
+                  f"Rank-1 {100 * p.rank1:.1f}  mAP {100 * p.mAP:.1f}")
     if json_path is not None:
         from ._atomic import temp_file
 
@@ -487,16 +526,44 @@ def _write_rank_folder(tmp: Path, args, model, ext, q, g, q_lab, labelled, rows,
 def _cmd_export(args) -> None:
     from .export import export_onnx
 
-    output = _output_file("output", args.output, [args.model], _is_onnx_file,
-                          "an ONNX graph")
+    if args.verify_images is not None and args.quantize is None:
+        raise ValueError("--verify-images checks the int8 graph: give it with --quantize int8")
+    output = _output_file("output", args.output, [args.model, args.verify_images],
+                          _is_onnx_file, "an ONNX graph")
     model = _load(args.model, keep_ratio=args.keep_ratio)
-    size = tuple(model.data_config.input_size)
-    path = export_onnx(model.backbone, output, img_size=size,
-                       dynamic_batch=not args.static_batch, opset=args.opset,
-                       verify=not args.no_verify)
+    cfg = model.data_config
+    size = tuple(cfg.input_size)
+    images = None
+    if args.verify_images is not None:
+        images = _verify_images(args.verify_images, cfg)
+    try:
+        path = export_onnx(model.backbone, output, img_size=size,
+                           dynamic_batch=not args.static_batch, opset=args.opset,
+                           verify=not args.no_verify, quantize=args.quantize,
+                           verify_images=images, mean=cfg.mean, std=cfg.std)
+    except RuntimeError as err:  # a failed onnxruntime or int8 check: nothing was written
+        raise ValueError(f"export: {err}") from None
     note = " (the BNNeck is not in the graph)" if model.eval_feature == "after" else ""
-    print(f"wrote {path}: images (B, 3, {size[0]}, {size[1]}) -> embedding (B, "
+    kind = ", int8" if args.quantize else ""
+    print(f"wrote {path}{kind}: images (B, 3, {size[0]}, {size[1]}) -> embedding (B, "
           f"{model.embed_dim}){note}")
+
+
+def _verify_images(folder: str, cfg):
+    """Up to 32 images of ``folder`` (or one image), preprocessed as the model expects."""
+    import torch
+
+    from ._image_files import list_images, open_image
+    from .inference import preprocess
+
+    src = Path(folder)
+    if not src.exists():
+        raise FileNotFoundError(f"--verify-images: not found: {folder!r}")
+    files = list_images(src) if src.is_dir() else [src]
+    if not files:
+        raise ValueError(f"--verify-images: no images in {folder!r}")
+    step = max(1, len(files) // 32)  # spread over the folder, not its first 32 names
+    return torch.stack([preprocess(open_image(p), cfg) for p in files[::step][:32]])
 
 
 def _cmd_info(args) -> None:

@@ -4,21 +4,29 @@ The exported graph contains the decision modules, ``TopK`` and the row gather of
 :func:`sureid.models.hts.select_topk_tokens`, so every block after a pruning stage runs on
 ``P + k_s`` tokens only. ``k_s`` is static (fixed by ``img_size`` and the keep ratios); the
 batch dimension can stay dynamic.
+
+Every exported file says how to feed it in its ``metadata_props`` (JSON values, read back
+by :func:`read_onnx_metadata` or onnxruntime's ``get_modelmeta().custom_metadata_map``):
+``input_size`` ``[H, W]``, ``mean``/``std`` (RGB, on [0, 1] pixels; when given),
+``embedding_dim``, ``keep_ratios`` (per pruning stage; ``[]`` keeps every token),
+``prune_layers``, ``input_name``/``output_name``, ``quantization`` and ``sureid_version``.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import math
 import os
-import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ._atomic import temp_file
 from ._checks import (
     check_bool,
     check_int,
@@ -30,7 +38,9 @@ from ._checks import (
 from ._optional import require
 from .models.hts_vit import HTSViT
 
-__all__ = ["SUPPORTED_OPSETS", "QuantizationReport", "export_onnx", "quantize_onnx"]
+__all__ = [
+    "SUPPORTED_OPSETS", "QuantizationReport", "export_onnx", "quantize_onnx", "read_onnx_metadata",
+]
 
 _QUANTIZE = (None, "int8")
 
@@ -75,8 +85,12 @@ def _check_batch_sizes(sizes: object) -> list[int]:
 
 
 def _temp_beside(path: Path) -> Path:
-    """A new empty file in ``path``'s folder (same file system, so ``os.replace`` is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """A new empty file in ``path``'s folder (same file system, so ``os.replace`` is atomic).
+
+    Created ``0o666`` less the umask (:func:`sureid._atomic.temp_file`), not ``tempfile``'s
+    ``0600``: the graph renamed onto ``path`` is readable as any file the user writes.
+    """
+    fd, name = temp_file(path)
     os.close(fd)
     return Path(name)
 
@@ -100,6 +114,9 @@ def export_onnx(
     verify_images: torch.Tensor | None = None,
     min_cosine: float = 0.99,
     min_token_overlap: float = 0.8,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Export an eval-mode ``HTSViT`` to ONNX: images ``(B, 3, H, W)`` -> embedding ``(B, C)``.
 
@@ -133,6 +150,11 @@ def export_onnx(
         verify_images: ``(B, 3, H, W)`` images for the int8 checks (default: 8 seeded
             random images; real images make the token-overlap figure meaningful).
         min_cosine, min_token_overlap: int8 acceptance thresholds (:func:`quantize_onnx`).
+        mean, std: the RGB normalisation the model expects (3 finite values each, std
+            positive; ``ReIDModel.data_config.mean``/``.std``), recorded in the file's
+            metadata; both or neither.
+        metadata: more ``metadata_props`` (str keys and values); the keys the module
+            docstring lists are sureid's and cannot be given here.
 
     Returns:
         ``Path`` of the written file.
@@ -177,6 +199,7 @@ def export_onnx(
         raise ValueError(f"quantize must be one of {_QUANTIZE}, got {quantize!r}")
     img_size = check_size("img_size", img_size)
     _check_model_img_size(model, img_size)
+    props = _metadata(model, img_size, mean, std, metadata, quantize)
     require("onnx", purpose="export_onnx")
     ort = require("onnxruntime", purpose="export_onnx(verify=True)") if verify else None
     if quantize is not None:
@@ -189,6 +212,7 @@ def export_onnx(
     tmp_q = _temp_beside(path) if quantize is not None else None
     try:
         _export(model, tmp, img_size, dynamic_batch, opset, verify, sizes, atol, ort)
+        _write_metadata(tmp, props)
         if quantize is not None:
             images = verify_images
             if images is None:
@@ -204,6 +228,93 @@ def export_onnx(
             if t is not None:
                 t.unlink(missing_ok=True)
     return path
+
+
+_OWN_KEYS = ("input_size", "mean", "std", "embedding_dim", "keep_ratios", "prune_layers",
+             "input_name", "output_name", "quantization", "sureid_version")
+
+
+def _rgb(name: str, value: object, positive: bool) -> list[float]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
+        raise TypeError(f"{name} must be 3 numbers (RGB), got {value!r}")
+    out = [check_real(f"{name}[{i}]", v, low=0.0 if positive else -math.inf,
+                      low_open=positive) for i, v in enumerate(value)]
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return out
+
+
+def _metadata(model: HTSViT, img_size, mean, std, extra, quantize) -> dict[str, str]:
+    """The ``metadata_props`` of an exported file (JSON-encoded values)."""
+    from .version import __version__
+
+    if (mean is None) != (std is None):
+        raise ValueError("mean and std go together: give both (the model's normalisation) or "
+                         "neither")
+    props = {
+        "input_size": list(img_size),
+        "embedding_dim": int(model.embed_dim),
+        "keep_ratios": [float(r) for r in model.keep_ratios] if model.prune else [],
+        "prune_layers": list(model.prune_layers) if model.prune else [],
+        "input_name": "images", "output_name": "embedding",
+        "quantization": quantize or "none", "sureid_version": __version__,
+    }
+    if mean is not None:
+        props["mean"], props["std"] = _rgb("mean", mean, False), _rgb("std", std, True)
+    out = {k: json.dumps(v) for k, v in props.items()}
+    if extra is not None:
+        if not isinstance(extra, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+            raise TypeError(f"metadata must be a mapping of str to str, got {extra!r}")
+        taken = sorted(set(extra) & set(_OWN_KEYS))
+        if taken:
+            raise ValueError(f"metadata keys {taken} are written by export_onnx itself; "
+                             "give them through its arguments")
+        out.update(extra)
+    return out
+
+
+def _write_metadata(path: Path, props: Mapping[str, str]) -> None:
+    """Set ``props`` in the ``metadata_props`` of the ONNX file ``path`` (others kept)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    old = {p.key: p.value for p in proto.metadata_props}
+    old.update(props)
+    del proto.metadata_props[:]
+    for key, value in old.items():
+        proto.metadata_props.add(key=key, value=value)
+    with open(path, "wb") as f:  # the same file: keeps the mode temp_file gave it
+        f.write(proto.SerializeToString())
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, object]:
+    """The metadata an exported file carries, read with onnxruntime, JSON values decoded.
+
+    Keys whose value is not JSON (added by another tool) come back as strings.
+
+    Example:
+        >>> meta = read_onnx_metadata("model.onnx")  # doctest: +SKIP
+        >>> meta["input_size"], meta["mean"], meta["embedding_dim"]  # doctest: +SKIP
+        ([256, 128], [0.485, 0.456, 0.406], 384)
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    ort = require("onnxruntime", purpose="read_onnx_metadata")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ONNX file not found: {str(path)!r}")
+    try:
+        raw = _session(ort, Path(path)).get_modelmeta().custom_metadata_map
+    except Exception as err:  # onnxruntime's own errors name no file
+        raise ValueError(f"{str(path)!r} is not an ONNX model onnxruntime can read "
+                         f"({type(err).__name__}: {err})") from None
+    out: dict[str, object] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def _export(model, path: Path, img_size, dynamic_batch, opset, verify, sizes, atol, ort) -> None:
@@ -395,6 +506,9 @@ def quantize_onnx(
         quant.quantize_dynamic(src, tmp, weight_type=quant.QuantType.QInt8,
                                op_types_to_quantize=list(op_types_to_quantize),
                                nodes_to_exclude=list(excluded))
+        # the source's metadata (input size, mean, std, ...) holds for the int8 graph too
+        _write_metadata(tmp, {**{p.key: p.value for p in proto.metadata_props},
+                              "quantization": json.dumps("int8")})
         ref_bytes, ref_topk = _with_topk_outputs(onnx, src)
         q_bytes, q_topk = _with_topk_outputs(onnx, tmp)
         if [n for n, _, _ in ref_topk] != [n for n, _, _ in q_topk]:
