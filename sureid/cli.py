@@ -22,7 +22,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ._checks import check_device, check_label, check_output_path, check_real
+from ._checks import check_device, check_output_path, check_real
 
 __all__ = ["main"]
 
@@ -37,25 +37,14 @@ examples:
 Model files come from ReIDModel.save(path); see docs/inference.md.
 """
 
-_MARKET = re.compile(r"^(-?\d+)_c(\d+)")
-_CAMID = re.compile(r"^(\d+)_")
-
-
 def _labels_of(path: str) -> tuple[int, int] | None:
     """``(pid, camid)`` from a Market/Duke name (``0002_c1s1_...``, camid zero-based) or a
-    ``<pid>/<camid>_*.jpg`` path; ``None`` when neither fits."""
-    p = Path(path)
-    m = _MARKET.match(p.name)
-    if m is not None:
-        labels = int(m.group(1)), int(m.group(2)) - 1
-    else:
-        c = _CAMID.match(p.name)
-        if c is None or not p.parent.name.isdigit():
-            return None
-        labels = int(p.parent.name), int(c.group(1))
-    for what, value in zip(("pid", "camid"), labels, strict=True):  # a tensor must hold them
-        check_label(f"the {what} in {path!r}", value)
-    return labels
+    ``<pid>/<camid>_*.jpg`` path (:func:`sureid.data.labels.path_labels`, the readers'
+    parser); ``None`` when neither fits."""
+    from .data.labels import path_labels
+
+    labels = path_labels(path)
+    return None if labels is None else (labels.pid, labels.camid)
 
 
 def _wrap(text: str) -> str:
@@ -133,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", required=True, help="dataset folder")
     p.add_argument("--dataset", default="auto",
                    help="reader name (market1501, dukemtmc, occluded_duke, occluded_reid, "
-                        "partial_reid, custom); 'auto' (default): Market-style folders if "
-                        "bounding_box_test/ exists, else custom query/ and gallery/")
+                        "partial_reid, custom); 'auto' (default): detected as "
+                        "sureid.data.detect_layout does, in the folder or a subfolder with a "
+                        "usual dataset name (docs/data.md)")
     p.add_argument("--max-rank", type=int, default=10, metavar="K",
                    help="print CMC up to rank K (default: %(default)s)")
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
@@ -344,21 +334,15 @@ def _cmd_extract(args) -> None:
 
 
 def _dataset(root: str, name: str):
+    """The dataset at ``root`` read as the Python readers read it (``auto``:
+    :func:`sureid.data.detect_layout`, also below a parent folder)."""
     from .data.datasets import build_dataset
 
-    if name != "auto":
-        return build_dataset(name, root)
-    base = Path(root)
-    if not base.is_dir():
-        raise FileNotFoundError(f"dataset root not found: {root!r}")
-    if (base / "bounding_box_test").is_dir():
-        return build_dataset("occluded_duke", root)  # Market/Duke/Occluded-Duke layout
-    if any((base / f"{s}{ext}").exists() for s in ("query", "gallery") for ext in ("", ".csv")):
-        return build_dataset("custom", root)
-    raise FileNotFoundError(
-        f"{root!r} holds neither bounding_box_test/ (Market-style) nor query/ and gallery/ "
-        "(custom); pass --dataset"
-    )
+    ds = build_dataset(name, root)
+    if not ds.query or not ds.gallery:
+        raise ValueError(f"--data-root {root!r} ({ds.name} layout) has no query and gallery to "
+                         "evaluate (identity folders alone are training data)")
+    return ds
 
 
 def _cmd_evaluate(args) -> None:
@@ -368,8 +352,11 @@ def _cmd_evaluate(args) -> None:
     if args.json is not None:  # checked before the evaluation, not after it
         json_path = _output_file("--json", args.json, [args.model, args.data_root],
                                  _is_result_json, "an evaluation JSON of 'sureid evaluate'")
+    ds = _dataset(args.data_root, args.dataset)  # names and layout, before the model loads
+    if args.camera_pairs and ds.camera_per_image:
+        raise ValueError(f"--camera-pairs: {args.data_root!r} has no cameras (every image is its "
+                         "own camera), so there are no camera pairs to report")
     model = _load(args.model, args.device, args.keep_ratio)
-    ds = _dataset(args.data_root, args.dataset)
     ext = _extractor(model, args)
     qf = ext([r.path for r in ds.query]).features
     gf = ext([r.path for r in ds.gallery]).features
@@ -382,7 +369,8 @@ def _cmd_evaluate(args) -> None:
     )
     ranks = [k for k in (1, 5, 10, 20, 50) if k <= len(r.cmc)]
     result = {
-        "dataset": ds.name, "num_query": len(ds.query), "num_gallery": len(ds.gallery),
+        "dataset": ds.name, "layout_detected": args.dataset == "auto",
+        "num_query": len(ds.query), "num_gallery": len(ds.gallery),
         "rerank": bool(args.rerank), "metric": args.metric, "mAP": r.mAP, "mINP": r.mINP,
         **{f"rank{k}": r.rank(k) for k in ranks},
         "num_valid_queries": r.num_valid_queries, "num_skipped": r.num_skipped,
@@ -390,7 +378,8 @@ def _cmd_evaluate(args) -> None:
     if args.aqe:
         result["aqe"] = {"k": args.aqe_k, "alpha": args.aqe_alpha}
     how = [w for w, on in (("alpha-QE", args.aqe), ("re-ranked", args.rerank)) if on]
-    print(f"{ds.name}: {len(ds.query)} queries, {len(ds.gallery)} gallery images"
+    found = " (detected)" if args.dataset == "auto" else ""
+    print(f"{ds.name}{found}: {len(ds.query)} queries, {len(ds.gallery)} gallery images"
           + "".join(f", {w}" for w in how))
     print("  " + "  ".join(f"Rank-{k} {100 * r.rank(k):.1f}" for k in ranks)
           + f"  mAP {100 * r.mAP:.1f}  mINP {100 * r.mINP:.1f}")

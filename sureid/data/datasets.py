@@ -25,6 +25,7 @@ Rank-1 / Rank-3 are ``cmc[0]`` / ``cmc[2]`` of :func:`sureid.metrics.evaluate`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,12 +34,14 @@ from typing import NamedTuple
 
 from .._checks import check_label
 from .._image_files import IMAGE_EXTENSIONS, image_paths
+from .labels import camera_style_labels, is_market_name
 
 __all__ = [
     "DATASETS",
     "ImageRecord",
     "ReIDDataset",
     "build_dataset",
+    "detect_layout",
     "read_dukemtmc",
     "read_market1501",
     "read_occluded_duke",
@@ -46,8 +49,6 @@ __all__ = [
     "read_partial_reid",
 ]
 
-# Market-1501 "0002_c1s1_000451_03", Duke "0001_c2_f0046182", synthetic "0001_c2_f0000001"
-_CAMERA_STYLE = re.compile(r"^(-?\d+)_c(\d+)")
 _LEADING_PID = re.compile(r"^(\d+)")
 
 
@@ -61,12 +62,30 @@ class ImageRecord(NamedTuple):
 
 @dataclass(frozen=True)
 class ReIDDataset:
-    """Train / query / gallery record lists of one dataset."""
+    """Train / query / gallery record lists of one dataset.
+
+    Attributes:
+        name: the reader (:data:`DATASETS` key), i.e. the layout read.
+        train, query, gallery: :class:`ImageRecord` lists.
+        train_identities: the identity of each train label: ``train_identities[k]`` is the
+            folder name (``"person_0001"``) or raw pid (``"2"``) that train label ``k`` stands
+            for; empty when a reader does not record it.
+        camera_per_image: query and gallery carry no cameras, so every image was given its
+            own camid (the Market-1501 rule then removes only the image itself).
+    """
 
     name: str
     train: list[ImageRecord] = field(repr=False)
     query: list[ImageRecord] = field(repr=False)
     gallery: list[ImageRecord] = field(repr=False)
+    train_identities: tuple[str, ...] = field(default=(), repr=False)
+    camera_per_image: bool = field(default=False, repr=False)
+
+    @property
+    def label_map(self) -> dict[str, int]:
+        """``{identity name: train label}``, what a classifier trained on ``train`` predicts
+        (saved with a model by ``sureid train``)."""
+        return {name: k for k, name in enumerate(self.train_identities)}
 
     @property
     def num_train_pids(self) -> int:
@@ -118,22 +137,18 @@ def _read_camera_style(folder: Path, name: str, keep_distractors: bool) -> list[
     records = []
     junk = distractors = 0
     for p in _images(folder, recursive=False):
-        m = _CAMERA_STYLE.match(p.name)
-        if m is None:
+        labels = camera_style_labels(p.name, where=f"{name}: {p.name!r} in {str(folder)!r}")
+        if labels is None:
             raise ValueError(
                 f"{name}: file name {p.name!r} in {str(folder)!r} does not match "
                 "'<pid>_c<camera>...' (e.g. 0002_c1s1_000451_03.jpg or 0001_c2_f0046182.jpg)"
             )
-        where = f"{name}: {p.name!r} in {str(folder)!r}"
-        pid = check_label(f"{where}: the pid", int(m.group(1)))
-        cam = check_label(f"{where}: the camera", int(m.group(2)))
+        pid = labels.pid
         junk += pid < 0
         distractors += pid == 0
         if pid < 0 or (pid == 0 and not keep_distractors):
             continue  # junk (-1) is never used; distractors (0) only in the gallery
-        if cam < 1:
-            raise ValueError(f"{name}: camera numbers start at 1, got {cam} in {p.name!r}")
-        records.append(ImageRecord(str(p), pid, cam - 1))
+        records.append(ImageRecord(str(p), pid, labels.camid))
     if len(records) == distractors * keep_distractors:
         # an empty split (or a gallery of background only) evaluates to nothing, silently
         raise ValueError(
@@ -149,13 +164,19 @@ def _relabel(records: list[ImageRecord]) -> list[ImageRecord]:
     return [r._replace(pid=mapping[r.pid]) for r in records]
 
 
+def _raw_identities(records: list[ImageRecord]) -> tuple[str, ...]:
+    """The raw pid (as text) of each label :func:`_relabel` gives ``records``."""
+    return tuple(str(pid) for pid in sorted({r.pid for r in records}))
+
+
 def _read_three_folder(root, name: str, aliases: Sequence[str]) -> ReIDDataset:
-    folders = ("bounding_box_train", "query", "bounding_box_test")
+    folders = _THREE_FOLDERS
     base = _locate(root, folders, aliases, name)
     train = _read_camera_style(base / folders[0], name, keep_distractors=False)
     query = _read_camera_style(base / folders[1], name, keep_distractors=False)
     gallery = _read_camera_style(base / folders[2], name, keep_distractors=True)
-    return ReIDDataset(name, _relabel(train), query, gallery)
+    return ReIDDataset(name, _relabel(train), query, gallery,
+                       train_identities=_raw_identities(train))
 
 
 def _read_pid_only(folder: Path, name: str, camid: int) -> list[ImageRecord]:
@@ -185,6 +206,19 @@ def _read_query_whole(root, name, query_folder, aliases) -> ReIDDataset:
 
 
 # ----------------------------------------------------------------------------- readers
+# the usual folder names of each dataset, looked for below a parent ``root``
+_FOLDER_NAMES = {
+    "market1501": ("Market-1501-v15.09.15", "Market-1501", "market1501"),
+    "dukemtmc": ("DukeMTMC-reID", "dukemtmc-reid", "dukemtmcreid"),
+    "occluded_duke": ("Occluded_Duke", "Occluded-DukeMTMC", "occluded_duke", "OccludedDuke"),
+    "occluded_reid": ("OccludedREID", "Occluded_REID", "Occluded-REID", "occluded_reid"),
+    "partial_reid": ("Partial-REID", "Partial_REID", "PartialREID", "Partial-REID_Dataset",
+                     "partial_reid"),
+}
+_THREE_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
+_QUERY_WHOLE = {"occluded_reid": "occluded_body_images", "partial_reid": "partial_body_images"}
+
+
 def read_market1501(root) -> ReIDDataset:
     """Market-1501 (12,936 train / 751 ids, 3,368 query, 19,732 gallery incl. distractors).
 
@@ -193,38 +227,29 @@ def read_market1501(root) -> ReIDDataset:
         ValueError: a folder without images, with a file name not in the Market pattern, or
             whose images are all junk (pid -1) or distractors (pid 0).
     """
-    aliases = ("Market-1501-v15.09.15", "Market-1501", "market1501")
-    return _read_three_folder(root, "market1501", aliases)
+    return _read_three_folder(root, "market1501", _FOLDER_NAMES["market1501"])
 
 
 def read_dukemtmc(root) -> ReIDDataset:
     """DukeMTMC-reID (16,522 train / 702 ids, 2,228 query, 17,661 gallery). Raises as above."""
-    return _read_three_folder(root, "dukemtmc", ("DukeMTMC-reID", "dukemtmc-reid", "dukemtmcreid"))
+    return _read_three_folder(root, "dukemtmc", _FOLDER_NAMES["dukemtmc"])
 
 
 def read_occluded_duke(root) -> ReIDDataset:
     """Occluded-DukeMTMC (15,618 train / 702 ids, 2,210 query, 17,661 gallery). Raises as above."""
-    return _read_three_folder(
-        root,
-        "occluded_duke",
-        ("Occluded_Duke", "Occluded-DukeMTMC", "occluded_duke", "OccludedDuke"),
-    )
+    return _read_three_folder(root, "occluded_duke", _FOLDER_NAMES["occluded_duke"])
 
 
 def read_occluded_reid(root) -> ReIDDataset:
     """Occluded-REID (test only): occluded queries (camid 0) vs holistic gallery (camid 1)."""
-    return _read_query_whole(
-        root, "occluded_reid", "occluded_body_images",
-        ("OccludedREID", "Occluded_REID", "Occluded-REID", "occluded_reid"),
-    )
+    return _read_query_whole(root, "occluded_reid", "occluded_body_images",
+                             _FOLDER_NAMES["occluded_reid"])
 
 
 def read_partial_reid(root) -> ReIDDataset:
     """Partial-REID (test only): partial queries (camid 0) vs holistic gallery (camid 1)."""
-    return _read_query_whole(
-        root, "partial_reid", "partial_body_images",
-        ("Partial-REID", "Partial_REID", "PartialREID", "Partial-REID_Dataset", "partial_reid"),
-    )
+    return _read_query_whole(root, "partial_reid", "partial_body_images",
+                             _FOLDER_NAMES["partial_reid"])
 
 
 def _read_custom(root) -> ReIDDataset:
@@ -251,14 +276,94 @@ _ALIASES = {
 }
 
 
+def _has_images(folder: Path) -> bool:
+    try:
+        return any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _is_custom(base: Path) -> bool:
+    """``query``/``gallery``/``train`` folders or CSVs, or identity subfolders of images."""
+    if any((base / s).is_dir() or (base / f"{s}.csv").is_file()
+           for s in ("query", "gallery", "train")):
+        return True
+    return any(p.is_dir() and not p.name.startswith(".") and _has_images(p)
+               for p in base.iterdir())
+
+
+def _three_folder_layout(folder: Path, hint: str | None) -> str:
+    """Market-1501 when a query or gallery name is Market's, else the hinted Duke variant."""
+    for sub in ("query", "bounding_box_test"):
+        with os.scandir(folder / sub) as it:
+            for n, entry in enumerate(it):
+                if is_market_name(entry.name):
+                    return "market1501"
+                if n > 200:  # the names of one dataset all look alike
+                    break
+    return hint if hint in ("dukemtmc", "occluded_duke") else "occluded_duke"
+
+
+def detect_layout(root: str | os.PathLike) -> str:
+    """The :data:`DATASETS` reader that reads ``root``, as ``build_dataset(..., "auto")`` would.
+
+    ``root`` itself, else one of its subfolders with a usual dataset name
+    (``Market-1501-v15.09.15``, ``Occluded_Duke``, ...), is looked at:
+
+    * ``bounding_box_train/``, ``query/``, ``bounding_box_test/``: ``market1501`` when the
+      file names are Market's (``0002_c1s1_000451_03.jpg``), else ``dukemtmc`` or
+      ``occluded_duke`` as the folder's name says (``occluded_duke`` by default: their
+      readers are the same);
+    * ``occluded_body_images/`` + ``whole_body_images/``: ``occluded_reid``;
+      ``partial_body_images/`` + ``whole_body_images/``: ``partial_reid``;
+    * ``root`` with ``query``/``gallery``/``train`` folders or CSVs, or with identity
+      subfolders of images (``person_0001/img.jpg``): ``custom``.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder, or no layout fits (the message lists them).
+
+    Example:
+        >>> detect_layout("data/")  # doctest: +SKIP
+        'market1501'
+    """
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a str or os.PathLike, got {type(root).__name__}")
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        what = "is not a folder" if base.exists() else "not found"
+        raise FileNotFoundError(f"dataset root {str(base)!r} {what}")
+    candidates = [(base, None)] + [(base / alias, layout) for layout, aliases in
+                                   _FOLDER_NAMES.items() for alias in aliases]
+    for folder, hint in candidates:
+        if not folder.is_dir():
+            continue
+        if all((folder / f).is_dir() for f in _THREE_FOLDERS):
+            return _three_folder_layout(folder, hint)
+        for layout, query in _QUERY_WHOLE.items():
+            if (folder / query).is_dir() and (folder / "whole_body_images").is_dir():
+                return layout
+    if _is_custom(base):
+        return "custom"
+    raise FileNotFoundError(
+        f"dataset root {str(base)!r}: no known layout (bounding_box_train/ query/ "
+        "bounding_box_test/; occluded_body_images/ or partial_body_images/ with "
+        "whole_body_images/; query/ gallery/ train/ folders or CSVs; or one folder per "
+        f"identity), here or in a subfolder named like {list(_FOLDER_NAMES['market1501'])}; "
+        f"name the layout, one of {sorted(DATASETS)}"
+    )
+
+
 def build_dataset(name: str, root) -> ReIDDataset:
-    """Read dataset ``name`` (a key of :data:`DATASETS`, case/dash-insensitive) from ``root``.
+    """Read dataset ``name`` (a key of :data:`DATASETS`, case/dash-insensitive, or ``"auto"``:
+    :func:`detect_layout`) from ``root``; ``result.name`` says which reader read it.
 
     Example:
         >>> build_dataset("Occluded-Duke", "data/")  # doctest: +SKIP
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if name.lower() == "auto":
+        name = detect_layout(root)
     key = name.lower().replace("-", "_")
     if key not in DATASETS:
         key = _ALIASES.get(key.replace("_", ""), key)

@@ -15,6 +15,7 @@ Example:
     PosixPath('runs/smoke/model.pt')
 """
 
+from ..data import detect_layout
 from .config import (
     DataSection,
     EvalSection,
@@ -36,7 +37,7 @@ from .config import (
     to_dict,
     to_preset,
 )
-from .run import OUTPUT_NAMES, Plan, RunLog, RunResult, detect_layout, prepare, run, train
+from .run import OUTPUT_NAMES, Plan, RunLog, RunResult, prepare, run, train
 
 __all__ = [
     "OUTPUT_NAMES",

@@ -39,7 +39,7 @@ from .._atomic import temp_file
 from .._checks import check_device, check_output_path
 from .._optional import require
 from ..ablation.recipe import MEAN, STD, file_digest, make_optimizer, train_loader, view_transforms
-from ..data import DATASETS, ImageDataset, ReIDDataset, build_dataset
+from ..data import DATASETS, ImageDataset, ReIDDataset, build_dataset, detect_layout
 from ..engine import ReIDModel, Trainer, evaluate_model, load_checkpoint, normalize_settings
 from ..hub import FORMAT as MODEL_FORMAT
 from ..hub import DataConfig, load
@@ -60,7 +60,7 @@ from .config import (
 )
 
 __all__ = [
-    "OUTPUT_NAMES", "Plan", "RunLog", "RunResult", "detect_layout", "prepare", "run", "train",
+    "OUTPUT_NAMES", "Plan", "RunLog", "RunResult", "prepare", "run", "train",
 ]
 
 #: what ``sureid train`` writes into its output folder (besides ``config.toml|json``)
@@ -69,37 +69,6 @@ OUTPUT_NAMES = frozenset({"model.pt", "best.pt", "teacher.pt", "log.csv", "check
 _CONFIG_NAMES = ("config.toml", "config.json")
 # a temporary file of an atomic write that a killed run left: ".{name}.tmp-..."
 _TEMP = re.compile(r"^\.(.+)\.(tmp|old)-")
-_MARKET_NAME = re.compile(r"^-?\d+_c\d+s\d+_")
-
-
-def detect_layout(root: str | os.PathLike) -> str:
-    """The :data:`sureid.data.DATASETS` reader for the folder ``root``.
-
-    ``bounding_box_test/``: ``market1501`` when the file names are Market's
-    (``0002_c1s1_000451_03.jpg``), else ``occluded_duke`` (Duke and Occluded-Duke names);
-    ``occluded_body_images/``: ``occluded_reid``; ``partial_body_images/``: ``partial_reid``;
-    ``query/`` or ``query.csv``: ``custom``.
-
-    Raises:
-        FileNotFoundError: ``root`` is not a folder, or none of these layouts fits.
-    """
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise FileNotFoundError(f"data.root {str(base)!r} is not a folder")
-    if (base / "bounding_box_test").is_dir():
-        names = (p.name for sub in ("query", "bounding_box_test") if (base / sub).is_dir()
-                 for p in (base / sub).iterdir())
-        return "market1501" if any(_MARKET_NAME.match(n) for n in names) else "occluded_duke"
-    if (base / "occluded_body_images").is_dir():
-        return "occluded_reid"
-    if (base / "partial_body_images").is_dir():
-        return "partial_reid"
-    if any((base / f"query{ext}").exists() for ext in ("", ".csv")):
-        return "custom"
-    raise FileNotFoundError(
-        f"data.root {str(base)!r}: no known layout (bounding_box_train/ query/ "
-        "bounding_box_test/, occluded_body_images/, partial_body_images/, or custom train/ "
-        f"query/ gallery/); set data.layout to one of {sorted(DATASETS)}")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -463,6 +432,8 @@ def prepare(cfg: TrainConfig, out: str | os.PathLike, *, fmt: str = "toml",
     out = check_output_path("-o", out, folder=True, inputs=inputs)
     resume = _check_out(out, cfg, fmt)
 
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.root {str(root)!r} is not a folder")
     layout = detect_layout(root) if cfg.data.layout == "auto" else cfg.data.layout
     if layout not in DATASETS:
         raise ValueError(f"data.layout must be 'auto' or one of {sorted(DATASETS)}, got "
@@ -626,6 +597,7 @@ def _fit(stage: _Stage, plan: Plan, runlog: RunLog, data_config: DataConfig) -> 
             earlier = [h["mAP"] for h in tr.state.history[:-1] if "mAP" in h]
             if not earlier or record["mAP"] > max(earlier):
                 tr.module.save(best_path, data_config=data_config, metadata={
+                    "identities": plan.dataset.label_map,
                     "epoch": int(record["epoch"]), "step": tr.state.step,
                     **{k: v for k, v in record.items() if k != "epoch"}})
                 wrote_best = best_path
@@ -639,8 +611,10 @@ def _fit(stage: _Stage, plan: Plan, runlog: RunLog, data_config: DataConfig) -> 
                 settings=stage.settings, progress=plan.progress)
     state = trainer.state
     last = state.history[-1] if state.history else {}
+    # identities: {name or raw pid: classifier label}, the map of the training folder
     trainer.module.save(stage.model_file, data_config=data_config, metadata={
-        "stage": name, "epochs": state.epoch, "step": state.step,
+        "stage": name, "identities": plan.dataset.label_map,
+        "epochs": state.epoch, "step": state.step,
         "metrics": {k: v for k, v in last.items() if k != "epoch"},
         "config": to_dict(cfg)})
     return wrote_best

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ import numpy as np
 from ..._atomic import replace_dir, temp_sibling
 from ..._checks import check_bool
 from ..._progress import Progress
+from ..labels import camera_style_name
 from .config import SyntheticConfig, resolve_config
 from .identity import identity
 from .plan import build_plan
@@ -42,7 +42,6 @@ GENERATOR_VERSION = 2
 MANIFEST_NAME = "synthetic_manifest.json"
 _FORMAT = "sureid-synthetic-reid"
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-NAME_RE = re.compile(r"^(\d{4})_c(\d)_f(\d{7})\.jpg$")
 _SPLIT_CODE = {"train": 1, "query": 2, "gallery": 3}  # in each image's generator seed
 
 
@@ -152,33 +151,28 @@ def make_synthetic_reid(
     return summary(False)
 
 
-def summarize_reid_folder(root: str | os.PathLike[str]) -> dict[str, SplitCounts]:
-    """Count identities, images and cameras per split of an Occluded-Duke style folder.
+def summarize_reid_folder(root: str | os.PathLike[str], layout: str = "auto"
+                          ) -> dict[str, SplitCounts]:
+    """Count identities, images and cameras per split of any folder the readers accept.
 
-    Works on the real Occluded-DukeMTMC as well as on synthetic output.
+    The folder is read by the reader :func:`sureid.data.build_dataset` picks for ``layout``
+    (``"auto"``: :func:`sureid.data.detect_layout`), so the counts are what training and
+    evaluation will see: junk images (pid -1) are left out, gallery distractors (pid 0)
+    count as one identity, a split a layout lacks counts zero, and a layout without
+    cameras counts one camera per image (see :mod:`sureid.data.folder`).
 
     Returns:
         ``{"train": SplitCounts, "query": SplitCounts, "gallery": SplitCounts}``.
 
     Raises:
-        FileNotFoundError: a split folder is missing.
+        FileNotFoundError: no layout fits ``root``, or a folder of ``layout`` is missing.
+        ValueError: a name or file the reader refuses (named), an unknown ``layout``.
     """
-    root = Path(root)
-    out = {}
-    for split, sub in SPLIT_DIRS.items():
-        folder = root / sub
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder} is not a directory (expected the Occluded-Duke "
-                                    f"layout {sorted(SPLIT_DIRS.values())})")
-        pids, cams, n = set(), set(), 0
-        for name in os.listdir(folder):
-            m = NAME_RE.match(name)
-            if m:
-                pids.add(int(m.group(1)))
-                cams.add(int(m.group(2)))
-                n += 1
-        out[split] = SplitCounts(num_ids=len(pids), num_images=n, num_cameras=len(cams))
-    return out
+    from ..datasets import build_dataset  # the readers; imported on use, as the folder one
+
+    counts = build_dataset(layout, root).counts()
+    return {split: SplitCounts(num_ids=ids, num_images=images, num_cameras=cams)
+            for split, (images, ids, cams) in counts.items()}
 
 
 def _read_manifest(root: Path) -> dict[str, Any] | None:
@@ -216,10 +210,10 @@ def _generate(out: Path, cfg: SyntheticConfig, progress: bool) -> None:
             idents[pid] = identity(seed, pid, cfg.num_ids, cfg.sibling_rate)
         rng = np.random.default_rng([seed, _SPLIT_CODE[split], pid, cam, idx])
         frame = int(rng.integers(0, 10**7))
-        name = f"{pid:04d}_c{cam}_f{frame:07d}.jpg"
+        name = camera_style_name(pid, cam, frame)
         while name in used[split]:  # astronomically rare; deterministic given the plan
             frame = (frame + 1) % 10**7
-            name = f"{pid:04d}_c{cam}_f{frame:07d}.jpg"
+            name = camera_style_name(pid, cam, frame)
         used[split].add(name)
         cov_range = occlusion[split] if occluded else None
         img, cov = render_image(rng, idents[pid], styles[cam], cfg.img_size, cov_range, seed)

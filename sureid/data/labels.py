@@ -1,0 +1,104 @@
+"""Labels in file names: the one parser the readers, the CLI and the synthetic writer share.
+
+Two naming schemes carry a pid and a camera:
+
+* Market-1501 / DukeMTMC style, ``<pid>_c<camera>...`` (``0002_c1s1_000451_03.jpg``,
+  ``0001_c2_f0046182.jpg``, the synthetic writer's ``0001_c2_f0000001.jpg``): cameras are
+  numbered from 1 in the name and from 0 in records (``c1`` -> camid 0);
+* the custom folder layout, ``<pid>/<camid>_*.jpg``: the camid is written as used (from 0).
+
+:class:`FileLabels` keeps both numbers: ``camid`` as the readers give it and ``camera`` as
+the file name writes it, for showing to people.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+from .._checks import check_label
+
+__all__ = [
+    "FileLabels", "camera_style_labels", "camera_style_name", "is_market_name", "path_labels",
+]
+
+# "<pid>_c<camera>" at the start of a name; Market adds "s<sequence>_" after the camera
+_CAMERA_STYLE = re.compile(r"^(-?\d+)_c(\d+)")
+_MARKET = re.compile(r"^-?\d+_c\d+s\d+_")
+# ASCII digits only: int() would also read "1_000", " 7" and other scripts' digits
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+class FileLabels(NamedTuple):
+    """A pid and a camera read from a file name.
+
+    Attributes:
+        pid: the identity, as written.
+        camid: the camera as records number it (from 0).
+        camera: the camera as the file name writes it (``"c1"`` for Market's camid 0).
+    """
+
+    pid: int
+    camid: int
+    camera: str
+
+
+def parse_int(text: str, what: str, where: str) -> int:
+    """``text`` as an int64 label: ASCII digits with an optional sign, else ``ValueError``."""
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"{where}: {what} must be an integer, got {text!r}")
+    return check_label(f"{where}: {what}", int(text))
+
+
+def camera_style_labels(name: str, where: str | None = None) -> FileLabels | None:
+    """Labels of a Market/Duke-style file name ``<pid>_c<camera>...``; ``None`` if it is not one.
+
+    Raises:
+        ValueError: a pid or camera beyond int64, or camera 0 (they start at 1); the message
+            starts with ``where`` (default: the name).
+
+    Example:
+        >>> camera_style_labels("0002_c1s1_000451_03.jpg")
+        FileLabels(pid=2, camid=0, camera='c1')
+    """
+    m = _CAMERA_STYLE.match(name)
+    if m is None:
+        return None
+    where = where if where is not None else repr(name)
+    pid = check_label(f"{where}: the pid", int(m.group(1)))
+    cam = check_label(f"{where}: the camera", int(m.group(2)))
+    if cam < 1:
+        raise ValueError(f"{where}: camera numbers start at 1 ('_c1'), got {cam}")
+    return FileLabels(pid, cam - 1, f"c{cam}")
+
+
+def is_market_name(name: str) -> bool:
+    """Whether ``name`` is Market-1501's ``<pid>_c<camera>s<sequence>_...`` (not Duke's)."""
+    return _MARKET.match(name) is not None
+
+
+def camera_style_name(pid: int, camera: int, frame: int, ext: str = ".jpg") -> str:
+    """The Duke-style name ``PPPP_cC_fNNNNNNN.jpg`` (camera from 1) that
+    :func:`camera_style_labels` reads back."""
+    return f"{pid:04d}_c{camera}_f{frame:07d}{ext}"
+
+
+def path_labels(path: str | os.PathLike) -> FileLabels | None:
+    """Labels of an image path: a Market/Duke name, or ``<pid>/<camid>_*`` (custom folders);
+    ``None`` when neither fits (identity folders with names, other files).
+
+    Raises:
+        ValueError: labels beyond int64 (named with the path).
+    """
+    p = Path(path)
+    found = camera_style_labels(p.name, where=f"{str(path)!r}")
+    if found is not None:
+        return found
+    cam, sep, _ = p.stem.partition("_")
+    if not sep or not _INTEGER.fullmatch(cam) or not _INTEGER.fullmatch(p.parent.name):
+        return None
+    where = f"{str(path)!r}"
+    camid = parse_int(cam, "the camid", where)
+    return FileLabels(parse_int(p.parent.name, "the pid", where), camid, str(camid))
