@@ -458,6 +458,30 @@ def _cmd_rank(args) -> None:
     print("\n".join(report))
 
 
+def _shown(path: str) -> str | None:
+    """``pid 10 c2`` for a picture: the labels as the file name numbers them (Market/Duke
+    cameras from 1, ``<pid>/<camid>_`` cameras as written); ``None`` without labels."""
+    from .data.labels import path_labels
+
+    labels = path_labels(path)
+    if labels is None:
+        return None
+    cam = labels.camera if labels.camera.startswith("c") else f"cam {labels.camera}"
+    return f"pid {labels.pid} {cam}"
+
+
+def _picture_name(i: int, path: str, query: str) -> str:
+    """``q0001-<query file>.png``: the 1-based query number first, so no name reads as a pid
+    (the query's own path follows, its folders joined by '-')."""
+    p = Path(path)
+    try:
+        rel = p.relative_to(query) if Path(query).is_dir() else Path(p.name)
+    except ValueError:
+        rel = Path(p.name)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join((*rel.parts[:-1], rel.stem)))
+    return f"q{i + 1:04d}-{stem}.png"
+
+
 def _write_rank_folder(tmp: Path, args, model, ext, q, g, q_lab, labelled, rows,
                        lists) -> list[str]:
     """Write the CSV, the pictures and the manifest into ``tmp``; return the report lines."""
@@ -488,18 +512,16 @@ def _write_rank_folder(tmp: Path, args, model, ext, q, g, q_lab, labelled, rows,
         if overlay:
             paths = [q.paths[i], *(g.paths[j] for j, _ in ranked)]
             kept = list(kept_ext(paths).kept[-1])
-        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(q.paths[i]).stem)
-        name = f"{stem}.png" if stem else f"{i:04d}.png"
-        while name in written:
-            name = f"{i:04d}_{name}"
+        name = _picture_name(i, q.paths[i], args.query)
         written.append(name)
         title = None
         if labelled:
             hits = sum(bool(m) for m in matches)
-            title = f"pid {q_lab[i][0]} cam {q_lab[i][1]}: {hits}/{len(matches)} true"
+            title = f"query {_shown(q.paths[i])}: {hits}/{len(matches)} true matches"
         render_ranked_list(
             q.paths[i], [g.paths[j] for j, _ in ranked], matches=matches,
             distances=[d for _, d in ranked], kept=kept, patch_size=patch, size=size,
+            labels=[_shown(g.paths[j]) for j, _ in ranked], query_label=_shown(q.paths[i]),
             title=title, path=tmp / name,
         )
     manifest = {"format": _RANK_FORMAT, "files": written}

@@ -1,5 +1,9 @@
 """Ranked-list pictures: a query and its top-k gallery images, true matches framed green.
 
+Under each gallery image: ``#rank`` and the distance to 3 significant digits, then its
+label line (``pid 10 c2``, as the caller writes it: the CLI numbers cameras as the file
+names do).
+
 For HTS models a second row shows each image's kept tokens after the last pruning stage
 (dropped patches faded, :func:`sureid.viz.mask_dropped_patches`), so one can see what the
 model looked at for the query and for each retrieved image.
@@ -56,6 +60,8 @@ def render_ranked_list(
     *,
     matches: Sequence[bool | None] | None = None,
     distances: Sequence[float] | None = None,
+    labels: Sequence[str | None] | None = None,
+    query_label: str | None = None,
     kept: Sequence[torch.Tensor] | None = None,
     patch_size: tuple[int, int] | None = None,
     size: tuple[int, int] = (128, 64),
@@ -70,7 +76,11 @@ def render_ranked_list(
         gallery: the top-k gallery images, best first (same kinds).
         matches: per gallery image ``True`` (green frame), ``False`` (red) or ``None`` (grey,
             labels unknown); default all ``None``.
-        distances: printed under each gallery image.
+        distances: printed under each gallery image after its rank (``#1 0.0123``, 3
+            significant digits).
+        labels: a second text line under each gallery image, e.g. ``"pid 10 c2"`` (``None``
+            entries: none).
+        query_label: the same line under the query.
         kept: kept-token overlay row: ``1 + k`` index tensors ``(k_s,)`` (query first) into
             the model's row-major patch grid at ``size``; ``None`` for no overlay row.
         patch_size: ``(ph, pw)`` of the model, required with ``kept``.
@@ -101,13 +111,20 @@ def render_ranked_list(
         raise ValueError(f"distances has {len(distances)} entries for {k} gallery images")
     if distances is not None and not all(is_real(d) for d in distances):
         raise TypeError(f"distances must be real numbers, got {list(distances)!r}")
+    labels = list(labels) if labels is not None else [None] * k
+    if len(labels) != k:
+        raise ValueError(f"labels has {len(labels)} entries for {k} gallery images")
+    for name, text in (("labels", labels), ("query_label", [query_label])):
+        if not all(t is None or isinstance(t, str) for t in text):
+            raise TypeError(f"{name} must be str or None, got {text!r}")
     if kept is not None:
         if patch_size is None:
             raise ValueError("patch_size is required with kept")
         if len(kept) != k + 1:
             raise ValueError(f"kept needs 1 + {k} index tensors (query first), got {len(kept)}")
     images = [_as_uint8(im, size) for im in [query, *gallery]]
-    border, gap, text_h = 3, 6, 12
+    border, gap, line_h = 3, 6, 11
+    text_h = line_h * 2 + 2  # "#rank distance", then the label line
     cell_w = size[1] + 2 * border
     rows = [images]
     if kept is not None:
@@ -133,10 +150,14 @@ def render_ranked_list(
     label_y = top + size[0] + 2 * border
     for j in range(k + 1):
         x = j * (cell_w + gap) + (gap * 2 if j else 0)
-        label = "query" if j == 0 else f"{j}"
+        # "#" keeps the rank apart from the distance ("#1 0.01", not "10.01")
+        label = "query" if j == 0 else f"#{j}"
         if j and distances is not None:
-            label += f" {distances[j - 1]:.2f}"
+            label += f" {float(distances[j - 1]):.3g}"
         draw.text((x + 1, label_y), label, fill=(0, 0, 0))
+        second = query_label if j == 0 else labels[j - 1]
+        if second:
+            draw.text((x + 1, label_y + line_h), second, fill=(0, 0, 0))
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     if path is not None:
