@@ -22,7 +22,8 @@ SEC_IV_B = {
 }
 # what the preset sets beyond the paper: each must be listed in not_in_paper
 ADDITIONS = {"warmup_epochs": 5, "weight_decay": 1e-4, "padding": 10, "erasing_p": 0.5,
-             "patch_p": 0.5, "teacher_epochs": 200}
+             "patch_p": 0.5, "teacher_epochs": 200, "decision_init_keep": 0.95,
+             "predictor_warmup_epochs": 0.0}
 
 
 def test_paper_preset_follows_sec_iv_b():
