@@ -32,7 +32,8 @@ import sureid
 from sureid.ablation import PRESETS, build_backbone, save_backbone_weights
 from sureid.data import ImageDataset, RandomIdentitySampler, read_occluded_duke
 from sureid.data.synthetic import GENERATOR_VERSION
-from sureid.engine import ReIDModel, Trainer, cosine_with_warmup
+from sureid.engine import Trainer, cosine_with_warmup
+from sureid.models import ReIDModel
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HERE = Path(__file__).resolve().parent

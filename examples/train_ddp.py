@@ -32,7 +32,6 @@ from torch.utils.data import DataLoader
 
 import sureid
 from sureid.engine import (
-    ReIDModel,
     Trainer,
     barrier,
     broadcast_module,
@@ -44,6 +43,7 @@ from sureid.engine import (
     sync_gradients,
     wrap_ddp,
 )
+from sureid.models import ReIDModel
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)

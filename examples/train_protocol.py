@@ -54,7 +54,6 @@ from sureid.ablation import PRESETS, PROTOCOLS, Protocol, Weights, WeightsUnavai
 from sureid.ablation.recipe import MEAN, STD, make_optimizer, train_loader, view_transforms
 from sureid.data import ImageDataset, ReIDDataset, build_dataset
 from sureid.engine import (
-    ReIDModel,
     Trainer,
     check_settings,
     evaluate_model,
@@ -63,6 +62,7 @@ from sureid.engine import (
     save_checkpoint,
 )
 from sureid.hub import DataConfig
+from sureid.models import ReIDModel
 
 DATA_SEED = 0  # the procedural occluders do not change with the training seed
 # --smoke: the smoke preset's tiny sureid ViTs and schedule (no download), the protocol's

@@ -28,9 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 from ._checks import check_bool, check_device, is_int
 from ._image_files import list_images, open_image, to_mode
 from ._progress import Progress
-from .engine.model import ReIDModel
 from .hub import DataConfig, resolve_data_config
 from .models.hts_vit import HTSViT
+from .models.reid_model import ReIDModel
 
 __all__ = ["ExtractedFeatures", "FeatureExtractor", "list_images", "preprocess"]
 

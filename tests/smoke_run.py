@@ -11,9 +11,10 @@ from torch.utils.data import DataLoader
 
 import sureid
 from sureid.data import ImageDataset, RandomIdentitySampler, read_occluded_duke
-from sureid.engine import ReIDModel, Trainer
+from sureid.engine import Trainer
 from sureid.hub import DataConfig
 from sureid.inference import FeatureExtractor, preprocess
+from sureid.models import ReIDModel
 
 INPUT_SIZE = (64, 32)
 

@@ -148,7 +148,7 @@ def test_keep_ratio_out_of_range_is_refused(run, tmp_path, capsys, p):
 
 def test_keep_ratio_on_a_dense_model_is_refused(tmp_path, capsys):
     import sureid
-    from sureid.engine import ReIDModel
+    from sureid.models import ReIDModel
 
     vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=16, depth=2,
                                    num_heads=2)

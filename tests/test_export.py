@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import sureid
-from sureid.engine import ReIDModel
 from sureid.export import export_onnx
+from sureid.models import ReIDModel
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 import sureid
-from sureid.engine import ReIDModel, save_checkpoint
+from sureid.engine import save_checkpoint
 from sureid.hub import FORMAT_VERSION, DataConfig, ModelFileError, load, model_config
+from sureid.models import ReIDModel
 from tests.smoke_run import smoke_run, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,6 @@
 import io
 
 from sureid._progress import Progress
-from sureid.engine.progress import Progress as EngineProgress
 
 
 def test_items_pass_through_and_a_log_gets_one_final_line():
@@ -21,6 +20,3 @@ def test_disabled_prints_nothing_and_unsized_iterables_count_up():
     list(Progress(iter("abc"), desc="gen", stream=out, min_interval=0.0))
     assert out.getvalue().splitlines()[-1].startswith("gen 3 [")
 
-
-def test_the_engine_name_is_the_same_class():
-    assert EngineProgress is Progress

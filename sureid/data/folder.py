@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .._image_files import list_images
-from .datasets import ImageRecord, ReIDDataset, _raw_identities, _relabel
 from .labels import _INTEGER, parse_int
+from .records import ImageRecord, ReIDDataset, _has_images, _raw_identities, _relabel
 
 __all__ = ["read_csv_records", "read_custom", "read_folder_records"]
 
@@ -190,8 +190,6 @@ def _bare_identity_root(base: Path) -> bool:
     """``base`` holds identity subfolders of images and no split folder or CSV."""
     if any((base / s).exists() or (base / f"{s}.csv").exists() for s in _SPLITS):
         return False
-    from .datasets import _has_images
-
     return any(p.is_dir() and not p.name.startswith(".") and _has_images(p)
                for p in base.iterdir())
 

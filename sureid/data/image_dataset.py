@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from .._checks import check_label
 from .._image_files import open_image
-from .datasets import ImageRecord
+from .records import ImageRecord
 
 __all__ = ["ImageDataset"]
 

@@ -16,6 +16,7 @@ from .._amp import autocast_available, autocast_to, grad_scaler
 from .._checks import check_output_path, check_real, is_int, is_real
 from .._progress import Progress
 from ..losses.objective import SUReIDLoss
+from ..models.model_file import model_config
 from ..models.reid_model import ReIDModel
 from ..models.teacher import FrozenTeacher
 from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
@@ -389,9 +390,7 @@ class Trainer:
             raise TypeError(f"model_path needs a model with a save() method (a sureid "
                             f"ReIDModel), got {type(self.module).__name__}")
         if model_path is not None and isinstance(self.module, ReIDModel):
-            from ..hub import model_config  # refuses a backbone save could not describe, now
-
-            model_config(self.module)
+            model_config(self.module)  # refuses a backbone save could not describe, now
         # output paths first: a folder here used to fail after the first or the last epoch
         if checkpoint_path is not None:
             checkpoint_path = check_output_path("checkpoint_path", checkpoint_path)

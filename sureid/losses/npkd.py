@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._amp import fp32, no_autocast
-from .._checks import check_bool
+from .._checks import check_bool, check_finite
 from .reid import (
     _check_2d,
-    _check_finite_number,
     _check_nonempty,
     _check_same_batch,
     _check_width,
@@ -120,7 +119,7 @@ def kd_kl_div(
             "student_logits and teacher_logits must have the same number of classes, got "
             f"{tuple(s.shape)} and {tuple(t.shape)}"
         )
-    if _check_finite_number("temperature", temperature) <= 0:
+    if check_finite("temperature", temperature) <= 0:
         raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
     if mode not in _KL_MODES:
         raise ValueError(f"mode must be one of {_KL_MODES}, got {mode!r}")
@@ -205,13 +204,13 @@ class NPKDLoss(nn.Module):
             raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
         if kl_mode not in _KL_MODES:
             raise ValueError(f"kl_mode must be one of {_KL_MODES}, got {kl_mode!r}")
-        kl_weight = _check_finite_number("kl_weight", kl_weight, minimum=0.0)
-        feature_weight = _check_finite_number("feature_weight", feature_weight, minimum=0.0)
+        kl_weight = check_finite("kl_weight", kl_weight, minimum=0.0)
+        feature_weight = check_finite("feature_weight", feature_weight, minimum=0.0)
         if feature_reduction not in _REDUCTIONS:
             raise ValueError(
                 f"feature_reduction must be one of {_REDUCTIONS}, got {feature_reduction!r}"
             )
-        if _check_finite_number("temperature", temperature) <= 0:
+        if check_finite("temperature", temperature) <= 0:
             # T = inf would flatten both distributions and give a silent zero KL
             raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
         self.student_dim = _check_dim("student_dim", student_dim)

@@ -53,8 +53,6 @@ def _check_nonempty(name: str, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-_check_finite_number = check_finite  # the old private name, imported by npkd.py
-
 
 def _check_labels(labels: object, batch: int) -> torch.Tensor:
     labels = _check_tensor("labels", labels)
@@ -218,7 +216,7 @@ def batch_hard_triplet_loss(
     labels = _check_labels(labels, features.shape[0])
     metric = _check_metric(metric)
     if margin is not None:
-        margin = _check_finite_number("margin", margin, minimum=0.0)
+        margin = check_finite("margin", margin, minimum=0.0)
     dist = pairwise_distance(features, metric)
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
@@ -249,7 +247,7 @@ class TripletLoss(nn.Module):
 
     def __init__(self, margin: float | None = 0.3, metric: Metric = "euclidean") -> None:
         super().__init__()
-        self.margin = None if margin is None else _check_finite_number("margin", margin, minimum=0)
+        self.margin = None if margin is None else check_finite("margin", margin, minimum=0)
         self.metric = _check_metric(metric)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

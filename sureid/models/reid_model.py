@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import model_file
 from .heads import BNNeck
 from .output import HTSOutput
 from .reweight import ClsTokenReweight
@@ -147,7 +148,7 @@ class ReIDModel(nn.Module):
         """Write the weights and the architecture to one file that :func:`sureid.load` rebuilds.
 
         Records the backbone (sureid ViT arguments or timm name), HTS stages, head, input
-        size and normalisation (``data_config``, a :class:`sureid.hub.DataConfig`; default
+        size and normalisation (``data_config``, a :class:`sureid.DataConfig`; default
         ``self.data_config`` if set, else the input size with ImageNet mean/std). Written
         atomically; loads with ``weights_only=True``. ``metadata``: JSON-like extras (e.g.
         metrics) returned as ``model.metadata`` on load.
@@ -155,13 +156,9 @@ class ReIDModel(nn.Module):
         Example:
             >>> model.save("runs/final.pt"); model = sureid.load("runs/final.pt")  # doctest: +SKIP
         """
-        from ..hub import save_model  # hub imports this module
-
-        return save_model(self, path, data_config=data_config, metadata=metadata)
+        return model_file.save_model(self, path, data_config=data_config, metadata=metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, map_location: str | torch.device = "cpu"):
         """Same as :func:`sureid.load`."""
-        from ..hub import load
-
-        return load(path, map_location=map_location)
+        return model_file.load_model(path, map_location=map_location, model_cls=ReIDModel)

@@ -40,12 +40,12 @@ from .._checks import check_device, check_output_path
 from .._optional import require
 from ..ablation.recipe import MEAN, STD, file_digest, make_optimizer, train_loader, view_transforms
 from ..data import DATASETS, ImageDataset, ReIDDataset, build_dataset, detect_layout
-from ..engine import ReIDModel, Trainer, evaluate_model, load_checkpoint, normalize_settings
+from ..engine import Trainer, evaluate_model, load_checkpoint, normalize_settings
 from ..hub import FORMAT as MODEL_FORMAT
 from ..hub import DataConfig, load
 from ..losses import NPKDLoss, RatioLoss, SUReIDLoss
 from ..losses.reid import CrossEntropyLabelSmooth, TripletLoss
-from ..models import FrozenTeacher, HTSViT, VisionTransformer
+from ..models import FrozenTeacher, HTSViT, ReIDModel, VisionTransformer
 from ..models.pretrained import load_pretrained, shipped_weights_dir
 from ..transforms import OccluderBank, make_procedural_occluders
 from .config import (

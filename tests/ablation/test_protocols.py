@@ -22,7 +22,7 @@ from sureid.ablation import (
     view_transforms,
 )
 from sureid.data import ImageRecord
-from sureid.engine import ReIDModel
+from sureid.models import ReIDModel
 
 DEIT_S = "deit_small_distilled_patch16_224"
 VIT = "vit_base_patch16_224"

@@ -10,13 +10,14 @@ import pytest
 import torch
 
 import sureid
-from sureid.engine import ReIDModel, Trainer, load_checkpoint
+from sureid.engine import Trainer, load_checkpoint
 from sureid.engine.distributed import (
     DistInfo,
     init_distributed,
     unused_parameters,
     wrap_ddp,
 )
+from sureid.models import ReIDModel
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "train_ddp.py"
@@ -129,7 +130,8 @@ def test_a_failing_rank_makes_the_others_fail_fast(failure):
 
 UNUSED_SCRIPT = textwrap.dedent("""
     import torch, sureid
-    from sureid.engine import ReIDModel, Trainer, init_distributed, wrap_ddp
+    from sureid.engine import Trainer, init_distributed, wrap_ddp
+    from sureid.models import ReIDModel
     info = init_distributed(timeout_s=30)
     for static in (False, True):  # auto find_unused_parameters, then DDP's static graph
         torch.manual_seed(0)

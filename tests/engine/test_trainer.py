@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import sureid
-from sureid.engine import ReIDModel, Trainer, cosine_with_warmup, evaluate_model, load_checkpoint
+from sureid.engine import Trainer, cosine_with_warmup, evaluate_model, load_checkpoint
+from sureid.models import ReIDModel
 
 
 def tiny_hts(keep_ratio=0.7, dim=32, prune=True):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import sureid
-from sureid.engine import ReIDModel, Trainer
+from sureid.engine import Trainer
+from sureid.models import ReIDModel
 
 
 def _trainer(**hooks):

@@ -60,7 +60,7 @@ def test_bad_constructor(args, kwargs, match):
 
 def test_bnneck_and_reid_model_share_one_default_eval_feature():
     from sureid import HTSViT
-    from sureid.engine import ReIDModel
+    from sureid.models import ReIDModel
     from sureid.models.vit import VisionTransformer
 
     vit = VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=8, depth=2, num_heads=2)

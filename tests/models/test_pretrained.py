@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sureid import HTSViT, VisionTransformer
-from sureid.engine import ReIDModel
+from sureid.models import ReIDModel
 from sureid.models.pretrained import (
     PretrainedWeightsError,
     backbone_file_info,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sureid import HTSViT
-from sureid.engine import ReIDModel
+from sureid.models import ReIDModel
 from sureid.models.vit import VisionTransformer
 
 

@@ -91,7 +91,7 @@ def test_bad_arguments():
 def test_bnneck_teacher_with_after_feature_gives_its_trained_logits():
     """The recipe of docs/objectives.md: g^t equals the teacher's own (BN) logits."""
     from sureid import HTSViT, VisionTransformer
-    from sureid.engine import ReIDModel
+    from sureid.models import ReIDModel
 
     torch.manual_seed(0)
     vit = VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=16, depth=2, num_heads=2)
