@@ -90,7 +90,8 @@ def _check_metric(metric: object) -> str:
 def label_smoothing_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.1
 ) -> torch.Tensor:
-    """Cross-entropy against the smoothed target ``(1 - ε)·onehot + ε/K`` (torchreid convention).
+    """Cross-entropy against the smoothed target ``(1 - ε)·onehot + ε/K`` (torchreid convention),
+    i.e. ``F.cross_entropy(logits, labels, label_smoothing=ε)`` after the checks below.
 
     Args:
         logits: ``(B, K)`` class scores (post-BN logits of the BNNeck, Eq. 10).
@@ -118,12 +119,8 @@ def label_smoothing_cross_entropy(
             f"labels must lie in [0, {num_classes}) for logits of shape {tuple(logits.shape)}, "
             f"got values in [{int(labels.min())}, {int(labels.max())}]"
         )
-    log_probs = F.log_softmax(logits, dim=1)
-    target = torch.full_like(log_probs, float(epsilon) / num_classes)
-    target.scatter_add_(
-        1, labels.long().unsqueeze(1), log_probs.new_full((labels.shape[0], 1), 1.0 - epsilon)
-    )
-    return -(target * log_probs).sum(dim=1).mean()
+    # torch's label smoothing is this target: (1 - ε)·onehot + ε/K
+    return F.cross_entropy(logits, labels.long(), label_smoothing=float(epsilon))
 
 
 class CrossEntropyLabelSmooth(nn.Module):

@@ -37,6 +37,29 @@ def test_label_smoothing_zero_eps_is_cross_entropy():
     )
 
 
+@pytest.mark.parametrize("eps", [0.1, 0.3])
+def test_label_smoothing_is_torch_cross_entropy_with_label_smoothing(eps):
+    logits = torch.randn(8, 11, requires_grad=True)
+    labels = torch.randint(0, 11, (8,))
+    ours = CrossEntropyLabelSmooth(11, eps)(logits, labels)
+    theirs = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=eps)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(label_smoothing_cross_entropy(logits, labels, eps), theirs)
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    (g_theirs,) = torch.autograd.grad(theirs, logits)
+    torch.testing.assert_close(g_ours, g_theirs)
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.3])
+def test_label_smoothing_explicit_formula(eps):
+    # (1 - ε)·(-log p_y) + ε·mean_k(-log p_k), averaged over the batch
+    logits = torch.randn(5, 7, dtype=torch.float64)
+    labels = torch.tensor([6, 0, 3, 3, 1])
+    nll = -torch.log_softmax(logits, dim=1)
+    expected = ((1 - eps) * nll[torch.arange(5), labels] + eps * nll.mean(dim=1)).mean()
+    torch.testing.assert_close(CrossEntropyLabelSmooth(7, eps)(logits, labels), expected)
+
+
 @pytest.mark.parametrize(
     "logits_shape, labels, match",
     [
