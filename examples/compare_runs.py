@@ -35,18 +35,23 @@ def load(run: Path, table: str) -> dict[str, dict[int, dict[str, np.ndarray]]]:
                    for s in seeds} for name, seeds in rows.items()}
 
 
-def compare(a: dict, b: dict, labels: tuple[str, str]) -> str:
-    """Markdown table of ``a - b`` for the rows and seeds both runs have."""
+def compare(a: dict, b: dict, labels: tuple[str, str],
+            pairs: list[tuple[str, str]] | None = None) -> str:
+    """Markdown table of ``a - b`` for the rows and seeds both runs have, or for the given
+    ``(row of a, row of b)`` pairs."""
     la, lb = labels
     lines = [f"| row | metric | {la} | {lb} | {la} − {lb} [95 % CI] | per seed |",
              "|---|---|---:|---:|---:|---:|"]
-    for row in [r for r in a if r in b]:
-        seeds = sorted(set(a[row]) & set(b[row]))
+    if pairs is None:
+        pairs = [(r, r) for r in a if r in b]
+    for row_a, row_b in pairs:
+        seeds = sorted(set(a[row_a]) & set(b[row_b]))
         if not seeds:
             continue
+        row = row_a if row_a == row_b else f"{row_a} − {row_b}"
         for metric in ("rank1", "mAP"):
-            x = np.stack([a[row][s][metric] for s in seeds])
-            y = np.stack([b[row][s][metric] for s in seeds])
+            x = np.stack([a[row_a][s][metric] for s in seeds])
+            y = np.stack([b[row_b][s][metric] for s in seeds])
             if x.shape != y.shape:
                 raise SystemExit(f"error: row {row!r}: the runs evaluated different query sets "
                                  f"({x.shape[1]} vs {y.shape[1]} queries)")
@@ -64,11 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", nargs=2, default=("A", "B"), metavar=("A", "B"))
     p.add_argument("--table", default="4", help="which table's files to read (default 4)")
     p.add_argument("--output", type=Path, help="also write the table to this Markdown file")
+    p.add_argument("--rows", nargs=2, metavar=("ROW_A", "ROW_B"),
+                   help="compare row ROW_A of run A with row ROW_B of run B (default: every "
+                        "row both runs have, by name)")
     args = p.parse_args(argv)
     a, b = load(args.run_a, args.table), load(args.run_b, args.table)
-    if not set(a) & set(b):
+    pairs = None
+    if args.rows:
+        row_a, row_b = args.rows
+        for name, run, rows in ((row_a, args.run_a, a), (row_b, args.run_b, b)):
+            if name not in rows:
+                raise SystemExit(f"error: {run} has no row {name!r} (rows: {sorted(rows)})")
+        pairs = [(row_a, row_b)]
+    elif not set(a) & set(b):
         raise SystemExit(f"error: the runs share no row ({sorted(a)} vs {sorted(b)})")
-    md = compare(a, b, tuple(args.labels))
+    md = compare(a, b, tuple(args.labels), pairs)
     sys.stdout.write(md)
     if args.output is not None:
         args.output.write_text(md)

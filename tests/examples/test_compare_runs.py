@@ -73,3 +73,20 @@ def test_errors_name_the_problem(tmp_path, capsys):
     c = write_run(tmp_path / "c", fake_rows(rng, ["other"]))
     with pytest.raises(SystemExit, match="share no row"):
         _script().main([str(a), str(c)])
+
+
+def test_rows_option_compares_two_named_rows(tmp_path):
+    script = _script()
+    rng = np.random.default_rng(5)
+    a = write_run(tmp_path / "a", fake_rows(rng, ["+HTS"]))
+    b = write_run(tmp_path / "b", fake_rows(rng, ["vanilla", "+HTS"]))
+    out = tmp_path / "c.md"
+    assert script.main([str(a), str(b), "--rows", "+HTS", "vanilla", "--output", str(out)]) == 0
+    got = parse(out.read_text())
+    ra, rb = (json.loads((d / "table4_per_query.json").read_text()) for d in (a, b))
+    hits = [[np.mean([f == 0 for f in s["first_match"] if f >= 0]) * 100 for s in r[n]]
+            for r, n in ((ra, "+HTS"), (rb, "vanilla"))]
+    est = got["+HTS − vanilla", "rank1"][2]
+    assert est == pytest.approx(np.mean(hits[0]) - np.mean(hits[1]), abs=0.01)
+    with pytest.raises(SystemExit, match="no row 'nope'"):
+        script.main([str(a), str(b), "--rows", "nope", "vanilla"])
