@@ -1,11 +1,11 @@
-"""Cost of each exact count in ``sureid.metrics.rank``, per gallery item, and thread scaling.
+"""Cost of each exact count in ``sureid.metrics._kernels``, per gallery item, and thread scaling.
 
 The ranking picks, per query row, the cheapest of its counts from a cost model in ns per item
-(``_ranks_by_count``: sorted ``0.3 + 7.5 * share of candidates``, direct ``0.32 * matches``,
-bucketed ``4.2``, compiled ``_FUSED_COST``). This script measures them: every path forced on
-the same distance rows (random and clustered features, as ``eval_floor.py`` makes them), one
-thread, process CPU time; then the automatic choice with one and with two ranking threads
-(wall time). Same numbers on every path (checked).
+(``_kernels._COST_*``: sorted ``0.3 + 7.5 * share of candidates``, direct ``0.32 * matches``,
+bucketed ``4.2``, compiled ``1.8``; docs/evaluation.md). This script measures them: every path
+forced on the same distance rows (random and clustered features, as ``eval_floor.py`` makes
+them), one thread, process CPU time; then the automatic choice with one and with two ranking
+threads (wall time). Same numbers on every path (checked).
 
     python benchmarks/rank_kernels.py                 # 200 rows of a 100k gallery
     python benchmarks/rank_kernels.py --rows 50 --gallery 20000   # quick
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from eval_floor import make
 
-from sureid.metrics import rank
+from sureid.metrics import _kernels, rank
 from sureid.metrics.distance import _Kernel
 
 
@@ -29,31 +29,29 @@ def main() -> None:
     ap.add_argument("--gallery", type=int, default=100_000)
     ap.add_argument("--rows", type=int, default=200, help="query rows ranked per measurement")
     args = ap.parse_args()
-    have_fused = rank.fused_below() is not None  # compiled here, outside the timings
+    have_fused = _kernels.fused_below() is not None  # compiled here, outside the timings
     paths = ["sorted", "direct", "bucketed"] + (["fused"] * have_fused) + [None]
     print(f"numpy {np.__version__}, compiled count {'on' if have_fused else 'off (no numba)'}")
     for kind in ("random", "clustered"):
         qf, gf, qp, gp, qc, gc = make(kind, max(args.rows, 64), args.gallery, 768)
         sel = np.arange(args.rows)
         d = _Kernel.build(qf, gf, "euclidean").rows(torch.from_numpy(sel)).numpy()
-        pidx = rank._PidIndex(gp, gc)
+        pidx = _kernels._PidIndex(gp, gc)
         rows, cols, npos = pidx.matches(qp[sel], qc[sel])
         items = d.size
         ref = None
         for path in paths:
-            rank._FORCE_PATH = path
             best = float("inf")
             for _ in range(2):
                 t = time.process_time()
-                got = rank._ranks_by_count(d, qp[sel], gp, pidx, rows, cols, npos,
-                                           int(npos.max()))
+                got = _kernels._ranks_by_count(d, qp[sel], gp, pidx, rows, cols, npos,
+                                               int(npos.max()), path or "auto")
                 best = min(best, time.process_time() - t)
             ref = got if ref is None else ref
             if not np.array_equal(got, ref):
                 raise AssertionError(f"path {path} gave other ranks")
             ns = best / items * 1e9
             print(f"[{kind}] {path or 'auto':8s} {ns:5.2f} ns/item (one thread, CPU)")
-        rank._FORCE_PATH = None
         for threads in (1, 2, 1, 2):  # twice: the first call also warms up
             rank._THREADS = threads
             t = time.perf_counter()

@@ -37,7 +37,7 @@ from .losses.reid import CrossEntropyLabelSmooth, TripletLoss
 from .metrics.distance import pairwise_distance
 from .metrics.evaluate import evaluate
 from .metrics.rank import RankResult, evaluate_rank
-from .metrics.rerank import rank_gallery, rerank
+from .metrics.retrieval import rank_gallery, rerank
 from .models.decision import DecisionModule
 from .models.heads import BNNeck
 from .models.hts_vit import HTSViT

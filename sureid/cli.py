@@ -407,7 +407,7 @@ def _cmd_evaluate(args) -> None:
 
 def _cmd_rank(args) -> None:
     from ._atomic import replace_dir, temp_sibling
-    from .metrics.rerank import rank_gallery
+    from .metrics.retrieval import rank_gallery
 
     for what, folder in (("query", args.query), ("gallery", args.gallery)):
         if not Path(folder).exists():

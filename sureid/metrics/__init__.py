@@ -4,7 +4,7 @@ from .distance import pairwise_distance
 from .evaluate import evaluate
 from .qe import alpha_query_expansion
 from .rank import RankResult, evaluate_rank
-from .rerank import rank_gallery, rerank, rerank_distmat
+from .retrieval import rank_gallery, rerank, rerank_distmat
 
 __all__ = [
     "RankResult",

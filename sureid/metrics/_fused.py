@@ -1,11 +1,11 @@
-"""The bucketed count of :mod:`sureid.metrics.rank` as one compiled pass (optional numba).
+"""The bucketed count of :mod:`sureid.metrics._kernels` as one compiled pass (optional numba).
 
-``rank._below_bucketed`` needs about ten numpy passes over a row (subtract, scale, clip, cast,
-``bincount``, flag lookup, ...), about 5 ns per item. The same count in one loop over the row,
-compiled with numba and run without the GIL, is what this module provides when numba is
-installed (``pip install 'sureid[fast]'``); without numba :func:`fused_below` is ``None`` and
-the numpy kernels are used. Same numbers either way (``tests/metrics/test_rank.py`` forces
-every path against the reference loop).
+``_kernels._below_bucketed`` needs about ten numpy passes over a row (subtract, scale, clip,
+cast, ``bincount``, flag lookup, ...; their cost: docs/evaluation.md). The same count in one
+loop over the row, compiled with numba and run without the GIL, is what this module provides
+when numba is installed (``pip install 'sureid[fast]'``); without numba :func:`fused_below`
+is ``None`` and the numpy kernels are used. Same numbers either way
+(``tests/metrics/test_rank.py`` forces every path against the reference loop).
 
 The count, for one row ``x (G,)`` and its matches sorted by ``(distance, index)`` key: every
 item gets a bucket ``trunc(clip((x - base) * inv_w, 0, m + 1))``, computed in float32 by one

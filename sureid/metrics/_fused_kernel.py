@@ -2,7 +2,7 @@
 
 Compiled with ``cache=True``: numba writes the machine code next to this file or, where the
 package folder is read-only, into the user's cache folder (``NUMBA_CACHE_DIR`` overrides), so
-only the first process on a machine pays the compile (about 2 s). Where no cache folder is
+only the first process on a machine pays the compile. Where no cache folder is
 writable at all, the kernel is compiled in every process, as without the cache.
 """
 
@@ -32,7 +32,7 @@ def _bucket(v, base, inv_w, top):
 
 @_njit(nogil=True, inline="always")
 def _key(bits, v, j):
-    # the order-preserving (distance, index) key of rank._packed_keys
+    # the order-preserving (distance, index) key of _kernels._packed_keys
     b = np.int64(0) if v == 0 else np.int64(bits)  # -0.0 ties with +0.0
     mono = b ^ ((b >> 31) & 0x7FFFFFFF)
     return (mono << 32) | j

@@ -15,8 +15,8 @@ themselves, and those inputs are *conditioned* first (in float64, then rounded t
 
 Conditioning needs a float32 copy of the gallery (``G x D`` more memory); well-conditioned
 features (the usual case) are used as they are. :func:`pairwise_distance`,
-:func:`sureid.metrics.evaluate`, :func:`sureid.metrics.rerank.rank_gallery` and
-:func:`sureid.metrics.rerank.rerank` all compute their distances with :class:`_Kernel`.
+:func:`sureid.metrics.evaluate`, :func:`sureid.metrics.retrieval.rank_gallery` and
+:func:`sureid.metrics.retrieval.rerank` all compute their distances with :class:`_Kernel`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from .._checks import check_bool
 from .distance import _check_finite, _check_pair, _Kernel
 from .qe import _check_qe, _expand
 from .rank import RankResult, _check_labels, _check_max_rank, _run
+from .retrieval import _reranker
 
 __all__ = ["evaluate"]
 
@@ -38,6 +39,7 @@ def evaluate(
     aqe_alpha: float = 3.0,
     aqe_times: int = 1,
     camera_pairs: bool = False,
+    kernel: str = "auto",
 ) -> RankResult:
     """CMC / mAP / mINP from features, computing distances one query chunk at a time.
 
@@ -66,6 +68,8 @@ def evaluate(
         camera_pairs: also fill ``result.camera_pairs``: the metrics of each query camera
             against each gallery camera's images (:class:`RankResult`; about twice the
             ranking work, no extra distances).
+        kernel: the exact count of the ranking, as in :func:`sureid.metrics.evaluate_rank`
+            (same numbers; for tests and benchmarks).
 
     Returns:
         :class:`RankResult`.
@@ -103,14 +107,12 @@ def evaluate(
                        aqe_k, aqe_alpha, aqe_times, dev)
         q, g = both[: q.shape[0]], both[q.shape[0]:]
     if rerank:
-        from .rerank import _reranker
-
         rr = _reranker(q, g, metric, dev, k1=k1, k2=k2, lambda_value=lambda_value)
         return _run(rr.rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto",
-                    what="distances", camera_pairs=camera_pairs)
+                    what="distances", camera_pairs=camera_pairs, kernel=kernel)
 
     # per-gallery constants computed once; well-conditioned (G, D) features are never copied
-    kernel = _Kernel.build(q, g, metric, dev)
+    dist = _Kernel.build(q, g, metric, dev)
 
     # one chunk buffer for the whole run: ``_run`` ranks every row of a fetch before it asks
     # for the next one, so the buffer is free again when it is overwritten
@@ -118,7 +120,7 @@ def evaluate(
                       device=dev)
 
     def rows(idx: np.ndarray) -> np.ndarray:
-        return kernel.rows(torch.from_numpy(idx).to(dev), out=buf[: len(idx)]).cpu().numpy()
+        return dist.rows(torch.from_numpy(idx).to(dev), out=buf[: len(idx)]).cpu().numpy()
 
     return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances",
-                camera_pairs=camera_pairs)
+                camera_pairs=camera_pairs, kernel=kernel)

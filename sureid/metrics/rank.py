@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._checks import INT64_MAX, INT64_MIN, check_bool, check_label, is_int
-from ._fused import fused_below
+from ._kernels import _compiled, _PidIndex, _ranks_by_count, _ranks_by_sort, check_kernel
 
 __all__ = ["RankResult", "evaluate_rank"]
 
@@ -42,19 +41,6 @@ _BLOCK_ELEMS = 1 << 22
 _MAX_POS_FOR_COUNT = 2048
 # Ranking threads; None: torch.get_num_threads() (os.cpu_count() without torch).
 _THREADS: int | None = None
-# Tests: "sorted", "direct", "bucketed" or "fused" (where valid) instead of the cheapest path.
-_FORCE_PATH: str | None = None
-# The compiled one-pass bucketed count (numba, optional); False: numpy kernels only.
-_USE_FUSED = True
-# Histogram buckets per true match in the bucketed count (few items share a match's bucket).
-_BUCKETS_PER_MATCH = 512
-# Cost of the fused count in ns per item (the numpy costs are in _ranks_by_count).
-_FUSED_COST = 1.8
-# Galleries smaller than this keep the numpy kernels: compiling the fused one (1-3 s, once per
-# process) costs more than it saves on them.
-_FUSED_MIN_GALLERY = 1 << 14
-# Its histogram flags a match's bucket with a 2**30 offset in int32: larger rows use numpy.
-_FUSED_MAX_GALLERY = 1 << 30
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,210 +211,9 @@ def _num_workers() -> int:
         return os.cpu_count() or 1
 
 
-# ----------------------------------------------------------------------------- kernels
-_scratch = threading.local()
-
-
-def _workspace(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """This thread's float32, intp and bool row buffers of length ``n``, reused row after row.
-
-    Fresh row-sized arrays (``astype``, boolean masks) cost a page fault per 4 KiB once they
-    are larger than malloc's mmap threshold; reused buffers are already mapped and cached.
-    """
-    bufs = getattr(_scratch, "bufs", None)
-    if bufs is None or len(bufs[0]) < n:
-        bufs = (np.empty(n, np.float32), np.empty(n, np.intp), np.empty(n, np.bool_))
-        _scratch.bufs = bufs
-    return bufs[0][:n], bufs[1][:n], bufs[2][:n]
-
-
-class _PidIndex:
-    """Gallery indices grouped by pid (ascending), to list a query's matches without a scan."""
-
-    def __init__(self, gp: np.ndarray, gc: np.ndarray):
-        order = np.argsort(gp, kind="stable")
-        uniq, starts, counts = np.unique(gp[order], return_index=True, return_counts=True)
-        self.gc = gc
-        self._groups = {
-            int(p): order[s : s + c] for p, s, c in zip(uniq.tolist(), starts, counts, strict=True)
-        }
-        self._empty = np.zeros(0, dtype=np.int64)
-
-    def same_pid(self, pid: int) -> np.ndarray:
-        return self._groups.get(int(pid), self._empty)
-
-    def num_positives(self, qp: np.ndarray, qc: np.ndarray) -> np.ndarray:
-        """Per query: gallery items with the same pid and another camera, ``(Q,)``."""
-        return np.array(
-            [np.count_nonzero(self.gc[self.same_pid(p)] != c) for p, c in zip(qp, qc, strict=True)],
-            dtype=np.int64,
-        )
-
-    def matches(self, qp: np.ndarray, qc: np.ndarray):
-        """Row-major ``(rows, cols)`` of the true matches of a query block, and ``npos``."""
-        cols = [(g := self.same_pid(p))[self.gc[g] != c] for p, c in zip(qp, qc, strict=True)]
-        npos = np.array([len(x) for x in cols], dtype=np.int64)
-        rows = np.repeat(np.arange(len(cols)), npos)
-        return rows, np.concatenate(cols) if cols else self._empty, npos
-
-
-def _packed_keys(d32: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Order-preserving int64 keys of ``(distance, gallery index)`` pairs (float32 distances).
-
-    Comparing keys equals comparing ``(distance, index)`` lexicographically, i.e. the
-    stable sort order, with one integer comparison.
-    """
-    d32 = d32 + np.float32(0.0)  # -0.0 -> +0.0, so it ties with +0.0 like a float compare
-    bits = d32.view(np.int32)
-    mono = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # negative floats: reverse order
-    keys = mono.astype(np.int64) << 32
-    keys |= cols
-    return keys
-
-
-def _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax) -> np.ndarray:
-    """Kept-list ranks of each row's true matches, sorted, ``(B, pmax)`` (padding arbitrary).
-
-    rank of match k = k + #negatives whose (distance, index) key is smaller. Only items not
-    farther than the row's hardest match can count. Same-pid items (matches or removed, never
-    negatives) are subtracted with exact key comparisons. :func:`_below_sorted`,
-    :func:`_below_direct` and :func:`_below_bucketed` count the items below each match (same
-    numbers; the cheapest for the row is used, ``_FORCE_PATH`` overrides it for tests).
-    """
-    b = d32.shape[0]
-    use = (_USE_FUSED and d32.shape[1] < _FUSED_MAX_GALLERY
-           and (d32.shape[1] >= _FUSED_MIN_GALLERY or _FORCE_PATH == "fused"))
-    fused = fused_below() if use else None
-    starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
-    ranks = np.zeros((b, pmax), dtype=np.int64)
-    for i in range(b):
-        p = int(npos[i])
-        if p == 0:
-            continue
-        row = d32[i]
-        pc = cols[starts[i] : starts[i] + p]
-        pkey = _packed_keys(row[pc], pc)
-        order = np.argsort(pkey, kind="stable")
-        pkey, pc = pkey[order], pc[order]
-        pd = row[pc]
-        lo, hi = pd[0], pd[-1]
-        # pick the cheapest exact count from the share of candidates (a strided estimate);
-        # costs in ns per item, measured with numpy 2.4 on x86-64 (AVX2)
-        sample = row[:: max(1, len(row) // 4096)]
-        frac = np.count_nonzero(sample <= hi) / len(sample)
-        cost = {"sorted": 0.3 + 7.5 * frac, "direct": 0.32 * p}
-        with np.errstate(all="ignore"):  # inf - inf, overflowing spans: not bucketed
-            span = hi - lo
-            finite = np.isfinite(np.float32(_BUCKETS_PER_MATCH * p) / span + (lo - span))
-        if p > 1 and lo < hi and np.isfinite(span) and finite:  # base >= lo - span
-            cost["bucketed"] = 4.2
-            if fused is not None:
-                cost["fused"] = _FUSED_COST
-        path = _FORCE_PATH if _FORCE_PATH in cost else min(cost, key=cost.get)
-        if path == "fused":
-            below = _below_fused(fused, row, pd, pc, pkey)
-        elif path == "bucketed":
-            below = _below_bucketed(row, pd, pc, pkey)
-        elif path == "direct":
-            below = _below_direct(row, pd, pc)
-        else:
-            below = _below_sorted(row, pd, pc)
-        same = pidx.same_pid(qp[i])
-        below -= np.count_nonzero(_packed_keys(row[same], same)[None, :] < pkey[:, None], axis=1)
-        ranks[i, :p] = below + np.arange(p)
-    return ranks
-
-
-def _below_sorted(row, pd, pc) -> np.ndarray:
-    """Items (any pid) whose (distance, index) key is below each match's: gather and sort.
-
-    Cheap when few items are within the hardest match's distance (a good model).
-    """
-    mask = _workspace(len(row))[2]
-    cand = row[np.less_equal(row, pd[-1], out=mask)]  # NaN never passes (blocks are checked)
-    cand.sort()
-    below = np.searchsorted(cand, pd, side="left")
-    tied = np.searchsorted(cand, pd, side="right") - below > 1
-    for k in np.flatnonzero(tied):  # other items at exactly this distance: lower index first
-        below[k] += np.count_nonzero(np.flatnonzero(row == pd[k]) < pc[k])
-    return below
-
-
-def _below_direct(row, pd, pc) -> np.ndarray:
-    """Same as :func:`_below_sorted` with two counting passes per match (few matches)."""
-    below = np.array([np.count_nonzero(row < t) for t in pd], dtype=np.int64)
-    at = np.array([np.count_nonzero(row <= t) for t in pd], dtype=np.int64) - below
-    for k in np.flatnonzero(at > 1):  # other items at exactly this distance: lower index first
-        below[k] += np.count_nonzero(np.flatnonzero(row == pd[k]) < pc[k])
-    return below
-
-
-def _bucket_grid(pd: np.ndarray) -> tuple[int, np.float32, np.float32]:
-    """``(m, base, inv_w)``: ``m`` buckets per row over the matches' range ``pd[0]..pd[-1]``.
-
-    lo lands in bucket 1 (not 0, which collects everything closer) and hi in m - 1 (not
-    m + 1, which collects everything farther); rounding moves them by at most one bucket.
-    """
-    m = _BUCKETS_PER_MATCH * len(pd)
-    lo, hi = np.float32(pd[0]), np.float32(pd[-1])
-    inv_w = np.float32((m - 2) / (hi - lo))
-    base = np.float32(lo - (hi - lo) / np.float32(m / 2))
-    return m, base, inv_w
-
-
-def _below_fused(kernel, row, pd, pc, pkey) -> np.ndarray:
-    """:func:`_below_bucketed` in one compiled pass (:mod:`sureid.metrics._fused`)."""
-    m, base, inv_w = _bucket_grid(pd)
-    near = _workspace(len(row))[1]
-    return kernel(row, row.view(np.int32), pc, pkey, base, inv_w, m, near)
-
-
-def _below_bucketed(row, pd, pc, pkey) -> np.ndarray:
-    """Same as :func:`_below_sorted` without sorting, for rows where most items are candidates.
-
-    Every item gets a bucket ``trunc(clip((x - base) * inv_w, 0, M + 1))`` on a uniform grid
-    over the matches' range. Each step is monotone in ``x``, so an item in a lower bucket
-    than a match is closer and one in a higher bucket is farther: a histogram counts them.
-    Only the few items sharing a bucket with some match are compared exactly, by key.
-    """
-    m, base, inv_w = _bucket_grid(pd)
-    t, idx, _ = _workspace(len(row))
-    with np.errstate(over="ignore"):  # an overflow gives inf, clipped like any far item
-        np.subtract(row, base, out=t)
-        t *= inv_w
-        np.clip(t, 0, m + 1, out=t)
-        np.copyto(idx, t, casting="unsafe")  # truncation, as astype
-        pb = np.clip(((pd - base) * inv_w).astype(np.float32), 0, m + 1).astype(np.intp)
-    hist = np.bincount(idx, minlength=m + 2)
-    cum = np.concatenate(([0], np.cumsum(hist)))  # cum[b] = items in buckets < b
-    below = cum[pb]
-    flags = np.zeros(m + 2, dtype=bool)
-    flags[pb] = True
-    near = np.flatnonzero(np.take(flags, idx))  # items sharing a bucket with some match
-    # near items in a lower bucket than match k are below it, in a higher one above, so
-    # #near{key < key_k} - #near{bucket < bucket_k} = #near{same bucket, key < key_k}
-    nkey = np.sort(_packed_keys(row[near], near))
-    nbucket = np.sort(idx[near])
-    below += np.searchsorted(nkey, pkey) - np.searchsorted(nbucket, pb)
-    return below
-
-
-def _ranks_by_sort(d, qp, qc, gp, gc, npos, pmax) -> np.ndarray:
-    """Same as :func:`_ranks_by_count`, via a stable argsort of every row."""
-    order = np.argsort(d, axis=1, kind="stable")
-    same_pid = gp[order] == qp[:, None]
-    pos = same_pid & (gc[order] != qc[:, None])
-    kept = ~same_pid | pos
-    kept_rank = np.cumsum(kept, axis=1) - 1
-    rows, cols = np.nonzero(pos)  # row-major: columns ascend, i.e. matches in rank order
-    starts = np.concatenate(([0], np.cumsum(npos)[:-1]))
-    ranks = np.zeros((d.shape[0], pmax), dtype=np.int64)
-    ranks[rows, np.arange(len(rows)) - starts[rows]] = kept_rank[rows, cols]
-    return ranks
-
-
-def _block_stats(d, qp, qc, gp, gc, pidx: _PidIndex, strategy: str):
-    """First-match rank, AP and INP for a block of query rows ``d`` (B, G)."""
+def _block_stats(d, qp, qc, gp, gc, pidx: _PidIndex, strategy: str, kernel: str = "auto"):
+    """First-match rank, AP and INP for a block of query rows ``d`` (B, G); ``kernel`` picks
+    the count (:data:`sureid.metrics._kernels.KERNELS`)."""
     rows, cols, npos = pidx.matches(qp, qc)
     pmax = int(npos.max()) if len(npos) else 0
     b = d.shape[0]
@@ -449,7 +234,7 @@ def _block_stats(d, qp, qc, gp, gc, pidx: _PidIndex, strategy: str):
     if strategy == "count" and d32 is None:
         raise ValueError("strategy='count' needs float32-representable distances")
     if d32 is not None:
-        ranks = _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax)
+        ranks = _ranks_by_count(d32, qp, gp, pidx, rows, cols, npos, pmax, kernel)
     else:
         ranks = _ranks_by_sort(d, qp, qc, gp, gc, npos, pmax)
     valid = npos > 0
@@ -492,7 +277,8 @@ class _CameraPairs:
     sort of a subset keeps the subset's order). One distance pass serves both results.
     """
 
-    def __init__(self, qp, gp, qc, gc):
+    def __init__(self, qp, gp, qc, gc, kernel: str = "auto"):
+        self.kernel = kernel
         self.qp, self.qc = qp, qc
         self.gp, self.gc = gp, gc
         self.cols = {int(b): np.flatnonzero(gc == b) for b in np.unique(gc)}
@@ -510,7 +296,7 @@ class _CameraPairs:
                 first, ap, inp = self.stats[b]
                 first[idx], ap[idx], inp[idx] = _block_stats(
                     d[:, cols], self.qp[idx], self.qc[idx], self.gp[cols], self.gc[cols],
-                    self.pidx[b], "auto")
+                    self.pidx[b], "auto", self.kernel)
 
     def results(self, max_rank: int) -> dict[tuple[int, int], RankResult]:
         out = {}
@@ -535,6 +321,7 @@ def _run(
     strategy: str,
     what: str,
     camera_pairs: bool = False,
+    kernel: str = "auto",
 ) -> RankResult:
     """Drive the kernels over query blocks; ``get_rows(idx)`` returns distances ``(len(idx), G)``.
 
@@ -543,27 +330,27 @@ def _run(
     called again, so it may return the same buffer each time. Per-query results land at
     their original index, so the outcome does not depend on the block sizes. With
     ``camera_pairs`` each fetch is also ranked against every gallery camera's columns.
+    ``kernel`` picks the count (:data:`sureid.metrics._kernels.KERNELS`).
     """
     if strategy not in ("auto", "count", "sort"):
         raise ValueError(f"strategy must be 'auto', 'count' or 'sort', got {strategy!r}")
     num_q, num_g = len(qp), len(gp)
     max_rank = min(max_rank, num_g)  # every valid query is matched within num_g ranks
     pidx = _PidIndex(gp, gc)
-    pairs = _CameraPairs(qp, gp, qc, gc) if camera_pairs else None
+    pairs = _CameraPairs(qp, gp, qc, gc, kernel) if camera_pairs else None
     npos = pidx.num_positives(qp, qc)
     order = np.argsort(npos, kind="stable")
     first = np.full(num_q, -1, dtype=np.int64)
     ap = np.full(num_q, np.nan)
     inp = np.full(num_q, np.nan)
     block = max(1, _BLOCK_ELEMS // num_g)
-    if _USE_FUSED and (num_g >= _FUSED_MIN_GALLERY or _FORCE_PATH == "fused"):
-        fused_below()  # compile once here, not in every ranking thread at once
+    _compiled(check_kernel(kernel), num_g)  # compile once here, not in every ranking thread
 
     def work(fetch: np.ndarray, rows: np.ndarray, t: int) -> None:
         idx = fetch[t : t + block]
         d = rows[t : t + block]
         _reject_nan_block(d, what)
-        f, a, i = _block_stats(d, qp[idx], qc[idx], gp, gc, pidx, strategy)
+        f, a, i = _block_stats(d, qp[idx], qc[idx], gp, gc, pidx, strategy, kernel)
         first[idx], ap[idx], inp[idx] = f, a, i  # disjoint indices per block
 
     # numpy releases the GIL in the heavy kernels, so blocks of rows rank in parallel
@@ -597,6 +384,7 @@ def evaluate_rank(
     *,
     strategy: str = "auto",
     camera_pairs: bool = False,
+    kernel: str = "auto",
 ) -> RankResult:
     """CMC, mAP and mINP under the Market-1501 protocol (see the module docstring).
 
@@ -610,6 +398,10 @@ def evaluate_rank(
             the choice only changes speed (exposed for tests and benchmarks).
         camera_pairs: also fill ``result.camera_pairs``, the metrics of each query camera
             against each gallery camera (about twice the ranking work).
+        kernel: the exact count used where ``strategy`` counts: ``"auto"`` (default, the
+            cheapest per row), ``"numpy"`` (never the compiled one), or one count,
+            ``"sorted"``, ``"direct"``, ``"bucketed"`` or ``"fused"``, wherever it is valid
+            for a row. Same numbers; for tests and benchmarks (docs/evaluation.md).
 
     Returns:
         :class:`RankResult`.
@@ -633,4 +425,4 @@ def evaluate_rank(
     # a few blocks per fetch (one per ranking thread), never a full-size copy
     rows = max(1, _num_workers() * _BLOCK_ELEMS // d.shape[1])
     return _run(lambda idx: d[idx], qp, gp, qc, gc, max_rank, rows, strategy, what="distmat",
-                camera_pairs=camera_pairs)
+                camera_pairs=camera_pairs, kernel=kernel)

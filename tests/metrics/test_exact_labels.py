@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sureid.metrics import evaluate, evaluate_rank
-from sureid.metrics.rerank import rank_gallery
+from sureid.metrics.retrieval import rank_gallery
 
 
 def _features():

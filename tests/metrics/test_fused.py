@@ -3,8 +3,7 @@ import sys
 import numpy as np
 import pytest
 
-from sureid.metrics import _fused, evaluate_rank
-from sureid.metrics import rank as rank_mod
+from sureid.metrics import _fused, _kernels, evaluate_rank
 
 from .reference import reference_eval
 
@@ -32,16 +31,15 @@ def test_without_numba_the_numpy_kernels_give_the_same_numbers(monkeypatch):
 def test_fused_kernel_is_chosen_for_rows_where_most_items_are_candidates(monkeypatch):
     pytest.importorskip("numba")  # the test extra installs it
     calls = []
-    real = rank_mod._below_fused
-    monkeypatch.setattr(rank_mod, "_below_fused", lambda *a: calls.append(1) or real(*a))
+    real = _kernels._below_fused
+    monkeypatch.setattr(_kernels, "_below_fused", lambda *a: calls.append(1) or real(*a))
     d, qp, gp, qc, gc = _case(1)
     evaluate_rank(d, qp, gp, qc, gc, 20)
     assert not calls  # a small gallery keeps the numpy kernels (no compile for it)
-    monkeypatch.setattr(rank_mod, "_FUSED_MIN_GALLERY", 100)
+    monkeypatch.setattr(_kernels, "_FUSED_MIN_GALLERY", 100)
     r = evaluate_rank(d, qp, gp, qc, gc, 20)  # random distances: matches spread everywhere
     assert calls
-    monkeypatch.setattr(rank_mod, "_USE_FUSED", False)
-    off = evaluate_rank(d, qp, gp, qc, gc, 20)
+    off = evaluate_rank(d, qp, gp, qc, gc, 20, kernel="numpy")
     np.testing.assert_array_equal(r.ap, off.ap)
     np.testing.assert_array_equal(r.first_match, off.first_match)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sureid.metrics import RankResult, evaluate_rank
+from sureid.metrics import RankResult, _kernels, evaluate_rank
 from sureid.metrics import rank as rank_mod
 
 from .reference import reference_eval
@@ -114,8 +114,7 @@ def test_many_matches_per_query_takes_sort_path(monkeypatch):
 def test_count_path_with_cross_ties_and_same_pid_ties(monkeypatch, seed, path, buckets):
     if path == "fused":
         pytest.importorskip("numba")  # the test extra installs it
-    monkeypatch.setattr(rank_mod, "_FORCE_PATH", path)
-    monkeypatch.setattr(rank_mod, "_BUCKETS_PER_MATCH", buckets)
+    monkeypatch.setattr(_kernels, "_BUCKETS_PER_MATCH", buckets)
     rng = np.random.default_rng(4 + seed)
     d, qp, gp, qc, gc = random_case(rng, 25, 150, 10, 3, dtype=np.float32)
     d[:, ::7] = d[:, 3:4]  # plenty of cross ties, with matches, same-pid items and negatives
@@ -128,8 +127,15 @@ def test_count_path_with_cross_ties_and_same_pid_ties(monkeypatch, seed, path, b
     d[4, 1::2] = 0.0
     d[5, ::3] = np.float32(-3e38)  # huge spread: its width would overflow
     d[5, 1::3] = np.float32(3e38)
-    assert_same(evaluate_rank(d, qp, gp, qc, gc, 30, strategy="count"),
+    assert_same(evaluate_rank(d, qp, gp, qc, gc, 30, strategy="count", kernel=path or "auto"),
                 reference_eval(d, qp, gp, qc, gc, 30), 30)
+
+
+@pytest.mark.parametrize("kernel", ["fast", None, "sort"])
+def test_unknown_kernel_is_refused(kernel):
+    d = np.zeros((2, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"kernel must be one of 'auto', 'numpy'.*got"):
+        evaluate_rank(d, [1, 2], [1, 2, 2], [0, 0], [1, 1, 1], kernel=kernel)
 
 
 def test_block_size_does_not_change_numbers(monkeypatch):
@@ -252,20 +258,20 @@ def test_row_kernels_reuse_their_buffers_across_row_lengths(kernel):
     for n in (300, 150, 400, 7):
         row = rng.integers(0, 40, n).astype(np.float32)  # many ties
         pc = np.sort(rng.choice(n, min(n, 5), replace=False))
-        pkey = rank_mod._packed_keys(row[pc], pc)
+        pkey = _kernels._packed_keys(row[pc], pc)
         order = np.argsort(pkey, kind="stable")
         pc, pkey = pc[order], pkey[order]
         pd = row[pc]
         if kernel in ("_below_bucketed", "_below_fused") and pd[0] == pd[-1]:
             continue  # the bucketed counts need a spread (the caller checks this)
         if kernel == "_below_fused":
-            compiled = rank_mod.fused_below()
+            compiled = _kernels.fused_below()
             if compiled is None:
                 pytest.skip("numba is not installed (the test extra installs it)")
-            got = rank_mod._below_fused(compiled, row, pd, pc, pkey)
+            got = _kernels._below_fused(compiled, row, pd, pc, pkey)
         elif kernel == "_below_bucketed":
-            got = rank_mod._below_bucketed(row, pd, pc, pkey)
+            got = _kernels._below_bucketed(row, pd, pc, pkey)
         else:
-            got = getattr(rank_mod, kernel)(row, pd, pc)
+            got = getattr(_kernels, kernel)(row, pd, pc)
         want = [sum((row[j], j) < (row[c], c) for j in range(n)) for c in pc]  # brute force
         np.testing.assert_array_equal(got, want)

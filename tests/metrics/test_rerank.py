@@ -3,12 +3,8 @@ import pytest
 import torch
 
 from sureid.metrics import evaluate, evaluate_rank, pairwise_distance
-from sureid.metrics.rerank import (
-    KReciprocalReranker,
-    rank_gallery,
-    rerank,
-    rerank_distmat,
-)
+from sureid.metrics.rerank import KReciprocalReranker
+from sureid.metrics.retrieval import rank_gallery, rerank, rerank_distmat
 from tests.metrics.reference import float64_reference
 from tests.metrics.rerank_reference import rerank_reference
 
