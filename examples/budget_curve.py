@@ -50,6 +50,13 @@ def load_run(folder: Path) -> tuple[int, dict, dict]:
     return int(meta["epochs"]), meta, values
 
 
+def contrast_label(claim) -> str:
+    """``"a - b"`` from a claim's weighted rows (``"+HTS - vanilla"``)."""
+    plus = [n for n, w in claim.terms if w > 0]
+    minus = [n for n, w in claim.terms if w < 0]
+    return " + ".join(plus) + (" - " + " - ".join(minus) if minus else "")
+
+
 def summarize(runs: list[tuple[int, dict, dict]], n_resamples: int = 2000) -> dict:
     """Per budget: each row's mean Rank-1/mAP over the shared seeds and the judged claims."""
     seeds = sorted(set.intersection(*[set(v[ROWS[0]]) for _, _, v in runs]))
@@ -68,7 +75,8 @@ def summarize(runs: list[tuple[int, dict, dict]], n_resamples: int = 2000) -> di
             "rows": {r: {m: float(stacked[r][m].mean()) for m in ("rank1", "mAP")}
                      | {"per_seed_rank1": [float(x) for x in stacked[r]["rank1"].mean(1)]}
                      for r in ROWS},
-            "claims": [{"claim": c.claim.text, "metric": c.metric, "estimate": c.estimate,
+            "claims": [{"claim": c.claim.text, "contrast": contrast_label(c.claim),
+                        "metric": c.metric, "estimate": c.estimate,
                         "ci95": [c.low, c.high], "verdict": c.verdict,
                         "seeds_agree": c.seeds_agree} for c in claims],
         })
@@ -114,7 +122,7 @@ def plot(summary: dict, path: Path) -> None:
     for i, c in enumerate(budgets[0]["claims"]):
         if c["metric"] != "rank1":
             continue
-        label = c["claim"].split("(")[-1].rstrip(")").replace(" < 0", "").replace(" > 0", "")
+        label = c["contrast"]
         got = [b["claims"][i] for b in budgets]
         contrasts[label] = ([g["estimate"] for g in got], [g["ci95"][0] for g in got],
                             [g["ci95"][1] for g in got])
@@ -124,7 +132,7 @@ def plot(summary: dict, path: Path) -> None:
         Panel("Each claim's contrast (Rank-1 points) with its 95 % paired interval", x,
               contrasts, x_label="student epochs (log scale)", y_label="points",
               zero_line=True),
-    ], path, width=900)
+    ], path, width=1000)
 
 
 def main(argv: list[str] | None = None) -> int:

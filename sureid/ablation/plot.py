@@ -45,7 +45,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def _draw(draw: ImageDraw.ImageDraw, panel: Panel, box: tuple[int, int, int, int],
           font) -> None:
     left, top, right, bottom = box
-    ax_l, ax_t, ax_r, ax_b = left + 60, top + 38, right - 170, bottom - 44
+    ax_l, ax_t, ax_r, ax_b = left + 60, top + 38, right - 250, bottom - 44
     values = [v for y, lo, hi in panel.series.values() for seq in (y, lo, hi) if seq is not None
               for v in seq if v is not None and math.isfinite(v)]
     if panel.zero_line:
