@@ -1,12 +1,6 @@
-"""Self-describing model files: ``ReIDModel.save(path)`` and ``sureid.load(path)``.
-
-One ``torch.save`` file holds the weights and everything needed to rebuild the network
-without the code that trained it: the backbone (sureid's ``VisionTransformer`` constructor
-arguments, or a timm model name and the arguments read off the model), the HTS stages
-(keep ratios, prune layers, ``prune``), the ReID head (number of classes, reweight head,
-eval feature) and the preprocessing (input size, normalisation mean and std). It is written
-atomically and read with ``torch.load(weights_only=True)``: only tensors and plain Python
-values, nothing is unpickled as code.
+"""Self-describing model files, the public front: ``sureid.load(path)``, ``save_model`` and
+the checks around them. The format itself (what one file holds, how it is written and read)
+is :mod:`sureid.models.model_file`.
 
 Example:
     >>> model.save("runs/final.pt")  # doctest: +SKIP
