@@ -259,9 +259,6 @@ def main(argv=None) -> list[dict]:
                     progress=progress, settings=settings)
 
     # teacher: dense, larger, fine-tuned on the target data once ------------------------
-    # eval_feature="after": the frozen teacher emits its BNNeck feature, the feature its
-    # classifier W was trained on, so g^t = W f^t are the teacher's real logits (with the
-    # pre-BN feature they would be meaningless); see docs/reproduce.md
     teacher_file = args.teacher_checkpoint
     if teacher_file is None and preset.trained_teacher is not None and not args.teacher_only:
         teacher_file = PRETRAINED_DIR / f"{preset.trained_teacher}.pt"  # shipped, provenance
