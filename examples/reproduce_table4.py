@@ -65,17 +65,14 @@ from sureid.ablation.recipe import (
     view_transforms,
 )
 from sureid.ablation.stats import judge, per_query, seed_summary
+from sureid.ablation.teacher import fine_tune_teacher, teacher_settings
 from sureid.data import ImageDataset, read_occluded_duke
 from sureid.engine import (
     ReIDModel,
     Trainer,
-    check_settings,
     describe_cpu,
     evaluate_model,
-    load_checkpoint,
     measure_throughput,
-    normalize_settings,
-    save_checkpoint,
 )
 from sureid.hub import DataConfig
 from sureid.viz import render_kept_tokens
@@ -269,9 +266,14 @@ def main(argv=None) -> list[dict]:
                        "file": f"{teacher_file.name}:{file_digest(teacher_file)}"}
         log(f"teacher loaded from {teacher_file}")
     else:
-        teacher_net, teacher_cfg = train_teacher(preset, common, args, teacher_weights,
-                                                 num_classes, device, fit,
-                                                 path=args.teacher_checkpoint or out / "teacher.pt")
+        teacher_cfg = teacher_settings(common, seed=args.seed, weights=teacher_weights)
+        teacher_net = fine_tune_teacher(
+            teacher_weights, preset.img_size, num_classes,
+            path=args.teacher_checkpoint or out / "teacher.pt", settings=teacher_cfg,
+            trusted=args.teacher_checkpoint is not None, device=device, seed=args.seed, log=log,
+            fit=lambda net, objective: fit("teacher", net, objective, None, second=None,
+                                           epochs=preset.teacher_epochs, seed=args.seed,
+                                           settings=teacher_cfg))
     teacher_result = evaluate(teacher_net)
     teacher_metrics = {"rank1": 100 * teacher_result.rank1, "mAP": 100 * teacher_result.mAP,
                        "file": teacher_file.name if teacher_cfg.get("file") else None}
@@ -438,36 +440,6 @@ def load_teacher_model(path: Path, num_classes: int):
             f"{model.eval_feature!r}) and classify the {num_classes} training identities (got "
             f"{model.num_classes}): NPKD's logits are W f^t over the same labels")
     return model
-
-
-def train_teacher(preset, common, args, weights, num_classes, device, fit, *, path: Path):
-    """The dense teacher fine-tuned on the training split (or resumed / loaded from its
-    training checkpoint), and the settings that identify it."""
-    # eval_feature="after": the frozen teacher emits its BNNeck feature, the feature its
-    # classifier W was trained on, so g^t = W f^t are the teacher's real logits (with the
-    # pre-BN feature they would be meaningless); see docs/reproduce.md
-    torch.manual_seed(args.seed)
-    teacher_net = ReIDModel(weights.build(preset.img_size), num_classes,
-                            eval_feature="after").to(device)
-    teacher_path = path
-    cfg = {**common, "role": "teacher", "seed": args.seed, "weights": weights.describe()}
-    cfg["preset"] = {k: cfg["preset"][k] for k in
-                     ("teacher", "teacher_epochs", "img_size", "optimizer", "lr", "weight_decay",
-                      "warmup_epochs", "ids_per_batch", "instances", "padding", "erasing_p",
-                      "patch_p", "max_steps_per_epoch", "backbone_lr_mult")}
-    cfg = normalize_settings(cfg)
-    state = load_checkpoint(teacher_path) if teacher_path.is_file() else None
-    if state is not None and args.teacher_checkpoint is None:  # ours: same settings or refuse
-        check_settings(state.get("settings"), cfg, path=teacher_path)
-    if state is not None:
-        teacher_net.load_state_dict(state["model"])
-        log(f"teacher loaded from {teacher_path}")
-    else:
-        objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False)
-        fit("teacher", teacher_net, objective, None, second=None, epochs=preset.teacher_epochs,
-            seed=args.seed, settings=cfg)
-        save_checkpoint({"model": teacher_net.state_dict(), "settings": cfg}, teacher_path)
-    return teacher_net, cfg
 
 
 SPEED_TARGET = 1.4  # the paper's Table IV: 1585 / 1074 = 1.48x at p = 0.7

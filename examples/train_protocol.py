@@ -52,14 +52,12 @@ from torch.utils.data import DataLoader
 import sureid
 from sureid.ablation import PRESETS, PROTOCOLS, Protocol, Weights, WeightsUnavailable
 from sureid.ablation.recipe import MEAN, STD, make_optimizer, train_loader, view_transforms
+from sureid.ablation.teacher import fine_tune_teacher, teacher_settings
 from sureid.data import ImageDataset, ReIDDataset, build_dataset
 from sureid.engine import (
     Trainer,
-    check_settings,
     evaluate_model,
-    load_checkpoint,
     normalize_settings,
-    save_checkpoint,
 )
 from sureid.hub import DataConfig
 from sureid.models import ReIDModel
@@ -71,11 +69,6 @@ SMOKE_FIELDS = ("img_size", "student", "teacher", "pretrained", "timm_pretrained
                 "teacher_epochs", "ids_per_batch", "instances", "optimizer", "lr",
                 "weight_decay", "warmup_epochs", "padding", "max_steps_per_epoch")
 # the teacher's own settings (what makes a cached teacher.pt reusable)
-TEACHER_FIELDS = ("teacher", "teacher_epochs", "img_size", "optimizer", "lr", "weight_decay",
-                  "warmup_epochs", "ids_per_batch", "instances", "padding", "erasing_p",
-                  "patch_p", "max_steps_per_epoch", "backbone_lr_mult")
-
-
 class UsageError(Exception):
     """A bad command line or a request that cannot be met: one line on stderr, exit status 2."""
 
@@ -231,27 +224,14 @@ def main(argv=None) -> dict:
         trainer.fit(loader, epochs=epochs, checkpoint_path=out / "checkpoints" / f"{name}.pt",
                     progress=progress, settings=settings)
 
-    # teacher: dense ViT-B fine-tuned on the training set once (eval_feature="after": the
-    # frozen teacher emits the BNNeck feature its classifier was trained on, see reproduce.md)
-    torch.manual_seed(args.seed)
-    teacher_net = ReIDModel(teacher_weights.build(preset.img_size), num_classes,
-                            eval_feature="after").to(device)
-    teacher_path = args.teacher_checkpoint or out / "teacher.pt"
-    teacher_cfg = {**common, "role": "teacher", "seed": args.seed,
-                   "weights": teacher_weights.describe()}
-    teacher_cfg["preset"] = {k: teacher_cfg["preset"][k] for k in TEACHER_FIELDS}
-    teacher_cfg = normalize_settings(teacher_cfg)
-    state = load_checkpoint(teacher_path) if teacher_path.is_file() else None
-    if state is not None and args.teacher_checkpoint is None:  # ours: same settings or refuse
-        check_settings(state.get("settings"), teacher_cfg, path=teacher_path)
-    if state is not None:
-        teacher_net.load_state_dict(state["model"])
-        log(f"teacher loaded from {teacher_path}")
-    else:
-        objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False)
-        fit("teacher", teacher_net, objective, None, second=None, epochs=preset.teacher_epochs,
-            settings=teacher_cfg)
-        save_checkpoint({"model": teacher_net.state_dict(), "settings": teacher_cfg}, teacher_path)
+    # teacher: dense ViT-B fine-tuned on the training set once (sureid.ablation.teacher)
+    teacher_cfg = teacher_settings(common, seed=args.seed, weights=teacher_weights)
+    teacher_net = fine_tune_teacher(
+        teacher_weights, preset.img_size, num_classes,
+        path=args.teacher_checkpoint or out / "teacher.pt", settings=teacher_cfg,
+        trusted=args.teacher_checkpoint is not None, device=device, seed=args.seed, log=log,
+        fit=lambda net, objective: fit("teacher", net, objective, None, second=None,
+                                       epochs=preset.teacher_epochs, settings=teacher_cfg))
     teacher_results = evaluate(teacher_net)
     log(f"teacher: {teacher_results}")
     teacher = sureid.FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach()).to(device)

@@ -144,21 +144,23 @@ def make_optimizer(preset: Preset, model, objective, steps_per_epoch: int, epoch
     """
     vit = {id(p) for p in model.backbone.backbone.parameters()}
     params = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
-    groups = [{"params": [p for p in params if id(p) in vit],
-               "lr": preset.lr * preset.backbone_lr_mult, "held": learns_selection(model)},
-              {"params": [p for p in params if id(p) not in vit], "lr": preset.lr,
-               "held": False}]
-    groups = [g for g in groups if g["params"]]
-    holds = [g.pop("held") for g in groups]
+    total = max(1, steps_per_epoch * epochs)
+    hold = min(total - 1, round(steps_per_epoch * preset.predictor_warmup_epochs))
+    groups, holds = [], []  # the ViT's group is held only while decision modules learn
+    for params_, lr, held in (
+        ([p for p in params if id(p) in vit], preset.lr * preset.backbone_lr_mult,
+         learns_selection(model)),
+        ([p for p in params if id(p) not in vit], preset.lr, False),
+    ):
+        if params_:
+            groups.append({"params": params_, "lr": lr})
+            holds.append(hold if held else 0)
     if preset.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=preset.lr, momentum=0.9, weight_decay=preset.weight_decay)
     else:
         opt = torch.optim.AdamW(groups, lr=preset.lr, weight_decay=preset.weight_decay)
-    total = max(1, steps_per_epoch * epochs)
     warmup = min(total - 1, round(steps_per_epoch * preset.warmup_epochs))
-    hold = min(total - 1, round(steps_per_epoch * preset.predictor_warmup_epochs))
-    return opt, cosine_with_warmup(opt, total_steps=total, warmup_steps=warmup,
-                                   hold_steps=[hold if h else 0 for h in holds])
+    return opt, cosine_with_warmup(opt, total_steps=total, warmup_steps=warmup, hold_steps=holds)
 
 
 def learns_selection(model) -> bool:
