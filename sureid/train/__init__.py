@@ -25,18 +25,19 @@ from .config import (
     StudentSection,
     TeacherSection,
     TrainConfig,
+    merge,
+    to_dict,
+)
+from .files import (
     apply_sets,
     build_config,
     default_format,
     dumps,
-    from_preset,
     load_config,
-    merge,
     read_config_file,
     template,
-    to_dict,
-    to_preset,
 )
+from .presets import from_preset, to_preset
 from .run import OUTPUT_NAMES, Plan, RunLog, RunResult, prepare, run, train
 
 __all__ = [

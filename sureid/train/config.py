@@ -1,35 +1,29 @@
-"""The training configuration of ``sureid train``: sections, defaults, checks, files.
+"""The training configuration of ``sureid train``: its sections, defaults and checks.
 
 One :class:`TrainConfig` describes a whole run: ``data``, ``student``, ``teacher``,
 ``objective``, ``schedule``, ``eval`` and ``log`` sections plus the top-level ``seed`` and
 ``device``. The defaults are those of :class:`sureid.ablation.Preset` (the paper's recipe with
-a sureid ViT-S student); :func:`from_preset` starts from one of
-:data:`sureid.ablation.PRESETS`. Files are TOML (read with :mod:`tomllib`, Python >= 3.11, or
-the optional ``tomli`` package) or JSON, and are written back in the same format
-(:func:`dumps`); ``docs/training.md`` explains the choice.
+a sureid ViT-S student). :func:`to_dict` and :func:`merge` turn a config into nested plain
+values and back; :mod:`sureid.train.presets` starts one from a preset and
+:mod:`sureid.train.files` reads and writes config files.
 
 "Not set" is spelled without ``None`` (TOML has no null): ``""`` for a string and ``0`` for
 ``schedule.grad_clip``, ``schedule.max_steps_per_epoch`` and ``student.decision_init_keep``.
 
 Example:
-    >>> cfg = apply_sets(from_preset("smoke"), ["data.root=data/synth", "schedule.epochs=2"])
+    >>> cfg = merge(TrainConfig(), {"schedule": {"epochs": 2}})
     >>> cfg.schedule.epochs, cfg.student.embed_dim
-    (2, 64)
+    (2, 384)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .._checks import is_int, is_real
-from ..ablation.presets import PRESETS, Arch, Preset
+from .fields import _checked, _opt
 
 __all__ = [
     "DataSection",
@@ -40,30 +34,11 @@ __all__ = [
     "StudentSection",
     "TeacherSection",
     "TrainConfig",
-    "apply_sets",
-    "build_config",
-    "default_format",
-    "dumps",
-    "from_preset",
-    "load_config",
     "merge",
-    "read_config_file",
-    "template",
     "to_dict",
-    "to_preset",
 ]
 
 _STEMS = ("patch", "conv")
-
-
-def _opt(default: Any, doc: str, *, choices: Iterable[str] | None = None,
-         low: float | None = None, high: float | None = None, low_open: bool = False,
-         high_open: bool = False, length: int | None = None) -> Any:
-    """A config field: its default, the comment the template prints, and its checks."""
-    meta = {"doc": doc, "choices": tuple(choices) if choices is not None else None,
-            "low": low, "high": high, "low_open": low_open, "high_open": high_open,
-            "length": length}
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -243,63 +218,6 @@ def _scalar_fields(cls) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.name not in _SECTIONS]
 
 
-def _kind(f: dataclasses.Field) -> str:
-    return str(f.type).replace(" ", "")
-
-
-def _checked(key: str, value: object, f: dataclasses.Field) -> object:
-    """``value`` of config key ``key`` checked against field ``f``, in its plain type."""
-    kind, meta = _kind(f), f.metadata
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise TypeError(f"{key} must be true or false, got {type(value).__name__} {value!r}")
-        return value
-    if kind == "str":
-        if not isinstance(value, str):
-            raise TypeError(f"{key} must be a string, got {type(value).__name__} {value!r}")
-        if meta["choices"] is not None and value not in meta["choices"]:
-            raise ValueError(f"{key} must be one of {list(meta['choices'])}, got {value!r}")
-        return value
-    if kind.startswith("tuple"):
-        if not isinstance(value, (list, tuple)) or not all(is_int(v) for v in value):
-            raise TypeError(f"{key} must be a list of ints, got {type(value).__name__} {value!r}")
-        if meta["length"] is not None and len(value) != meta["length"]:
-            raise ValueError(f"{key} must hold {meta['length']} ints, got {list(value)!r}")
-        items = tuple(int(v) for v in value)
-        for v in items:
-            _check_range(key, v, meta, list(value))
-        return items
-    if kind == "int":
-        if not is_int(value):
-            raise TypeError(f"{key} must be an int, got {type(value).__name__} {value!r}")
-        value = int(value)
-    elif kind == "float":
-        if not is_real(value):
-            raise TypeError(f"{key} must be a number, got {type(value).__name__} {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"{key} must be finite, got {value!r}")
-    else:  # pragma: no cover - a field of a kind this module does not know
-        raise AssertionError(f"{key}: unknown field type {kind}")
-    _check_range(key, value, meta, value)
-    return value
-
-
-def _check_range(key: str, v: float, meta: Mapping[str, Any], shown: object) -> None:
-    low, high = meta["low"], meta["high"]
-    bad_low = low is not None and (v <= low if meta["low_open"] else v < low)
-    bad_high = high is not None and (v >= high if meta["high_open"] else v > high)
-    if bad_low or bad_high:
-        if high is None:
-            bound = f"{'>' if meta['low_open'] else '>='} {low:g}"
-        elif low is None:
-            bound = f"{'<' if meta['high_open'] else '<='} {high:g}"
-        else:
-            bound = (f"in {'(' if meta['low_open'] else '['}{low:g}, {high:g}"
-                     f"{')' if meta['high_open'] else ']'}")
-        raise ValueError(f"{key} must be {bound}, got {shown!r}")
-
-
 def _check_together(cfg: TrainConfig) -> None:
     s, t = cfg.student, cfg.teacher
     if t.source == "checkpoint" and not t.checkpoint:
@@ -330,80 +248,6 @@ def _check_together(cfg: TrainConfig) -> None:
         raise ValueError("device must be 'auto' or a torch device such as 'cpu' or 'cuda'")
 
 
-# ----------------------------------------------------------------------------- presets
-def from_preset(preset: str | Preset) -> TrainConfig:
-    """The config of a :data:`sureid.ablation.PRESETS` entry (its full SUReID model: HTS,
-    NPKD from a teacher fine-tuned first, NODA), or of a :class:`~sureid.ablation.Preset`.
-
-    Shipped backbones (``Preset.pretrained``) become ``student.weights = "<name>_student"``
-    (and ``_teacher``); ``timm_pretrained`` becomes ``weights = "timm"``; a shipped trained
-    teacher (``Preset.trained_teacher``) becomes ``teacher.source = "checkpoint"``. The preset's
-    ``seeds`` are not a training setting (``seed`` picks one).
-
-    Raises:
-        ValueError: an unknown preset name (the message lists the names).
-    """
-    if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
-        preset = PRESETS[preset]
-    if not isinstance(preset, Preset):
-        raise TypeError(f"preset must be a name or a sureid.ablation.Preset, got "
-                        f"{type(preset).__name__}")
-    p = preset
-
-    def arch(a: Arch, role: str) -> dict[str, Any]:
-        weights = ""
-        if p.pretrained is not None and a.timm_name is None:
-            weights = f"{p.pretrained}_{role}"
-        elif a.timm_name is not None and p.timm_pretrained:
-            weights = "timm"
-        return {"timm_name": a.timm_name or "", "embed_dim": a.embed_dim, "depth": a.depth,
-                "num_heads": a.num_heads, "patch_size": a.patch_size, "stem": a.stem,
-                "weights": weights}
-
-    return TrainConfig(
-        data=DataSection(img_size=p.img_size, ids_per_batch=p.ids_per_batch,
-                         instances=p.instances, padding=p.padding, erasing_p=p.erasing_p,
-                         patch_p=p.patch_p, noda_p=p.noda_p),
-        student=StudentSection(**arch(p.student, "student"), keep_ratio=p.keep_ratio,
-                               decision_init_keep=p.decision_init_keep or 0.0),
-        teacher=TeacherSection(**arch(p.teacher, "teacher"), epochs=p.teacher_epochs)
-        if p.trained_teacher is None else  # a shipped trained teacher: nothing to fine-tune
-        TeacherSection(**arch(p.teacher, "teacher") | {"weights": ""}, source="checkpoint",
-                       checkpoint=p.trained_teacher, epochs=p.teacher_epochs),
-        objective=ObjectiveSection(alpha=p.alpha, beta=p.beta, ratio_weight=p.ratio_weight,
-                                   kl_weight=p.kl_weight),
-        schedule=ScheduleSection(
-            epochs=p.epochs, optimizer=p.optimizer, lr=p.lr, backbone_lr_mult=p.backbone_lr_mult,
-            weight_decay=p.weight_decay, warmup_epochs=p.warmup_epochs,
-            predictor_warmup_epochs=p.predictor_warmup_epochs, grad_clip=p.grad_clip or 0.0,
-            max_steps_per_epoch=p.max_steps_per_epoch or 0),
-        eval=EvalSection(metric=p.metric),
-    )
-
-
-def to_preset(cfg: TrainConfig) -> Preset:
-    """The :class:`~sureid.ablation.Preset` the recipe helpers (``view_transforms``,
-    ``train_loader``, ``make_optimizer``) read, with this config's values."""
-    d, s, t, o, sc = cfg.data, cfg.student, cfg.teacher, cfg.objective, cfg.schedule
-    return Preset(
-        synthetic=None, img_size=d.img_size,
-        student=Arch(s.embed_dim, s.depth, s.num_heads, s.patch_size, s.stem, s.timm_name or None),
-        teacher=Arch(t.embed_dim, t.depth, t.num_heads, t.patch_size, t.stem, t.timm_name or None),
-        epochs=sc.epochs, teacher_epochs=t.epochs, ids_per_batch=d.ids_per_batch,
-        instances=d.instances, optimizer=sc.optimizer, lr=sc.lr,
-        backbone_lr_mult=sc.backbone_lr_mult, weight_decay=sc.weight_decay,
-        warmup_epochs=sc.warmup_epochs, predictor_warmup_epochs=sc.predictor_warmup_epochs,
-        decision_init_keep=s.decision_init_keep or None, padding=d.padding,
-        erasing_p=d.erasing_p, patch_p=d.patch_p, noda_p=d.noda_p, keep_ratio=s.keep_ratio,
-        alpha=o.alpha, beta=o.beta, ratio_weight=o.ratio_weight, kl_weight=o.kl_weight,
-        metric=cfg.eval.metric, grad_clip=sc.grad_clip or None,
-        max_steps_per_epoch=sc.max_steps_per_epoch or None,
-    )
-
-
-# ----------------------------------------------------------------------------- dicts
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """``cfg`` as nested plain values (tuples as lists): what the config files hold."""
     out: dict[str, Any] = {f.name: getattr(cfg, f.name) for f in _scalar_fields(TrainConfig)}
@@ -450,202 +294,3 @@ def merge(base: TrainConfig, values: Mapping[str, Any], *, where: str | None = "
         if where is None:
             raise
         raise type(err)(f"{where}: {err}") from None
-
-
-def _field_of(key: str) -> dataclasses.Field:
-    section, dot, name = key.partition(".")
-    if not dot:
-        fields = {f.name: f for f in _scalar_fields(TrainConfig)}
-        if key in _SECTIONS:
-            raise ValueError(f"--set {key}: a section; set one of its keys, e.g. "
-                             f"{key}.{dataclasses.fields(_SECTIONS[key])[0].name}=...")
-        if key not in fields:
-            raise ValueError(f"--set {key}: no such setting; top-level keys {sorted(fields)}, "
-                             f"sections {list(_SECTIONS)} (keys as section.key)")
-        return fields[key]
-    if section not in _SECTIONS:
-        raise ValueError(f"--set {key}: no section {section!r}; sections {list(_SECTIONS)}")
-    fields = {f.name: f for f in dataclasses.fields(_SECTIONS[section])}
-    if name not in fields:
-        raise ValueError(f"--set {key}: no such setting; the [{section}] keys are "
-                         f"{sorted(fields)}")
-    return fields[name]
-
-
-def _parse_value(key: str, text: str, f: dataclasses.Field) -> object:
-    """``--set`` text as the field's kind: strings as given (quotes optional), numbers,
-    ``true``/``false`` and ``[a, b]`` lists as in TOML or JSON."""
-    text = text.strip()
-    if _kind(f) == "str":
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-            return text[1:-1]
-        return text
-    if text in ("True", "False"):  # Python spelling, also accepted
-        text = text.lower()
-    text = text.replace("(", "[").replace(")", "]")  # a Python tuple as a list
-    try:
-        return _toml_reader().loads(f"v = {text}")["v"]  # TOML's spelling: inf, 1e-3, [1, 2]
-    except (ImportError, ValueError):
-        pass
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # the type check names the key and quotes the text
-
-
-def apply_sets(cfg: TrainConfig, assignments: Iterable[str]) -> TrainConfig:
-    """``cfg`` with ``--set section.key=VALUE`` assignments applied, in order.
-
-    Raises:
-        ValueError: no ``=``, an unknown key (named, with the known ones), a bad value.
-        TypeError: a value of the wrong type (named).
-    """
-    for item in assignments:
-        key, sep, text = str(item).partition("=")
-        key = key.strip()
-        if not sep:
-            raise ValueError(f"--set takes KEY=VALUE (e.g. schedule.epochs=5), got {item!r}")
-        value = _parse_value(key, text, _field_of(key))
-        section, dot, name = key.partition(".")
-        cfg = merge(cfg, {section: {name: value}} if dot else {key: value}, where=None)
-    return cfg
-
-
-# ----------------------------------------------------------------------------- files
-def read_config_file(path: str | os.PathLike) -> tuple[dict[str, Any], str]:
-    """``(nested values, format)`` of a ``.toml`` or ``.json`` config file.
-
-    TOML is read with :mod:`tomllib` (Python >= 3.11) or, on Python 3.10, the ``tomli``
-    package when installed.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: another extension, or the file does not parse (the parser's message).
-        ImportError: a TOML file on Python 3.10 without ``tomli``.
-    """
-    path = Path(path).expanduser()
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in ("toml", "json"):
-        raise ValueError(f"config {str(path)!r}: expected a .toml or .json file, got "
-                         f"{path.suffix or 'no extension'!r}")
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {str(path)!r}")
-    text = path.read_text(encoding="utf-8")
-    if fmt == "json":
-        try:
-            values = json.loads(text)
-        except ValueError as err:
-            raise ValueError(f"config {str(path)!r} is not valid JSON: {err}") from None
-    else:
-        toml = _toml_reader()
-        try:
-            values = toml.loads(text)
-        except toml.TOMLDecodeError as err:
-            raise ValueError(f"config {str(path)!r} is not valid TOML: {err}") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"config {str(path)!r} must hold a table of settings, got "
-                         f"{type(values).__name__}")
-    return values, fmt
-
-
-def default_format() -> str:
-    """``"toml"`` when a TOML reader is available (``tomllib``, or ``tomli``), else ``"json"``."""
-    try:
-        _toml_reader()
-    except ImportError:
-        return "json"
-    return "toml"
-
-
-def _toml_reader():
-    try:
-        import tomllib  # Python >= 3.11
-    except ImportError:
-        try:
-            import tomli as tomllib  # the same parser, for Python 3.10
-        except ImportError:
-            raise ImportError("reading a TOML config needs Python >= 3.11 or the tomli "
-                              "package (`pip install tomli`); or write the config as JSON "
-                              "(`sureid train --template json`)") from None
-    return tomllib
-
-
-def load_config(path: str | os.PathLike, *, base: TrainConfig | None = None
-                ) -> tuple[TrainConfig, str]:
-    """``(base with the file's settings, format)``; ``base`` defaults to :class:`TrainConfig`.
-    Keys the file leaves out keep ``base``'s values."""
-    values, fmt = read_config_file(path)
-    return merge(base if base is not None else TrainConfig(), values,
-                 where=f"config {str(path)!r}"), fmt
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = repr(value)  # shortest round-trip form; TOML floats need a '.' or an exponent
-        return text if any(c in text for c in ".en") else f"{text}.0"
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string: the same escapes
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} to TOML")
-
-
-def dumps(cfg: TrainConfig, fmt: str = "toml", *, comments: bool = False) -> str:
-    """``cfg`` as a TOML or JSON document that :func:`load_config` reads back to ``cfg``.
-
-    ``comments=True`` (TOML only) puts each setting's description above it, as in
-    ``sureid train --template``.
-    """
-    if fmt == "json":
-        return json.dumps(to_dict(cfg), indent=2) + "\n"
-    if fmt != "toml":
-        raise ValueError(f"fmt must be 'toml' or 'json', got {fmt!r}")
-    values = to_dict(cfg)
-    lines: list[str] = []
-    if comments:
-        lines += ["# sureid train configuration (docs/training.md). Every key is optional: a",
-                  "# key left out keeps this default (or the --preset's value).", ""]
-
-    def entries(cls, table: Mapping[str, Any], names: list[str]) -> None:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for name in names:
-            if comments:
-                lines.append(f"# {fields[name].metadata['doc']}")
-            lines.append(f"{name} = {_toml_value(table[name])}")
-
-    entries(TrainConfig, values, [f.name for f in _scalar_fields(TrainConfig)])
-    for name, cls in _SECTIONS.items():
-        lines.append("")
-        if comments and cls.__doc__:
-            lines.append(f"# {cls.__doc__.splitlines()[0]}")
-        lines.append(f"[{name}]")
-        entries(cls, values[name], [f.name for f in dataclasses.fields(cls)])
-    return "\n".join(lines) + "\n"
-
-
-def build_config(config: str | os.PathLike | None = None, *, preset: str | None = None,
-                 data_root: str | os.PathLike | None = None, sets: Iterable[str] = ()
-                 ) -> tuple[TrainConfig, str]:
-    """``(config, format)`` of a ``sureid train`` command line: the defaults or ``preset``'s
-    values, then the file ``config``, then ``data_root``, then the ``--set`` assignments.
-
-    The format is the config file's: the run's config is written back in it. Without a
-    file it is ``"toml"``, or ``"json"`` where no TOML reader is installed (Python 3.10
-    without ``tomli``), so the written config can always be read back.
-    """
-    cfg = from_preset(preset) if preset is not None else TrainConfig()
-    fmt = default_format()
-    if config is not None:
-        cfg, fmt = load_config(config, base=cfg)
-    if data_root is not None:
-        cfg = merge(cfg, {"data": {"root": os.fspath(data_root)}}, where="--data-root")
-    return apply_sets(cfg, sets), fmt
-
-
-def template(fmt: str = "toml") -> str:
-    """The default config, commented in TOML (what ``sureid train --template`` prints)."""
-    return dumps(TrainConfig(), fmt, comments=fmt == "toml")

@@ -48,16 +48,9 @@ from ..losses.reid import CrossEntropyLabelSmooth, TripletLoss
 from ..models import FrozenTeacher, HTSViT, ReIDModel, VisionTransformer
 from ..models.pretrained import load_pretrained, shipped_weights_dir
 from ..transforms import OccluderBank, make_procedural_occluders
-from .config import (
-    StudentSection,
-    TeacherSection,
-    TrainConfig,
-    dumps,
-    merge,
-    read_config_file,
-    to_dict,
-    to_preset,
-)
+from .config import StudentSection, TeacherSection, TrainConfig, merge, to_dict
+from .files import dumps, read_config_file
+from .presets import to_preset
 
 __all__ = [
     "OUTPUT_NAMES", "Plan", "RunLog", "RunResult", "prepare", "run", "train",
