@@ -3,19 +3,25 @@
 :func:`rerank` and :func:`rerank_distmat` give whole ``(Q, G)`` k-reciprocal re-ranked
 matrices (the algorithm is :class:`sureid.metrics.rerank.KReciprocalReranker`);
 :func:`rank_gallery` keeps only each query's ``topk`` closest gallery items, in bounded
-memory, by the plain or the re-ranked distances.
+memory, by the plain or the re-ranked distances; :func:`ranked_lists` does the same with
+the Market-1501 rule (a query's own pid seen by its own camera is left out) when labels
+are given, and says which items share the query's pid.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .._checks import check_bool, check_int
 from .distance import _check_finite, _check_pair, _Kernel
+from .rank import _check_labels
 from .rerank import _CHUNK_ELEMS, KReciprocalReranker, _smallest_k
 
-__all__ = ["rank_gallery", "rerank", "rerank_distmat"]
+__all__ = ["RankedLists", "rank_gallery", "ranked_lists", "rerank", "rerank_distmat"]
 
 
 def _feature_rows(query_feats, gallery_feats, metric: str, device):
@@ -212,3 +218,91 @@ def rank_gallery(
         idx[s : s + len(d)] = top
         dist[s : s + len(d)] = unscale(np.take_along_axis(d, top, axis=1))
     return idx, dist
+
+
+class RankedLists(NamedTuple):
+    """Each query's closest gallery items, as :func:`ranked_lists` gives them.
+
+    Attributes:
+        indices: ``(Q, k)`` int64 gallery indices, closest first; ``-1`` pads a row whose
+            query has fewer than ``k`` gallery items left.
+        distances: ``(Q, k)`` float32 distances of those items; ``inf`` where padded.
+        matches: ``(Q, k)`` bool, the item has the query's pid (``False`` where padded);
+            ``None`` without labels.
+    """
+
+    indices: np.ndarray
+    distances: np.ndarray
+    matches: np.ndarray | None
+
+
+def ranked_lists(
+    query_feats,
+    gallery_feats,
+    *,
+    topk: int = 10,
+    q_pids=None,
+    g_pids=None,
+    q_camids=None,
+    g_camids=None,
+    metric: str = "euclidean",
+    rerank: bool = False,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    device: torch.device | str | None = None,
+) -> RankedLists:
+    """The ``topk`` closest gallery items of every query, leaving out, as evaluation does,
+    the gallery items with the query's pid and camera.
+
+    The ranking is :func:`rank_gallery`'s (ties by gallery index). With labels, each
+    query's list skips the gallery items of its own pid seen by its own camera and goes on
+    to the next ones; without labels (all four ``None``) nothing is left out.
+
+    Args:
+        query_feats: ``(Q, D)``; gallery_feats: ``(G, D)`` (tensors or arrays, not empty).
+        topk: items per query (an int ``>= 1``).
+        q_pids, q_camids: ``(Q,)``; g_pids, g_camids: ``(G,)`` integer labels; all four or
+            none.
+        metric, rerank, k1, k2, lambda_value, device: as for :func:`rank_gallery`.
+
+    Returns:
+        :class:`RankedLists` of ``(Q, k)`` arrays, ``k = min(topk, G)``.
+
+    Raises:
+        TypeError: some labels given and others not, non-integer labels or ``topk``, and
+            what :func:`rank_gallery` refuses.
+        ValueError: label lengths that do not fit the features, and what
+            :func:`rank_gallery` refuses.
+
+    Example:
+        >>> g = torch.tensor([[0.0], [1.0], [2.0]])
+        >>> r = ranked_lists(torch.tensor([[0.0]]), g, topk=2, q_pids=[7], q_camids=[0],
+        ...                  g_pids=[7, 7, 3], g_camids=[0, 1, 0])
+        >>> r.indices.tolist(), r.matches.tolist()  # gallery 0: pid 7 by camera 0, left out
+        ([[1, 2]], [[True, False]])
+    """
+    topk = check_int("topk", topk, low=1)
+    kwargs = dict(metric=metric, rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value,
+                  device=device)
+    given = [x is not None for x in (q_pids, g_pids, q_camids, g_camids)]
+    if not any(given):
+        idx, dist = rank_gallery(query_feats, gallery_feats, topk=topk, **kwargs)
+        return RankedLists(idx, dist, None)
+    if not all(given):
+        raise TypeError("q_pids, g_pids, q_camids and g_camids go together: give all four "
+                        "or none")
+    q, g = _check_pair(query_feats, gallery_feats, metric)
+    qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, q.shape[0], g.shape[0])
+    # room for the items left out: no query loses more than the largest (pid, camera) group
+    group = Counter(zip(gp.tolist(), gc.tolist(), strict=True))
+    extra = max(group.get(key, 0) for key in zip(qp.tolist(), qc.tolist(), strict=True))
+    idx, dist = rank_gallery(q, g, topk=topk + extra, **kwargs)
+    left_out = (gp[idx] == qp[:, None]) & (gc[idx] == qc[:, None])
+    # the items kept first, each part in rank order (a stable sort of the flags)
+    order = np.argsort(left_out, axis=1, kind="stable")[:, : min(topk, g.shape[0])]
+    pad = np.take_along_axis(left_out, order, axis=1)
+    indices = np.where(pad, -1, np.take_along_axis(idx, order, axis=1))
+    distances = np.where(pad, np.float32(np.inf), np.take_along_axis(dist, order, axis=1))
+    matches = (gp[indices] == qp[:, None]) & ~pad
+    return RankedLists(indices, distances, matches)
