@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sureid.cli import _labels_of, build_parser, main
+from sureid.cli import build_parser, main
+from sureid.data.labels import path_labels
 from tests.smoke_run import smoke_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def test_extract_evaluate_rank_end_to_end(run, tmp_path, capsys):
     assert set(rows[0]) == {"query", "rank", "gallery", "distance", "match"}
     assert {r["match"] for r in rows} <= {"0", "1"}
     for r in rows:  # same pid and camera never listed
-        assert _labels_of(r["query"]) != _labels_of(r["gallery"])
+        assert path_labels(r["query"])[:2] != path_labels(r["gallery"])[:2]
     assert len(list(ranks.glob("*.png"))) == 3
     assert main(["info", model]) == 0
     assert "GFLOPs" in capsys.readouterr().out
@@ -85,7 +86,6 @@ def test_export(run, tmp_path):
     (["rank", "{model}", "{data}/query", "{tmp}/nope", "-o", "{tmp}/r"], "gallery folder"),
     (["export", "{tmp}/ckpt.pt", "{tmp}/m.onnx"], "training checkpoint"),
     (["info", "{data}"], "is a folder"),
-    (["extract", "{model}", "{data}/query", "-o", "{tmp}/f.pt", "--batch-size", "0"], ">= 1"),
 ])
 def test_errors_are_one_line_with_status_2(run, tmp_path, capsys, argv, message):
     (tmp_path / "text.pt").write_text("hello")
@@ -102,12 +102,6 @@ def test_argparse_errors_exit_2():
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(["rank", "m.pt"])
     assert e.value.code == 2
-
-
-def test_labels_of():
-    assert _labels_of("x/0002_c1s1_000451_03.jpg") == (2, 0)
-    assert _labels_of("x/0007/3_a.jpg") == (7, 3)
-    assert _labels_of("x/foo.jpg") is None
 
 
 def test_keep_ratio_changes_the_tokens_an_hts_model_keeps(run, tmp_path, capsys):
@@ -142,8 +136,8 @@ def test_keep_ratio_changes_the_tokens_an_hts_model_keeps(run, tmp_path, capsys)
 
 @pytest.mark.parametrize("p", ["0", "1.5", "nan"])
 def test_keep_ratio_out_of_range_is_refused(run, tmp_path, capsys, p):
-    assert main(["info", run["model"], "--keep-ratio", p]) == 2
-    assert "--keep-ratio must be in (0, 1]" in capsys.readouterr().err
+    _refused_by_argparse(capsys, ["info", run["model"], "--keep-ratio", p],
+                         f"argument --keep-ratio: expected a number in (0, 1], got '{p}'")
 
 
 def test_keep_ratio_on_a_dense_model_is_refused(tmp_path, capsys):
@@ -273,22 +267,48 @@ def test_evaluate_json_is_checked_before_the_evaluation(run, tmp_path, capsys, m
     assert (tmp_path / "notes.json").read_text() == '{"mine": 1}'
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["evaluate", "{model}", "--data-root", "{data}", "--max-rank", "0"], "--max-rank must be"),
-    (["evaluate", "{model}", "--data-root", "{data}", "--max-rank", "-3"], "--max-rank must be"),
-    (["evaluate", "{model}", "--data-root", "{data}", "--lambda", "1.5"], "--lambda must be in"),
-    (["evaluate", "{model}", "--data-root", "{data}", "--k1", "0"], "--k1 must be >= 1"),
+def _refused_by_argparse(capsys, argv, message):
+    """argparse's exit: status 2, the usage line, then ``sureid CMD: error: <message>``."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sureid ") and err.count("\n") >= 2, err
+    assert err.rstrip("\n").splitlines()[-1] == f"sureid {argv[0]}: error: {message}", err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "{model}", "--data-root", "{data}", "--max-rank", "0"],
+     "argument --max-rank: expected an integer >= 1, got '0'"),
+    (["evaluate", "{model}", "--data-root", "{data}", "--max-rank", "-3"],
+     "argument --max-rank: expected an integer >= 1, got '-3'"),
+    (["evaluate", "{model}", "--data-root", "{data}", "--lambda", "1.5"],
+     "argument --lambda: expected a number in [0, 1], got '1.5'"),
+    (["evaluate", "{model}", "--data-root", "{data}", "--k1", "0"],
+     "argument --k1: expected an integer >= 1, got '0'"),
+    (["evaluate", "{model}", "--data-root", "{data}", "--k2", "two"],
+     "argument --k2: expected an integer >= 1, got 'two'"),
     (["rank", "{model}", "{data}/query", "{data}/query", "-o", "{tmp}/r", "--max-pictures", "-1"],
-     "--max-pictures must be >= 0"),
-    (["extract", "{model}", "{data}/query", "-o", "{tmp}/f.pt", "--device", "gpu"],
-     "--device 'gpu' cannot be used"),
-    (["extract", "{model}", "{data}/query", "-o", "{tmp}/f.pt", "--device", "cuda:99"],
-     "--device 'cuda:99' cannot be used"),
+     "argument --max-pictures: expected an integer >= 0, got '-1'"),
+    (["rank", "{model}", "{data}/query", "{data}/query", "-o", "{tmp}/r", "--topk", "0"],
+     "argument --topk: expected an integer >= 1, got '0'"),
+    (["extract", "{model}", "{data}/query", "-o", "{tmp}/f.pt", "--batch-size", "0"],
+     "argument --batch-size: expected an integer >= 1, got '0'"),
+    (["extract", "{model}", "{data}/query", "-o", "{tmp}/f.pt", "--workers", "-1"],
+     "argument --workers: expected an integer >= 0, got '-1'"),
 ])
-def test_numbers_and_devices_are_checked_first(run, tmp_path, capsys, argv, fragment):
+def test_numbers_are_refused_by_argparse_with_the_option_name(run, tmp_path, capsys, argv,
+                                                              message):
     args = [a.format(tmp=tmp_path, data=run["data"], model=run["model"]) for a in argv]
-    assert main(args) == 2
-    _one_line_error(capsys, fragment)
+    _refused_by_argparse(capsys, args, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:99"])
+def test_devices_are_checked_first(run, tmp_path, capsys, device):
+    assert main(["extract", run["model"], f"{run['data']}/query", "-o", str(tmp_path / "f.pt"),
+                 "--device", device]) == 2
+    _one_line_error(capsys, f"--device {device!r} cannot be used")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -301,3 +321,68 @@ def test_pids_beyond_int64_in_file_names_are_named(small, tmp_path, capsys):
     assert main(["extract", small["model"], str(q), "-o", str(tmp_path / "f.pt"),
                  "--no-progress"]) == 2
     _one_line_error(capsys, "int64")
+
+
+# ----------------------------------------------------------------------------- issue 27
+def _rank_csv_before(q, g, topk, **options) -> bytes:
+    """ranking.csv as ``sureid rank`` wrote it before the ranking moved to
+    ``sureid.metrics.retrieval.ranked_lists``: its own loop over ``rank_gallery``."""
+    import io
+
+    from sureid.metrics.retrieval import rank_gallery
+
+    q_lab = [(x.pid, x.camid) if (x := path_labels(p)) else None for p in q.paths]
+    g_lab = [(x.pid, x.camid) if (x := path_labels(p)) else None for p in g.paths]
+    labelled = all(x is not None for x in q_lab + g_lab)
+    extra = 0
+    if labelled:
+        counts: dict = {}
+        for lab in g_lab:
+            counts[lab] = counts.get(lab, 0) + 1
+        extra = max((counts.get(lab, 0) for lab in q_lab), default=0)
+    idx, dist = rank_gallery(q.features, g.features, topk=topk + extra, **options)
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(["query", "rank", "gallery", "distance", "match"])
+    for i in range(len(q.paths)):
+        keep = [j for j in range(idx.shape[1])
+                if not (labelled and g_lab[idx[i, j]] == q_lab[i])][:topk]
+        for r, j in enumerate(keep, 1):
+            m = g_lab[idx[i, j]][0] == q_lab[i][0] if labelled else None
+            w.writerow([q.paths[i], r, g.paths[idx[i, j]], f"{float(dist[i, j]):.6g}",
+                        "" if m is None else int(m)])
+    return f.getvalue().encode()
+
+
+@pytest.mark.parametrize("case", ["labelled", "rerank_cosine", "unlabelled", "whole_gallery"])
+def test_rank_csv_is_byte_identical_to_before(run, tmp_path, case):
+    import shutil
+
+    import sureid
+    from sureid.inference import FeatureExtractor
+
+    data = Path(run["data"])
+    query, topk, argv, options = data / "query", 5, [], {}
+    if case == "rerank_cosine":
+        argv = ["--rerank", "--metric", "cosine", "--k1", "5", "--k2", "2", "--lambda", "0.5"]
+        options = {"rerank": True, "metric": "cosine", "k1": 5, "k2": 2, "lambda_value": 0.5}
+    elif case == "unlabelled":  # names without labels: nothing is left out, match is empty
+        query = tmp_path / "q"
+        query.mkdir()
+        for i, p in enumerate(sorted((data / "query").iterdir())[:6]):
+            shutil.copy(p, query / f"img{i}{p.suffix}")
+    elif case == "whole_gallery":  # topk beyond the gallery: shorter lists after exclusion
+        topk = 10_000
+    gallery = data / "bounding_box_test"
+    out = tmp_path / "ranks"
+    assert main(["rank", run["model"], str(query), str(gallery), "--topk", str(topk),
+                 "--max-pictures", "0", "--no-progress", "-o", str(out), *argv]) == 0
+    ext = FeatureExtractor(sureid.load(run["model"]), progress=False)
+    want = _rank_csv_before(ext(str(query)), ext(str(gallery)), topk, **options)
+    assert (out / "ranking.csv").read_bytes() == want
+
+
+def test_python_dash_m_sureid_runs_the_same_main():
+    out = subprocess.run([sys.executable, "-m", "sureid", "rank", "--help"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "usage: sureid rank" in out.stdout
