@@ -1,12 +1,17 @@
 """``sureid train``: one config file describes a whole training run (``docs/training.md``).
 
-:mod:`sureid.train.config` holds the settings (:class:`TrainConfig`: data, student, teacher,
-objective, schedule, eval, log), their checks and the TOML/JSON files; :mod:`sureid.train.run`
-checks the inputs and the output folder, builds the models from a config and trains them
-with :class:`sureid.engine.Trainer`, writing ``model.pt``, ``best.pt``, checkpoints and
-``log.csv``. The command line (``sureid train``) is a thin layer over :func:`build_config`
-and :func:`train`. torchvision is needed (``pip install 'sureid[vision]'``), timm for timm
-backbones.
+The settings: :mod:`~sureid.train.config` (:class:`TrainConfig` and its sections: data,
+student, teacher, objective, schedule, eval, log), :mod:`~sureid.train.fields` (each setting's
+default, comment and checks), :mod:`~sureid.train.presets` (from and to
+:class:`sureid.ablation.Preset`) and :mod:`~sureid.train.files` (TOML/JSON files, ``--set``,
+:func:`build_config`). The run: :mod:`~sureid.train.plan` (:func:`prepare` checks the inputs
+and the output folder, :mod:`~sureid.train.folders`, and builds the data,
+:mod:`~sureid.train.loaders`, and the models and objectives, :mod:`~sureid.train.build`) and
+:mod:`~sureid.train.run` (:func:`run` trains each stage with :class:`sureid.engine.Trainer`,
+writing ``model.pt``, ``best.pt``, checkpoints and ``log.csv``,
+:mod:`~sureid.train.runlog`). The command line (``sureid train``) is a thin layer over
+:func:`build_config` and :func:`train`. torchvision is needed (``pip install
+'sureid[vision]'``), timm for timm backbones.
 
 Example:
     >>> from sureid.train import build_config, train
@@ -37,8 +42,11 @@ from .files import (
     read_config_file,
     template,
 )
+from .folders import OUTPUT_NAMES
+from .plan import Plan, prepare
 from .presets import from_preset, to_preset
-from .run import OUTPUT_NAMES, Plan, RunLog, RunResult, prepare, run, train
+from .run import RunResult, run, train
+from .runlog import RunLog
 
 __all__ = [
     "OUTPUT_NAMES",

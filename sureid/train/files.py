@@ -95,6 +95,13 @@ def apply_sets(cfg: TrainConfig, assignments: Iterable[str]) -> TrainConfig:
     return cfg
 
 
+def _check_format(fmt: object) -> str:
+    """``fmt`` if it is ``"toml"`` or ``"json"``, else ``ValueError`` quoting it."""
+    if fmt not in ("toml", "json"):
+        raise ValueError(f"fmt must be 'toml' or 'json', got {fmt!r}")
+    return fmt
+
+
 def read_config_file(path: str | os.PathLike) -> tuple[dict[str, Any], str]:
     """``(nested values, format)`` of a ``.toml`` or ``.json`` config file.
 
@@ -183,10 +190,8 @@ def dumps(cfg: TrainConfig, fmt: str = "toml", *, comments: bool = False) -> str
     ``comments=True`` (TOML only) puts each setting's description above it, as in
     ``sureid train --template``.
     """
-    if fmt == "json":
+    if _check_format(fmt) == "json":
         return json.dumps(to_dict(cfg), indent=2) + "\n"
-    if fmt != "toml":
-        raise ValueError(f"fmt must be 'toml' or 'json', got {fmt!r}")
     values = to_dict(cfg)
     lines: list[str] = []
     if comments:
