@@ -21,7 +21,8 @@ from typing import NamedTuple
 from .._checks import check_label
 
 __all__ = [
-    "FileLabels", "camera_style_labels", "camera_style_name", "is_market_name", "path_labels",
+    "FileLabels", "camera_style_labels", "camera_style_name", "is_market_name", "leading_camid",
+    "path_labels",
 ]
 
 # "<pid>_c<camera>" at the start of a name; Market adds "s<sequence>_" after the camera
@@ -85,6 +86,23 @@ def camera_style_name(pid: int, camera: int, frame: int, ext: str = ".jpg") -> s
     return f"{pid:04d}_c{camera}_f{frame:07d}{ext}"
 
 
+def leading_camid(stem: str, where: str, what: str = "the camid") -> int | None:
+    """The camid of a custom-layout file stem ``<camid>_<rest>`` (ASCII digits, an optional
+    sign); ``None`` when the stem does not start so.
+
+    Raises:
+        ValueError: a camid beyond int64; the message starts with ``where``, then ``what``.
+
+    Example:
+        >>> leading_camid("3_0001", "x"), leading_camid("front_0001", "x")
+        (3, None)
+    """
+    cam, sep, _ = stem.partition("_")
+    if not sep or not _INTEGER.fullmatch(cam):
+        return None
+    return parse_int(cam, what, where)
+
+
 def path_labels(path: str | os.PathLike) -> FileLabels | None:
     """Labels of an image path: a Market/Duke name, or ``<pid>/<camid>_*`` (custom folders);
     ``None`` when neither fits (identity folders with names, other files).
@@ -93,12 +111,13 @@ def path_labels(path: str | os.PathLike) -> FileLabels | None:
         ValueError: labels beyond int64 (named with the path).
     """
     p = Path(path)
-    found = camera_style_labels(p.name, where=f"{str(path)!r}")
+    where = f"{str(path)!r}"
+    found = camera_style_labels(p.name, where=where)
     if found is not None:
         return found
-    cam, sep, _ = p.stem.partition("_")
-    if not sep or not _INTEGER.fullmatch(cam) or not _INTEGER.fullmatch(p.parent.name):
+    if not _INTEGER.fullmatch(p.parent.name):
         return None
-    where = f"{str(path)!r}"
-    camid = parse_int(cam, "the camid", where)
+    camid = leading_camid(p.stem, where)
+    if camid is None:
+        return None
     return FileLabels(parse_int(p.parent.name, "the pid", where), camid, str(camid))
