@@ -1,5 +1,6 @@
+import contextlib
+import datetime
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 
 import sureid
 from sureid.engine import Trainer, load_checkpoint
@@ -23,38 +25,50 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "train_ddp.py"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def env(**extra):
     out = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     return {**out, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error", **extra}
 
 
 def torchrun(*args, timeout=120):
+    # --standalone: the launcher binds its rendezvous store to a free port itself and keeps it
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(EXAMPLE), *args,
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+        "--nproc_per_node", "2", str(EXAMPLE), *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env(), cwd=ROOT)
 
 
+@contextlib.contextmanager
 def launch_two(script, *args):
-    """Rank 0 and 1 as plain processes (no launcher) with torchrun's environment."""
-    port = str(free_port())
+    """Rank 0 and 1 as plain processes (no launcher) with torchrun's environment.
+
+    As torchrun's agent does, this process hosts the rendezvous store on a port it binds
+    itself (port 0: the kernel's pick, held until the ranks end) and both ranks join it as
+    clients (``TORCHELASTIC_USE_AGENT_STORE``). A port found free, released and bound later
+    by rank 0 can be taken by another process in between. Ranks still running at the end
+    are killed.
+    """
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
+                          timeout=datetime.timedelta(seconds=120))
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, *args], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
-            env=env(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, WORLD_SIZE="2", RANK=str(r),
+            env=env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(store.port),
+                    TORCHELASTIC_USE_AGENT_STORE="True", WORLD_SIZE="2", RANK=str(r),
                     LOCAL_RANK=str(r)),
         )
         for r in (0, 1)
     ]
-    return procs
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+        del store
 
 
 def tiny_reid(prune=True, keep_ratio=0.7, compute_cls_attn=True):
@@ -114,18 +128,12 @@ FAIL_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("failure", ["crash", "hang"])
 def test_a_failing_rank_makes_the_others_fail_fast(failure):
     # no launcher supervising: the collective timeout alone must end rank 0
-    procs = launch_two(FAIL_SCRIPT, failure)
-    start = time.monotonic()
-    try:
+    with launch_two(FAIL_SCRIPT, failure) as procs:
+        start = time.monotonic()
         _, err = procs[0].communicate(timeout=45)
         assert procs[0].returncode != 0
         assert time.monotonic() - start < 30, "rank 0 did not fail fast"
         assert "rank 1 crashed" not in err  # rank 0 failed on its own collective
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.communicate()
 
 
 UNUSED_SCRIPT = textwrap.dedent("""
@@ -157,16 +165,10 @@ UNUSED_SCRIPT = textwrap.dedent("""
 
 
 def test_ddp_with_unused_decision_module_auto_and_static_graph():
-    procs = launch_two(UNUSED_SCRIPT)
-    try:
+    with launch_two(UNUSED_SCRIPT) as procs:
         for r, p in enumerate(procs):
             out, err = p.communicate(timeout=90)
             assert p.returncode == 0 and f"ok {r}" in out, err[-3000:]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
 
 
 @pytest.mark.parametrize(
