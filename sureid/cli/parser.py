@@ -29,17 +29,16 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, width=79)
 
 
-def _add_model_options(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 "
                    "(default: %(default)s)")
-    if batch:
-        p.add_argument("--batch-size", type=int_at_least(1), default=64, metavar="N",
-                       help="images per forward (default: %(default)s)")
-        p.add_argument("--workers", type=int_at_least(0), default=0, metavar="N",
-                       help="DataLoader workers reading images (default: %(default)s)")
-        p.add_argument("--flip", action="store_true",
-                       help="flip test-time augmentation: average with the mirrored image")
-        p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--batch-size", type=int_at_least(1), default=64, metavar="N",
+                   help="images per forward (default: %(default)s)")
+    p.add_argument("--workers", type=int_at_least(0), default=0, metavar="N",
+                   help="DataLoader workers reading images (default: %(default)s)")
+    p.add_argument("--flip", action="store_true",
+                   help="flip test-time augmentation: average with the mirrored image")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 
 def _add_keep_ratio(p: argparse.ArgumentParser) -> None:
