@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine.checkpoint import load_checkpoint, save_checkpoint
+from .._checkpoint import load_checkpoint, save_checkpoint
 from ..models.pretrained import BACKBONE_FORMAT as FORMAT
 from ..models.pretrained import backbone_reference as _fingerprint
 from ..models.pretrained import probe_images

@@ -1,11 +1,14 @@
 """Training and evaluation engine: the loop the reference examples are built on.
 
-``ReIDModel``/``ReIDTrainOutput`` live in :mod:`sureid.models`; they are re-exported here.
+``ReIDModel``/``ReIDTrainOutput`` live in :mod:`sureid.models` and ``save_checkpoint``/
+``load_checkpoint`` in :mod:`sureid._checkpoint`; they are re-exported here.
 """
 
+from .._checkpoint import load_checkpoint, save_checkpoint
 from .._progress import Progress
 from ..models.reid_model import ReIDModel, ReIDTrainOutput
-from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
+from .batch import split_batch
+from .checkpoint import TrainState, check_settings, normalize_settings
 from .distributed import (
     DistInfo,
     barrier,
@@ -20,7 +23,7 @@ from .evaluation import evaluate_model, extract_features
 from .hardware import describe_cpu
 from .schedule import cosine_with_warmup
 from .throughput import measure_throughput
-from .trainer import Trainer, TrainState, split_batch
+from .trainer import Trainer
 
 __all__ = [
     "DistInfo",

@@ -1,4 +1,8 @@
-"""The settings a checkpoint was trained with; the file I/O is :mod:`sureid._checkpoint`."""
+"""What a training checkpoint records and whether it may be resumed.
+
+:class:`TrainState` (the position in training), the settings the run was trained with and
+the optimizer's class and parameter layout. The file I/O is :mod:`sureid._checkpoint`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,28 @@ import json
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from .._checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["check_settings", "load_checkpoint", "normalize_settings", "save_checkpoint"]
+__all__ = [
+    "TrainState", "check_optimizer_state", "check_settings", "load_checkpoint",
+    "normalize_settings", "optimizer_class_name", "save_checkpoint",
+]
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint resumes: the position in training and the best score so far."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    best_score: float = -math.inf
+    history: list[dict[str, float]] = field(default_factory=list)
+    settings: dict[str, Any] | None = None  # what the run was trained with (JSON values)
 
 
 class _Missing:
@@ -101,3 +122,48 @@ def check_settings(
             "(use another checkpoint_path, or resume=False to train from scratch and overwrite "
             "it): " + "; ".join(diff)
         )
+
+
+def optimizer_class_name(optimizer: torch.optim.Optimizer) -> str:
+    """``module.QualName`` of ``optimizer``'s class, as a checkpoint stores it."""
+    return f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+
+
+def check_optimizer_state(state: Mapping[str, Any], optimizer: torch.optim.Optimizer,
+                          *, where: str) -> None:
+    """Refuse optimizer state saved by another optimizer (class, or groups and parameters).
+
+    ``torch.optim.Optimizer.load_state_dict`` takes another class's hyper-parameters as they
+    are, so an SGD checkpoint resumed with Adam would fail at the first step with
+    ``KeyError: 'betas'``. Checked before anything is loaded.
+    """
+    saved = state.get("optimizer")
+    if not isinstance(saved, Mapping) or not isinstance(saved.get("param_groups"), list):
+        raise ValueError(f"{where} holds no optimizer state dict (no 'param_groups')")
+    have = optimizer_class_name(optimizer)
+    cls = state.get("optimizer_class")
+    if cls is not None and cls != have:
+        raise ValueError(
+            f"{where} was trained with the optimizer {cls}, this Trainer has {have}: its "
+            "state (momentum buffers, hyper-parameters) does not carry over; build the same "
+            "optimizer, or resume=False to train from scratch"
+        )
+    groups, now = saved["param_groups"], optimizer.param_groups
+    sizes = [len(g.get("params", ())) for g in groups]
+    want = [len(g["params"]) for g in now]
+    if sizes != want:
+        raise ValueError(
+            f"{where}: the optimizer state has parameter groups of sizes {sizes}, this "
+            f"optimizer {want}; build the optimizer over the same parameters in the same order"
+        )
+    # a checkpoint without the class (older sureid): a hyper-parameter this optimizer needs
+    # and the saved groups lack means another class (bool/None flags get torch's defaults)
+    for i, (old, new) in enumerate(zip(groups, now, strict=True)):
+        missing = sorted(k for k, v in new.items() if k != "params" and k not in old
+                         and not isinstance(v, (bool, type(None))))
+        if missing:
+            raise ValueError(
+                f"{where}: parameter group {i} of the saved optimizer state lacks {missing}, "
+                f"which {have} needs: it was saved by another optimizer class; build the same "
+                "optimizer, or resume=False to train from scratch"
+            )

@@ -6,20 +6,28 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from .._amp import autocast_available, autocast_to, grad_scaler
-from .._checks import check_output_path, check_real, is_int, is_real
+from .._checkpoint import load_checkpoint, save_checkpoint
+from .._checks import check_int, check_output_path, check_real, is_real
 from .._progress import Progress
 from ..losses.objective import SUReIDLoss
 from ..models.model_file import model_config
 from ..models.reid_model import ReIDModel
 from ..models.teacher import FrozenTeacher
-from .checkpoint import check_settings, load_checkpoint, normalize_settings, save_checkpoint
+from .batch import split_batch
+from .checkpoint import (
+    TrainState,
+    check_optimizer_state,
+    check_settings,
+    normalize_settings,
+    optimizer_class_name,
+)
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -28,7 +36,9 @@ def _amp_dtype(amp: object, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``amp``; refuses unknown values and devices without autocast."""
     if amp is None:
         return None
-    if not isinstance(amp, str) or amp not in _AMP_DTYPES:
+    if not isinstance(amp, str):
+        raise TypeError(f"amp must be None, 'bf16' or 'fp16', got {type(amp).__name__} {amp!r}")
+    if amp not in _AMP_DTYPES:
         raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
     if not autocast_available(device.type):
         raise ValueError(
@@ -49,42 +59,24 @@ def _amp_dtype(amp: object, device: torch.device) -> torch.dtype | None:
     return dtype
 
 
-def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(images (B', 3, H, W), labels (B',))`` from a loader batch.
-
-    Accepts an ``(images, pids, ...)`` tuple/list, or a batch with a ``joint()`` method
-    returning ``(images, (pids, ...))``, such as a :class:`~sureid.DualBatch` (both halves
-    stacked, ``B' = 2B``, the paper's dual-batch scheme).
-    """
-    joint = getattr(batch, "joint", None)
-    if callable(joint):
-        images, targets = joint()
-        return images, targets[0]
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        images, labels = batch[0], batch[1]
-        if (
-            isinstance(images, torch.Tensor)
-            and isinstance(labels, torch.Tensor)
-            and labels.ndim == images.ndim == 4
+def _output_paths(
+    checkpoint_path: str | os.PathLike | None, model_path: str | os.PathLike | None
+) -> tuple[Path | None, Path | None]:
+    """Both output paths checked as files that can be written, and not one file."""
+    if checkpoint_path is not None:
+        checkpoint_path = check_output_path("checkpoint_path", checkpoint_path)
+    if model_path is not None:
+        model_path = check_output_path("model_path", model_path)
+        if checkpoint_path is not None and (
+            model_path.resolve() == checkpoint_path.resolve()
+            or (model_path.exists() and checkpoint_path.exists()
+                and os.path.samefile(model_path, checkpoint_path))
         ):
-            raise TypeError(
-                "a training batch must be (images (B, 3, H, W), pids (B,), ...), got two image "
-                f"tensors {tuple(images.shape)} and {tuple(labels.shape)}: this looks like "
-                "sureid.DualViewDataset items merged by the default collate; build the "
-                "DataLoader with collate_fn=sureid.dual_collate"
+            raise ValueError(
+                f"model_path and checkpoint_path are the same file {str(model_path)!r}: the "
+                "final model would replace the checkpoint; give two paths"
             )
-        if isinstance(labels, torch.Tensor) and (
-            labels.ndim != 1 or labels.is_floating_point() or labels.is_complex()
-        ):
-            raise TypeError(
-                "a training batch must be (images (B, 3, H, W), pids (B,), ...) with integer "
-                f"pids, got pids of shape {tuple(labels.shape)} and dtype {labels.dtype}"
-            )
-        return images, labels
-    raise TypeError(
-        "a training batch must be a sureid.DualBatch or an (images, pids, ...) tuple, "
-        f"got {type(batch).__name__}"
-    )
+    return checkpoint_path, model_path
 
 
 def _check_metrics(metrics: object, epoch: int) -> dict[str, float]:
@@ -109,61 +101,6 @@ def _check_metrics(metrics: object, epoch: int) -> dict[str, float]:
             )
         out[str(name)] = float(value)
     return out
-
-
-def _qualname(obj: object) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-def _check_optimizer_state(state: Mapping[str, Any], optimizer: torch.optim.Optimizer,
-                           *, where: str) -> None:
-    """Refuse optimizer state saved by another optimizer (class, or groups and parameters).
-
-    ``torch.optim.Optimizer.load_state_dict`` takes another class's hyper-parameters as they
-    are, so e.g. an SGD checkpoint resumed with Adam failed at the first step with
-    ``KeyError: 'betas'``. Checked before anything is loaded.
-    """
-    saved = state.get("optimizer")
-    if not isinstance(saved, Mapping) or not isinstance(saved.get("param_groups"), list):
-        raise ValueError(f"{where} holds no optimizer state dict (no 'param_groups')")
-    have = _qualname(optimizer)
-    cls = state.get("optimizer_class")
-    if cls is not None and cls != have:
-        raise ValueError(
-            f"{where} was trained with the optimizer {cls}, this Trainer has {have}: its "
-            "state (momentum buffers, hyper-parameters) does not carry over; build the same "
-            "optimizer, or resume=False to train from scratch"
-        )
-    groups, now = saved["param_groups"], optimizer.param_groups
-    sizes = [len(g.get("params", ())) for g in groups]
-    want = [len(g["params"]) for g in now]
-    if sizes != want:
-        raise ValueError(
-            f"{where}: the optimizer state has parameter groups of sizes {sizes}, this "
-            f"optimizer {want}; build the optimizer over the same parameters in the same order"
-        )
-    # a checkpoint without the class (older sureid): a hyper-parameter this optimizer needs
-    # and the saved groups lack means another class (bool/None flags get torch's defaults)
-    for i, (old, new) in enumerate(zip(groups, now, strict=True)):
-        missing = sorted(k for k, v in new.items() if k != "params" and k not in old
-                         and not isinstance(v, (bool, type(None))))
-        if missing:
-            raise ValueError(
-                f"{where}: parameter group {i} of the saved optimizer state lacks {missing}, "
-                f"which {have} needs: it was saved by another optimizer class; build the same "
-                "optimizer, or resume=False to train from scratch"
-            )
-
-
-@dataclass
-class TrainState:
-    """What a checkpoint resumes: the position in training and the best score so far."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
-    best_score: float = -math.inf
-    history: list[dict[str, float]] = field(default_factory=list)
-    settings: dict[str, Any] | None = None  # what the run was trained with (JSON values)
 
 
 class Trainer:
@@ -351,12 +288,17 @@ class Trainer:
         """Train until ``epochs`` epochs are completed, resuming ``checkpoint_path`` if it exists.
 
         Args:
+            loader: yields training batches (see :func:`split_batch`).
+            epochs: the number of completed epochs to stop at (a resumed run counts the
+                checkpoint's).
             eval_fn: called on the unwrapped model (in eval mode) every ``eval_every``
                 epochs and after the last one; returns metrics, ``"mAP"`` is the score
                 tracked as best. Every value must be a finite number.
+            eval_every: evaluate every this many epochs; 0 evaluates after the last only.
             checkpoint_path: written (main process only) after every epoch.
             resume: load ``checkpoint_path`` when it exists; ``False`` trains from scratch
                 and overwrites it.
+            progress: show a progress bar for each epoch (main process only).
             settings: what this run is trained with (keep ratio, data, flags, ...) as a
                 mapping of str to JSON values. Stored in every checkpoint; a checkpoint
                 trained with other settings, or storing none, is refused on resume.
@@ -369,21 +311,17 @@ class Trainer:
                 ``save`` method.
 
         Raises:
-            ValueError: bad ``epochs``; ``checkpoint_path`` or ``model_path`` is a folder, lies
-                below a file, or both are the same file (checked before training); the
-                checkpoint's settings differ from ``settings`` (each differing key is named
-                with both values) or it stores none; the checkpoint's optimizer state is of
-                another optimizer class or parameter layout; the loader yields no batch in an
-                epoch.
+            TypeError: ``epochs`` or ``eval_every`` is not an int; ``eval_fn`` is not callable.
+            ValueError: ``epochs`` < 1 or ``eval_every`` < 0; ``checkpoint_path`` or
+                ``model_path`` is a folder, lies below a file, or both are the same file
+                (checked before training); the checkpoint's settings differ from ``settings``
+                (each differing key is named with both values) or it stores none; the
+                checkpoint's optimizer state is of another optimizer class or parameter
+                layout; the loader yields no batch in an epoch.
             FloatingPointError: a non-finite loss, or ``eval_fn`` returns NaN or infinity.
         """
-        if not is_int(epochs) or epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-        if not is_int(eval_every) or eval_every < 0:
-            raise ValueError(
-                f"eval_every must be an int >= 0 (0: after the last epoch only), got {eval_every!r}"
-            )
-        epochs, eval_every = int(epochs), int(eval_every)  # numpy ints stored as plain ints
+        epochs = check_int("epochs", epochs, low=1)
+        eval_every = check_int("eval_every", eval_every, low=0)
         if eval_fn is not None and not callable(eval_fn):
             raise TypeError(f"eval_fn must be callable or None, got {type(eval_fn).__name__}")
         if model_path is not None and not callable(getattr(self.module, "save", None)):
@@ -391,32 +329,11 @@ class Trainer:
                             f"ReIDModel), got {type(self.module).__name__}")
         if model_path is not None and isinstance(self.module, ReIDModel):
             model_config(self.module)  # refuses a backbone save could not describe, now
-        # output paths first: a folder here used to fail after the first or the last epoch
-        if checkpoint_path is not None:
-            checkpoint_path = check_output_path("checkpoint_path", checkpoint_path)
-        if model_path is not None:
-            model_path = check_output_path("model_path", model_path)
-            if checkpoint_path is not None and (
-                model_path.resolve() == checkpoint_path.resolve()
-                or (model_path.exists() and checkpoint_path.exists()
-                    and os.path.samefile(model_path, checkpoint_path))
-            ):
-                raise ValueError(
-                    f"model_path and checkpoint_path are the same file {str(model_path)!r}: the "
-                    "final model would replace the checkpoint; give two paths"
-                )
+        # output paths before training, not when the first or the last epoch writes them
+        checkpoint_path, model_path = _output_paths(checkpoint_path, model_path)
         wanted = normalize_settings(settings) if settings is not None else None
         if checkpoint_path is not None and resume and checkpoint_path.is_file():
-            state = load_checkpoint(checkpoint_path, map_location=self.device)
-            if wanted is not None:  # before anything is loaded into the trainer
-                check_settings(state.get("settings"), wanted, path=checkpoint_path)
-            _check_optimizer_state(state, self.optimizer, where=repr(str(checkpoint_path)))
-            self.load_state_dict(state)
-            if self.is_main:
-                self.log(f"resumed from {checkpoint_path} at epoch {self.state.epoch}")
-                if wanted is None and self.state.settings is not None:
-                    self.log(f"settings=None: the checkpoints of this run store no settings "
-                             f"(the resumed one had {self.state.settings})")
+            self._resume(checkpoint_path, wanted)
         # what this run trains with; None when not given (never a resumed run's old record)
         self.state.settings = wanted
         while self.state.epoch < epochs:
@@ -441,6 +358,19 @@ class Trainer:
                                                    "step": self.state.step})
         return self.state
 
+    def _resume(self, path: Path, wanted: dict[str, Any] | None) -> None:
+        """Load the checkpoint ``path`` after checking its settings and optimizer state."""
+        state = load_checkpoint(path, map_location=self.device)
+        if wanted is not None:  # before anything is loaded into the trainer
+            check_settings(state.get("settings"), wanted, path=path)
+        check_optimizer_state(state, self.optimizer, where=repr(str(path)))
+        self.load_state_dict(state)
+        if self.is_main:
+            self.log(f"resumed from {path} at epoch {self.state.epoch}")
+            if wanted is None and self.state.settings is not None:
+                self.log(f"settings=None: the checkpoints of this run store no settings "
+                         f"(the resumed one had {self.state.settings})")
+
     def _log_line(self, record: Mapping[str, float]) -> str:
         targets = self._keep_targets
         parts = []
@@ -462,13 +392,13 @@ class Trainer:
             "best_score": self.state.best_score,
             "history": self.state.history,
             "settings": self.state.settings,
-            "optimizer_class": _qualname(self.optimizer),
+            "optimizer_class": optimizer_class_name(self.optimizer),
             "torch_rng": torch.get_rng_state(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _check_optimizer_state(state, self.optimizer, where="the state dict")
+        check_optimizer_state(state, self.optimizer, where="the state dict")
         self.module.load_state_dict(state["model"])
         self.objective.load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])

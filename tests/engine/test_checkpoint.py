@@ -6,12 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sureid.engine.checkpoint import (
-    check_settings,
-    load_checkpoint,
-    normalize_settings,
-    save_checkpoint,
-)
+from sureid._checkpoint import load_checkpoint, save_checkpoint
+from sureid.engine.checkpoint import check_settings, normalize_settings
 
 
 def test_round_trip_and_weights_only(tmp_path):

@@ -225,6 +225,10 @@ def test_bad_arguments():
         trainer.fit([(torch.zeros(8, 3, 32, 16), torch.zeros(8, 2))], epochs=1, progress=False)
     with pytest.raises(ValueError, match="eval_every"):
         trainer.fit([], epochs=1, eval_every=-1)
+    with pytest.raises(TypeError, match="epochs must be an int, got float 1.5"):
+        trainer.fit([], epochs=1.5)
+    with pytest.raises(TypeError, match="eval_every must be an int, got str '2'"):
+        trainer.fit([], epochs=1, eval_every="2")
     with pytest.raises(ValueError, match="num_classes"):
         ReIDModel(tiny_hts(), num_classes=1)
 
@@ -300,7 +304,7 @@ def test_fp16_step_uses_a_grad_scaler_that_is_checkpointed(tmp_path):
 def test_bad_amp_is_refused():
     with pytest.raises(ValueError, match="amp must be None, 'bf16' or 'fp16'"):
         build(amp="float16")
-    with pytest.raises(ValueError, match="amp must be"):
+    with pytest.raises(TypeError, match="amp must be None, 'bf16' or 'fp16', got bool True"):
         build(amp=True)
 
 
