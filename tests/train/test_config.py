@@ -1,150 +1,69 @@
-"""sureid.train.config: defaults, presets, --set, files, and errors that name the key."""
+"""sureid.train.config: the sections, settings that must fit together, to_dict and merge."""
 
-import json
-import sys
+import dataclasses
 
 import pytest
 
-from sureid.ablation import PRESETS, Preset
-from sureid.train import (
-    TrainConfig,
-    apply_sets,
-    build_config,
-    dumps,
-    from_preset,
-    load_config,
-    merge,
-    template,
-    to_dict,
-    to_preset,
-)
+from sureid.train import DataSection, StudentSection, TrainConfig, merge, to_dict
 
 
-def toml_loads(text):
-    return pytest.importorskip("tomllib").loads(text)  # Python >= 3.11
+def test_to_dict_and_merge_are_inverse():
+    cfg = merge(TrainConfig(), {"seed": 3, "student": {"prune_layers": [2, 5]}})
+    values = to_dict(cfg)
+    assert values["seed"] == 3 and values["student"]["prune_layers"] == [2, 5]  # lists
+    assert list(values) == ["seed", "device", "data", "student", "teacher", "objective",
+                            "schedule", "eval", "log"]
+    assert merge(TrainConfig(), values) == cfg
+    assert merge(cfg, {}) == cfg  # keys left out keep the base's values
 
 
-def test_template_parses_back_to_the_defaults():
-    text = template()
-    assert text.count("\n# ") > 50  # every setting is commented
-    assert merge(TrainConfig(), toml_loads(text)) == TrainConfig()
-    assert toml_loads(text) == to_dict(TrainConfig())  # full: every key is written
-    assert merge(TrainConfig(), json.loads(template("json"))) == TrainConfig()
+def test_a_section_of_the_wrong_class_is_refused():
+    with pytest.raises(TypeError, match="data must be a DataSection, got StudentSection"):
+        TrainConfig(data=StudentSection())
+    # a section built alone is checked when its config is built
+    with pytest.raises(ValueError, match=r"data\.instances must be >= 1, got 0"):
+        TrainConfig(data=DataSection(instances=0))
 
 
-def test_defaults_are_the_ablation_presets_defaults():
-    assert from_preset(Preset(synthetic=None)) == TrainConfig()
-
-
-@pytest.mark.parametrize("name", sorted(PRESETS))
-def test_presets_round_trip_through_the_recipe(name):
-    cfg = from_preset(name)
-    preset = to_preset(cfg)
-    for key in ("img_size", "student", "teacher", "epochs", "teacher_epochs", "lr", "optimizer",
-                "keep_ratio", "kl_weight", "noda_p", "max_steps_per_epoch", "decision_init_keep",
-                "warmup_epochs", "backbone_lr_mult"):
-        assert getattr(preset, key) == getattr(PRESETS[name], key), key
-    # the starting weights are the config's (the recipe's Preset does not carry them)
-    weights = {"student": {"weights": ""},
-               "teacher": {"weights": "", "source": "train", "checkpoint": ""}}
-    assert from_preset(preset) == merge(cfg, weights)
-
-
-def test_preset_weights_and_smoke_values():
-    smoke, quick, paper = from_preset("smoke"), from_preset("quick"), from_preset("paper")
-    assert smoke.student.embed_dim == 64 and smoke.schedule.max_steps_per_epoch == 3
-    assert smoke.student.weights == "" and smoke.teacher.source == "train"
-    assert quick.student.weights == "quick_student"
-    assert (quick.teacher.source, quick.teacher.checkpoint) == ("checkpoint",
-                                                                "quick_teacher_finetuned")
-    assert paper.student.weights == "timm"
-    assert paper.student.timm_name == "deit_small_distilled_patch16_224"
-    with pytest.raises(ValueError, match="--preset must be one of .*'smoke'"):
-        from_preset("tiny")
-
-
-@pytest.mark.parametrize("fmt", ["toml", "json"])
-def test_files_round_trip_in_their_format(tmp_path, fmt):
-    cfg = apply_sets(from_preset("smoke"), [
-        "data.root=/data/x y", "student.prune_layers=[2, 5]", "data.noda=false",
-        "schedule.lr=3e-4", "objective.alpha=2", "teacher.source=none", "device=cpu",
-        'student.weights="a \\"quoted\\" name"',
-    ])
-    assert cfg.student.prune_layers == (2, 5) and cfg.objective.alpha == 2.0
-    assert cfg.student.weights == 'a \\"quoted\\" name'
-    path = tmp_path / f"run.{fmt}"
-    path.write_text(dumps(cfg, fmt))
-    again, got_fmt = load_config(path)
-    assert again == cfg and got_fmt == fmt
-    assert build_config(path, sets=["seed=3"]) == (merge(cfg, {"seed": 3}), fmt)
-
-
-def test_a_partial_file_keeps_the_base_values(tmp_path):
-    path = tmp_path / "c.toml"
-    path.write_text('[schedule]\nepochs = 7\n\n[data]\nroot = "d"\n')
-    cfg, _ = build_config(path, preset="smoke", data_root="elsewhere", sets=["data.padding=0"])
-    assert cfg.schedule.epochs == 7 and cfg.student.embed_dim == 64
-    assert cfg.data.root == "elsewhere" and cfg.data.padding == 0
-
-
-@pytest.mark.parametrize("assignment, error, match", [
-    ("data.foo=1", ValueError, r"--set data\.foo: no such setting; the \[data\] keys"),
-    ("foo=1", ValueError, r"--set foo: no such setting"),
-    ("model.depth=3", ValueError, r"no section 'model'"),
-    ("data=1", ValueError, r"--set data: a section"),
-    ("schedule.epochs", ValueError, r"--set takes KEY=VALUE"),
-    ("data.noda=1", TypeError, r"data\.noda must be a bool, got 1"),
-    ("schedule.epochs=1.5", TypeError, r"schedule\.epochs must be an int, got float 1\.5"),
-    ("schedule.lr=fast", TypeError, r"schedule\.lr must be a real number, got str 'fast'"),
-    ("data.img_size=[64]", ValueError, r"data\.img_size must hold 2 ints, got \[64\]"),
-    ("student.keep_ratio=0", ValueError, r"student\.keep_ratio must be in \(0, 1\], got 0"),
-    ("schedule.optimizer=adam", ValueError, r"schedule\.optimizer must be one of"),
-    ("schedule.lr=inf", ValueError, r"schedule\.lr must be"),
-    ("student.prune_layers=[9, 3]", ValueError, r"student\.prune_layers must be increasing"),
-    ("student.prune_layers=[3, 12]", ValueError, r"student\.prune_layers must be blocks"),
-    ("teacher.source=checkpoint", ValueError, r"teacher\.checkpoint must name"),
-    ("teacher.checkpoint=t.pt", ValueError, r"teacher\.checkpoint is 't\.pt' but"),
-    ("student.weights=timm", ValueError, r"student\.weights = 'timm'.*student\.timm_name"),
+@pytest.mark.parametrize("values, error, match", [
+    ([1, 2], TypeError, "config must be a table of settings, got list"),
+    ({"data": 3}, ValueError, r"config: \[data\] must be a table of settings, got int 3"),
+    ({"data": {"foo": 1}}, ValueError, r"config: unknown key data\.foo; the \[data\] keys"),
+    ({"bar": 1}, ValueError, r"config: unknown key 'bar'; the top-level keys"),
+    ({"seed": -1}, ValueError, r"config: seed must be >= 0, got -1"),
 ])
-def test_bad_settings_name_the_key(assignment, error, match):
+def test_merge_refusals_name_the_key(values, error, match):
     with pytest.raises(error, match=match):
-        apply_sets(TrainConfig(), [assignment])
+        merge(TrainConfig(), values)
 
 
-@pytest.mark.parametrize("text, error, match", [
-    ('[data]\nfoo = 1\n', ValueError, r"unknown key data\.foo; the \[data\] keys are"),
-    ('bar = 1\n', ValueError, r"unknown key 'bar'; the top-level keys"),
-    ('data = 3\n', ValueError, r"\[data\] must be a table"),
-    ('[data]\nnoda = "yes"\n', TypeError, r"c\.toml'.*data\.noda must be a bool, got 'yes'"),
-    ('[schedule]\nepochs = 0\n', ValueError, r"schedule\.epochs must be >= 1, got 0"),
-    ('[data\n', ValueError, r"is not valid TOML"),
+@pytest.mark.parametrize("values, match", [
+    ({"teacher": {"source": "checkpoint"}}, r"teacher\.checkpoint must name a trained teacher"),
+    ({"teacher": {"checkpoint": "t.pt"}}, r"teacher\.checkpoint is 't\.pt' but teacher\.source"),
+    ({"student": {"weights": "timm"}}, r"student\.weights = 'timm'.*student\.timm_name"),
+    ({"teacher": {"weights": "timm"}}, r"teacher\.weights = 'timm'.*teacher\.timm_name"),
+    ({"student": {"embed_dim": 100}}, r"student\.embed_dim \(100\) must be divisible by "
+                                      r"student\.num_heads \(6\)"),
+    ({"teacher": {"embed_dim": 100}}, r"teacher\.embed_dim \(100\) must be divisible by "
+                                      r"teacher\.num_heads \(12\)"),
+    ({"student": {"prune_layers": [3, 12]}}, r"student\.prune_layers must be blocks of the "
+                                             r"student \(< student\.depth = 12\)"),
+    ({"student": {"prune_layers": [6, 3]}}, r"student\.prune_layers must be increasing"),
+    ({"student": {"prune_layers": [3, 3]}}, r"student\.prune_layers must be increasing"),
+    ({"student": {"prune_layers": []}}, r"student\.prune_layers must be increasing"),
+    ({"device": " "}, r"device must be 'auto' or a torch device"),
 ])
-def test_bad_files_name_the_key(tmp_path, text, error, match):
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    with pytest.raises(error, match=match):
-        load_config(path)
+def test_settings_that_do_not_fit_together(values, match):
+    with pytest.raises(ValueError, match=match):
+        merge(TrainConfig(), values, where=None)
 
 
-def test_file_kinds(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config file not found"):
-        load_config(tmp_path / "none.toml")
-    (tmp_path / "c.yaml").write_text("a: 1\n")
-    with pytest.raises(ValueError, match=r"expected a \.toml or \.json file, got '\.yaml'"):
-        load_config(tmp_path / "c.yaml")
-    (tmp_path / "c.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="must hold a table of settings, got list"):
-        load_config(tmp_path / "c.json")
+def test_a_timm_student_leaves_its_shape_to_timm():
+    cfg = merge(TrainConfig(), {"student": {"timm_name": "deit_tiny_patch16_224",
+                                            "embed_dim": 100, "prune_layers": [3, 12]}})
+    assert cfg.student.embed_dim == 100  # the sureid ViT shape is not used
 
 
-def test_toml_without_tomllib_or_tomli_says_what_to_do(tmp_path, monkeypatch):
-    # Python 3.10 without the optional tomli package
-    monkeypatch.setitem(sys.modules, "tomllib", None)
-    monkeypatch.setitem(sys.modules, "tomli", None)
-    path = tmp_path / "c.toml"
-    path.write_text("seed = 1\n")
-    with pytest.raises(ImportError, match=r"Python >= 3\.11 or the tomli package.*JSON"):
-        load_config(path)
-    (tmp_path / "c.json").write_text('{"seed": 1}')
-    assert load_config(tmp_path / "c.json")[0].seed == 1
-    assert build_config(preset="smoke")[1] == "json"  # a run writes a config it can read
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().seed = 1
