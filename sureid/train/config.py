@@ -215,10 +215,12 @@ class TrainConfig:
 
 
 def _scalar_fields(cls) -> list[dataclasses.Field]:
+    """The top-level fields of ``cls`` (``seed``, ``device``), not its sections."""
     return [f for f in dataclasses.fields(cls) if f.name not in _SECTIONS]
 
 
 def _check_together(cfg: TrainConfig) -> None:
+    """Refuse settings that are each valid but do not fit together (``ValueError``)."""
     s, t = cfg.student, cfg.teacher
     if t.source == "checkpoint" and not t.checkpoint:
         raise ValueError("teacher.checkpoint must name a trained teacher when teacher.source "

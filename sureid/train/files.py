@@ -37,6 +37,8 @@ __all__ = [
 
 
 def _field_of(key: str) -> dataclasses.Field:
+    """The field a ``--set`` key (``seed`` or ``section.key``) names; ``ValueError`` when
+    none does (the message lists the known ones)."""
     section, dot, name = key.partition(".")
     if not dot:
         fields = {f.name: f for f in _scalar_fields(TrainConfig)}
@@ -56,7 +58,7 @@ def _field_of(key: str) -> dataclasses.Field:
     return fields[name]
 
 
-def _parse_value(key: str, text: str, f: dataclasses.Field) -> object:
+def _parse_value(text: str, f: dataclasses.Field) -> object:
     """``--set`` text as the field's kind: strings as given (quotes optional), numbers,
     ``true``/``false`` and ``[a, b]`` lists as in TOML or JSON."""
     text = text.strip()
@@ -89,7 +91,7 @@ def apply_sets(cfg: TrainConfig, assignments: Iterable[str]) -> TrainConfig:
         key = key.strip()
         if not sep:
             raise ValueError(f"--set takes KEY=VALUE (e.g. schedule.epochs=5), got {item!r}")
-        value = _parse_value(key, text, _field_of(key))
+        value = _parse_value(text, _field_of(key))
         section, dot, name = key.partition(".")
         cfg = merge(cfg, {section: {name: value}} if dot else {key: value}, where=None)
     return cfg
@@ -148,6 +150,7 @@ def default_format() -> str:
 
 
 def _toml_reader():
+    """:mod:`tomllib`, or ``tomli`` on Python 3.10; ``ImportError`` saying what to do."""
     try:
         import tomllib  # Python >= 3.11
     except ImportError:
@@ -170,6 +173,7 @@ def load_config(path: str | os.PathLike, *, base: TrainConfig | None = None
 
 
 def _toml_value(value: object) -> str:
+    """``value`` (bool, int, float, str or a list of them) spelled as a TOML value."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

@@ -64,6 +64,8 @@ def _absolute(cfg: TrainConfig) -> TrainConfig:
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``"key old -> new"`` for each dotted key whose value differs between two nested
+    mappings."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)

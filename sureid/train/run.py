@@ -80,6 +80,8 @@ def run(plan: Plan) -> RunResult:
 
 
 def _fit(stage: _Stage, plan: Plan, runlog: RunLog, data_config: DataConfig) -> Path | None:
+    """Train ``stage`` (resuming from its checkpoint), log its rows and write its model file;
+    the student also writes ``best.pt`` at each new best mAP. Returns ``best.pt`` if written."""
     cfg, out = plan.config, plan.out
     if stage.trainer is None:
         stage.trainer = stage.build()
