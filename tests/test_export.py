@@ -153,11 +153,11 @@ def test_attention_keep_score_exports_and_prunes(tmp_path):
 
 # ----------------------------------------------------------------------------- issue 16
 def test_failed_verification_leaves_the_old_file_untouched(tmp_path, monkeypatch):
-    import sureid.export as export_mod
+    import sureid.export.verify as verify_mod
 
     path = export_onnx(tiny_hts(), tmp_path / "prod.onnx", IMG)
     good = path.read_bytes()
-    real_session = export_mod._session
+    real_session = verify_mod.session
 
     class Wrong:  # a session whose embeddings are off by one
         def __init__(self, *args):
@@ -166,7 +166,7 @@ def test_failed_verification_leaves_the_old_file_untouched(tmp_path, monkeypatch
         def run(self, names, feed):
             return [o + 1.0 for o in self.inner.run(names, feed)]
 
-    monkeypatch.setattr(export_mod, "_session", Wrong)
+    monkeypatch.setattr(verify_mod, "session", Wrong)
     torch.manual_seed(1)
     with pytest.raises(RuntimeError, match="differs from PyTorch.*nothing was written"):
         export_onnx(tiny_hts(), path, IMG)
@@ -201,9 +201,10 @@ def test_dynamic_img_size_model_at_another_size_is_refused_clearly(tmp_path, cap
     [
         ({"verify_batch_sizes": "12"}, TypeError, r"verify_batch_sizes must be a sequence of "
                                                   r"ints, got '12'"),
-        ({"verify_batch_sizes": (1.5,)}, TypeError, "verify_batch_sizes must be a sequence"),
-        ({"verify_batch_sizes": ()}, ValueError, "verify_batch_sizes must be positive"),
-        ({"verify_batch_sizes": (0, 2)}, ValueError, "verify_batch_sizes must be positive"),
+        ({"verify_batch_sizes": (1.5,)}, TypeError,
+         r"verify_batch_sizes\[0\] must be an int, got float 1.5"),
+        ({"verify_batch_sizes": ()}, ValueError, "verify_batch_sizes must hold at least one"),
+        ({"verify_batch_sizes": (2, 0)}, ValueError, r"verify_batch_sizes\[1\] must be >= 1"),
         ({"atol": "1e-4"}, TypeError, r"atol must be a real number, got str '1e-4'"),
         ({"atol": float("nan")}, ValueError, r"atol must be in \(0, inf\], got nan"),
         ({"atol": 0}, ValueError, "atol must be in"),

@@ -182,12 +182,12 @@ def test_cli_export_bad_options(model_file, image_folder, tmp_path, capsys, extr
 
 def test_cli_failed_int8_check_is_one_line_and_writes_nothing(model_file, tmp_path, capsys,
                                                                monkeypatch):
-    import sureid.export as export
+    import sureid.export.graph as graph
 
     def failing(*args, **kwargs):
         raise RuntimeError("int8 graph failed its checks on 8 images: ...; not written")
 
-    monkeypatch.setattr(export, "quantize_onnx", failing)
+    monkeypatch.setattr(graph, "quantize_onnx", failing)
     out = tmp_path / "q.onnx"
     assert main(["export", str(model_file), str(out), "--quantize", "int8"]) == 2
     err = capsys.readouterr().err
