@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_real
+from .._checks import check_int, check_real
 
 __all__ = ["DecisionModule"]
 
@@ -48,14 +48,12 @@ class DecisionModule(nn.Module):
         self, embed_dim: int, *, hidden_dim: int | None = None, init_keep: float | None = None
     ) -> None:
         super().__init__()
-        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
-            raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
+        embed_dim = check_int("embed_dim", embed_dim, low=1)
         if hidden_dim is None:
             hidden_dim = max(4, embed_dim // 2 // 2 * 2)
-        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int):
-            raise TypeError(f"hidden_dim must be an int or None, got {type(hidden_dim).__name__}")
-        if hidden_dim < 4 or hidden_dim % 2:
-            raise ValueError(f"hidden_dim must be an even int >= 4, got {hidden_dim}")
+        hidden_dim = check_int("hidden_dim", hidden_dim, low=4)
+        if hidden_dim % 2:
+            raise ValueError(f"hidden_dim must be even, got {hidden_dim}")
         self.embed_dim = embed_dim
         self.hidden_dim = hidden_dim
         self.in_conv = nn.Sequential(

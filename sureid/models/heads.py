@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .._checks import check_int
+
 __all__ = ["BNNeck"]
 
 _EVAL_FEATURES = ("after", "before")
@@ -20,12 +22,11 @@ class BNNeck(nn.Module):
     already has. Eval: returns only the retrieval feature; the classifier is never run.
 
     The default eval feature is the pre-BN one (``eval_feature="before"``, the input returned
-    unchanged), the same default as :class:`sureid.engine.ReIDModel`: every TransReID ViT
-    config (the recipe the paper's Sec. IV-B follows: SGD 0.008, 64 = 16 x 4, 256x128) tests
-    with ``NECK_FEAT: 'before'``, and it is what the deployed backbone (``HTSViT``, ONNX)
-    computes without the head. ``"after"`` returns the BN feature (BoT's default,
-    torchreid's ``neck_feat='after'``); an NPKD *teacher* uses it, since its classifier was
-    trained on it (``docs/objectives.md``).
+    unchanged), the same default as :class:`sureid.engine.ReIDModel`: TransReID's ViT configs,
+    which the paper's Sec. IV-B follows, test with ``NECK_FEAT: 'before'``, and it is what
+    the deployed backbone (``HTSViT``, ONNX) computes without the head. ``"after"`` returns
+    the BN feature (BoT's default, torchreid's ``neck_feat='after'``); an NPKD *teacher*
+    uses it, since its classifier was trained on it (``docs/objectives.md``).
 
     Args:
         in_dim: ``C``.
@@ -50,9 +51,8 @@ class BNNeck(nn.Module):
         eval_feature: Literal["before", "after"] = "before",
     ) -> None:
         super().__init__()
-        for name, value in (("in_dim", in_dim), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        in_dim = check_int("in_dim", in_dim, low=1)
+        num_classes = check_int("num_classes", num_classes, low=1)
         if eval_feature not in _EVAL_FEATURES:
             raise ValueError(f"eval_feature must be one of {_EVAL_FEATURES}, got {eval_feature!r}")
         self.in_dim = in_dim

@@ -13,12 +13,14 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._amp import autocast_enabled, fp32, no_autocast
+from .._checks import check_int, check_real
 
 __all__ = [
     "gumbel_keep_decision",
     "masked_attention",
     "num_kept_tokens",
     "select_topk_tokens",
+    "topk_keep_mask",
 ]
 
 
@@ -34,15 +36,11 @@ def num_kept_tokens(num_patches: int, ratio: float) -> int:
         (89, 43, 1)
 
     Raises:
-        TypeError: ``num_patches`` is not an int.
+        TypeError: ``num_patches`` is not an int or ``ratio`` not a real number.
         ValueError: ``num_patches < 1`` or ``ratio`` outside ``(0, 1]``.
     """
-    if isinstance(num_patches, bool) or not isinstance(num_patches, int):
-        raise TypeError(f"num_patches must be an int, got {type(num_patches).__name__}")
-    if num_patches < 1:
-        raise ValueError(f"num_patches must be >= 1, got {num_patches}")
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+    num_patches = check_int("num_patches", num_patches, low=1)
+    ratio = check_real("ratio", ratio, low=0.0, high=1.0, low_open=True)
     return max(1, min(num_patches, math.floor(ratio * num_patches + 1e-6)))
 
 
@@ -67,8 +65,7 @@ def gumbel_keep_decision(log_probs: torch.Tensor, tau: float = 1.0) -> torch.Ten
     """
     if log_probs.ndim != 3 or log_probs.shape[-1] != 2:
         raise ValueError(f"log_probs must have shape (B, N, 2), got {tuple(log_probs.shape)}")
-    if not 0 < tau < math.inf:
-        raise ValueError(f"tau must be a finite float > 0, got {tau!r}")
+    check_real("tau", tau, low=0.0, high=math.inf, low_open=True, high_open=True)
     # float32 noise even under mixed precision: a float16 Exponential sample can underflow to
     # 0, and -log(0) = inf would make the softmax NaN
     with no_autocast(log_probs.device.type):
@@ -180,10 +177,29 @@ def select_topk_tokens(
     idx = keep_score.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
     # One row gather over prefix + kept patches on the flattened batch: index_select copies
     # whole C-rows, where torch.gather with an expanded index reads one element at a time
-    # (much slower on CPU; docs/hts.md, "Measurements behind the docstrings").
+    # (measured in docs/hts.md, "Measurements behind the docstrings").
     b, t, c = x.shape
     prefix = torch.arange(num_prefix_tokens, device=idx.device).expand(b, -1)
     rows = torch.cat([prefix, idx + num_prefix_tokens], dim=1)
     rows = rows + torch.arange(b, device=idx.device).unsqueeze(1) * t
     kept = x.reshape(b * t, c).index_select(0, rows.flatten())
     return kept.view(b, num_prefix_tokens + k, c), idx
+
+
+def topk_keep_mask(score: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Hard ``(B, N)`` mask of the ``k`` highest-``score`` tokens among those ``mask`` keeps.
+
+    The training path's counterpart of :func:`select_topk_tokens`: with the class attention
+    of a masked block as ``score`` (the class token attended to kept tokens only, as on the
+    inference path where the dropped ones are gone) it keeps the tokens that path keeps.
+
+    Args:
+        score: ``(B, N)`` score per patch token.
+        mask: ``(B, N)`` running hard keep mask; ``k`` is at most its count per row.
+        k: number of tokens to keep.
+
+    Returns:
+        ``(B, N)`` mask in ``mask``'s dtype, ``k`` ones per row.
+    """
+    idx = score.masked_fill(mask == 0, float("-inf")).topk(k, dim=1, sorted=False).indices
+    return torch.zeros_like(mask).scatter_(1, idx, 1.0)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._checks import is_int, is_real
+from .._checks import check_bool, check_int, check_real
 from .heads import BNNeck
 from .output import HTSOutput
 
@@ -64,13 +64,7 @@ def cls_token_reweight(
         shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
         raise ValueError(f"tokens must be (B, T, C), got {shape}")
     b, t, _ = tokens.shape
-    if not is_int(num_prefix_tokens):
-        raise TypeError(f"num_prefix_tokens must be an int, got {num_prefix_tokens!r}")
-    if not 1 <= num_prefix_tokens < t:
-        raise ValueError(
-            f"num_prefix_tokens must be in [1, T={t}) for tokens {tuple(tokens.shape)}, "
-            f"got {num_prefix_tokens}"
-        )
+    check_int("num_prefix_tokens", num_prefix_tokens, low=1, high=t - 1)
     if not isinstance(cls_attn, torch.Tensor) or tuple(cls_attn.shape) != (b, t):
         shape = tuple(cls_attn.shape) if isinstance(cls_attn, torch.Tensor) else cls_attn
         raise ValueError(
@@ -140,15 +134,11 @@ class ClsTokenReweight(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        if not is_int(embed_dim) or embed_dim < 1:
-            raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
-        if not is_real(lambda_init):
-            raise TypeError(f"lambda_init must be a float, got {lambda_init!r}")
-        if not math.isfinite(lambda_init):
-            raise ValueError(f"lambda_init must be a finite float, got {lambda_init!r}")
-        self.embed_dim = int(embed_dim)
-        self.normalize = bool(normalize)
-        self.lam = nn.Parameter(torch.tensor(float(lambda_init)))
+        self.embed_dim = check_int("embed_dim", embed_dim, low=1)
+        lambda_init = check_real("lambda_init", lambda_init, low=-math.inf, high=math.inf,
+                                 low_open=True, high_open=True)
+        self.normalize = check_bool("normalize", normalize)
+        self.lam = nn.Parameter(torch.tensor(lambda_init))
         self.neck = None if num_classes is None else BNNeck(embed_dim, num_classes)
 
     def forward(

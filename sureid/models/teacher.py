@@ -18,18 +18,12 @@ class FrozenTeacher(nn.Module):
     so the outputs can be used freely next to student tensors in the loss graph).
 
     The logits are ``g^t = f^t @ W^tᵀ`` with ``f^t`` whatever ``model`` returns, so ``f^t``
-    must be the feature ``W^t`` was trained on. **Recommended recipe** for a teacher trained
-    with a BNNeck (``sureid.engine.ReIDModel``, BoT, TransReID), whose classifier saw the BN
-    feature: wrap the whole ReID model with ``eval_feature="after"``::
-
-        teacher_net = ReIDModel(backbone, K, eval_feature="after")   # eval -> BN feature
-        teacher_net.load_state_dict(trained_teacher_state)
-        teacher = FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach())
-
-    Wrapping only ``teacher_net.backbone`` (the raw class token) with that classifier gives
-    near-constant logits and collapses NPKD (``docs/objectives.md``, ``docs/reproduce.md``).
-    A teacher whose classifier was trained on its raw feature (the paper's ``g^t`` "without
-    BN") is wrapped around that feature directly. ``K`` must equal the student's number of
+    must be the feature ``W^t`` was trained on: for a teacher trained with a BNNeck
+    (``sureid.engine.ReIDModel``, BoT, TransReID) the BN feature, i.e. the whole ReID model
+    with ``eval_feature="after"`` and its ``classifier_weight``; the raw class token with
+    that classifier gives near-constant logits (``docs/objectives.md``). A teacher whose
+    classifier was trained on its raw feature (the paper's ``g^t`` "without BN") is wrapped
+    around that feature directly. ``K`` must equal the student's number of
     classes (same training identities); ``classifier=None`` gives a feature-only teacher
     whose logits are ``None``.
 

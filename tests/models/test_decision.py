@@ -62,8 +62,8 @@ def test_empty_mask_no_nan_and_gradients():
 
 @pytest.mark.parametrize(
     ("dim", "hidden", "err"),
-    [(0, None, ValueError), (16.0, None, ValueError), (16, 6.0, TypeError), (16, 2, ValueError),
-     (16, 7, ValueError)],
+    [(0, None, ValueError), (16.0, None, TypeError), (True, None, TypeError),
+     (16, 6.0, TypeError), (16, 2, ValueError), (16, 7, ValueError)],
 )
 def test_bad_construction(dim, hidden, err):
     with pytest.raises(err, match="embed_dim|hidden_dim"):

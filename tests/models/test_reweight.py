@@ -87,7 +87,7 @@ def test_inputs_not_modified():
         ("tokens", r"tokens must be \(B, T, C\).*\(2, 7\)"),
         ("channels", r"4 channels.*\(2, 7, 5\)"),
         ("none", "cls_attn is None"),
-        ("prefix", r"num_prefix_tokens must be in \[1, T=7\)"),
+        ("prefix", r"num_prefix_tokens must be in \[1, 6\], got 7"),
     ],
 )
 def test_bad_input(kind, match):
@@ -111,5 +111,9 @@ def test_bad_input(kind, match):
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_lambda_init_is_refused(bad):
-    with pytest.raises(ValueError, match=f"lambda_init must be a finite float, got {bad}"):
+    with pytest.raises(ValueError, match=rf"lambda_init must be in \(-inf, inf\), got {bad}"):
         ClsTokenReweight(8, bad)
+    with pytest.raises(TypeError, match="lambda_init must be a real number, got str"):
+        ClsTokenReweight(8, "0.5")
+    with pytest.raises(TypeError, match="embed_dim must be an int"):
+        ClsTokenReweight(8.0)
