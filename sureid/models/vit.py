@@ -10,112 +10,21 @@ timm needed.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .._checks import check_bool, check_int, check_real, check_size, is_real
+from .._checks import check_bool, check_int, check_real, check_size
+from .patch_embed import ConvStem, PatchEmbed
 
-__all__ = ["ConvStem", "PatchEmbed", "VisionTransformer", "deit_small", "deit_tiny", "vit_base"]
+__all__ = ["VisionTransformer", "deit_small", "deit_tiny", "vit_base"]
 
 
 def _check_rate(name: str, value: object) -> float:
     return check_real(name, value, low=0.0, high=1.0, high_open=True)
-
-
-class _GridEmbed(nn.Module):
-    """Shared part of the stems: the token grid, the input check and ``(B, C, h, w) -> (B, N, C)``.
-
-    Subclasses set ``proj`` (the last layer, whose weight ``VisionTransformer`` initialises)
-    and implement ``_embed(x) -> (B, embed_dim, H/p, W/p)``.
-    """
-
-    def __init__(
-        self, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int
-    ) -> None:
-        super().__init__()
-        if img_size[0] % patch_size[0] or img_size[1] % patch_size[1]:
-            raise ValueError(
-                f"img_size {img_size} must be divisible by patch_size {patch_size}"
-            )
-        self.img_size = img_size
-        self.patch_size = patch_size
-        self.in_chans = in_chans
-        self.grid_size = (img_size[0] // patch_size[0], img_size[1] // patch_size[1])
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.strict_img_size = True
-
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # shape checks are skipped while tracing (ONNX export): shapes are static there
-        if not torch.jit.is_tracing() and (
-            x.ndim != 4 or x.shape[1] != self.in_chans or tuple(x.shape[-2:]) != self.img_size
-        ):
-            raise ValueError(
-                f"expected images of shape (B, {self.in_chans}, {self.img_size[0]}, "
-                f"{self.img_size[1]}), got {tuple(x.shape)}"
-            )
-        return rearrange(self._embed(x), "b c h w -> b (h w) c")
-
-
-class PatchEmbed(_GridEmbed):
-    """Image ``(B, C_in, H, W)`` to patch tokens ``(B, N, C)`` with ``N = (H/p)(W/p)``."""
-
-    def __init__(
-        self, *, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int,
-        embed_dim: int, bias: bool = True,
-    ) -> None:
-        super().__init__(img_size, patch_size, in_chans)
-        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=bias)
-
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)
-
-
-class ConvStem(_GridEmbed):
-    """Convolutional stem (Xiao et al., 2021, "Early convolutions help transformers see
-    better"): ``log2(p)`` stride-2 3×3 conv-BN-ReLU layers, then a 1×1 conv to ``embed_dim``.
-
-    A drop-in for :class:`PatchEmbed` (same attributes: ``img_size``, ``patch_size``,
-    ``grid_size``, ``num_patches``, ``proj``), giving the same ``N`` tokens. Early
-    convolutions give a small ViT trained from scratch the locality prior it lacks, for a
-    small share of the forward; what it gains and costs on the synthetic quick preset is
-    measured in ``docs/hts.md`` ("Measurements behind the docstrings").
-
-    Args:
-        img_size, in_chans, embed_dim: as :class:`PatchEmbed`.
-        patch_size: square, a power of two >= 2 (one stride-2 conv per factor of two).
-
-    Shapes:
-        ``(B, in_chans, H, W) -> (B, (H/p)(W/p), embed_dim)``.
-    """
-
-    def __init__(
-        self, *, img_size: tuple[int, int], patch_size: tuple[int, int], in_chans: int,
-        embed_dim: int,
-    ) -> None:
-        p = patch_size[0]
-        if patch_size[0] != patch_size[1] or p < 2 or p & (p - 1):
-            raise ValueError(
-                f"stem='conv' needs a square power-of-two patch_size >= 2, got {patch_size}"
-            )
-        super().__init__(img_size, patch_size, in_chans)
-        n = p.bit_length() - 1
-        layers: list[nn.Module] = []
-        c_in, c_out = in_chans, max(16, embed_dim >> n)
-        for _ in range(n):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            c_in, c_out = c_out, c_out * 2
-        self.stem = nn.Sequential(*layers)
-        self.proj = nn.Conv2d(c_in, embed_dim, 1)
-
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.stem(x))
 
 
 class Attention(nn.Module):
@@ -284,17 +193,11 @@ class VisionTransformer(nn.Module):
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
             )
-        if (
-            not is_real(mlp_ratio)
-            or not 0 < mlp_ratio < math.inf
-        ):
-            raise ValueError(f"mlp_ratio must be a positive finite float, got {mlp_ratio!r}")
-        if init_values is not None and (
-            not is_real(init_values)
-        ):
-            raise TypeError(f"init_values must be a float or None, got {init_values!r}")
-        if init_values is not None and not math.isfinite(init_values):
-            raise ValueError(f"init_values must be a finite float or None, got {init_values!r}")
+        mlp_ratio = check_real("mlp_ratio", mlp_ratio, low=0.0, high=math.inf, low_open=True,
+                               high_open=True)
+        if init_values is not None:
+            init_values = check_real("init_values", init_values, low=-math.inf, high=math.inf,
+                                     low_open=True, high_open=True)
         drop_path_rate = _check_rate("drop_path_rate", drop_path_rate)
         rates = {
             name: _check_rate(name, value)
@@ -409,51 +312,24 @@ class VisionTransformer(nn.Module):
         return self.head(pooled)
 
 
-def _build(
-    embed_dim: int, num_heads: int, *, img_size: int | tuple[int, int],
-    patch_size: int | tuple[int, int],
-    depth: int, reg_tokens: int, no_embed_class: bool, num_classes: int, drop_path_rate: float,
-) -> VisionTransformer:
-    return VisionTransformer(
-        img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
-        num_heads=num_heads, reg_tokens=reg_tokens, no_embed_class=no_embed_class,
-        num_classes=num_classes, drop_path_rate=drop_path_rate,
-    )
+def deit_tiny(**kwargs: Any) -> VisionTransformer:
+    """DeiT-Ti shape: 192 dim, 3 heads, 12 blocks (timm ``deit_tiny_patch16_224`` keys);
+    ``kwargs`` are further :class:`VisionTransformer` arguments (``img_size``, ``depth``, ...)."""
+    return VisionTransformer(embed_dim=192, num_heads=3, **kwargs)
 
 
-def deit_tiny(
-    *, img_size: int | tuple[int, int] = (256, 128), patch_size: int | tuple[int, int] = 16,
-    depth: int = 12, reg_tokens: int = 0, no_embed_class: bool = False, num_classes: int = 0,
-    drop_path_rate: float = 0.0,
-) -> VisionTransformer:
-    """DeiT-Ti shape: 192 dim, 3 heads, 12 blocks (timm ``deit_tiny_patch16_224`` keys)."""
-    return _build(192, 3, img_size=img_size, patch_size=patch_size, depth=depth,
-                  reg_tokens=reg_tokens, no_embed_class=no_embed_class, num_classes=num_classes,
-                  drop_path_rate=drop_path_rate)
-
-
-def deit_small(
-    *, img_size: int | tuple[int, int] = (256, 128), patch_size: int | tuple[int, int] = 16,
-    depth: int = 12, reg_tokens: int = 0, no_embed_class: bool = False, num_classes: int = 0,
-    drop_path_rate: float = 0.0,
-) -> VisionTransformer:
-    """DeiT-S shape: 384 dim, 6 heads, 12 blocks (timm ``deit_small_patch16_224`` keys).
+def deit_small(**kwargs: Any) -> VisionTransformer:
+    """DeiT-S shape: 384 dim, 6 heads, 12 blocks (timm ``deit_small_patch16_224`` keys);
+    ``kwargs`` are further :class:`VisionTransformer` arguments (``img_size``, ``depth``, ...).
 
     Example:
         >>> deit_small(img_size=(256, 128)).patch_embed.num_patches
         128
     """
-    return _build(384, 6, img_size=img_size, patch_size=patch_size, depth=depth,
-                  reg_tokens=reg_tokens, no_embed_class=no_embed_class, num_classes=num_classes,
-                  drop_path_rate=drop_path_rate)
+    return VisionTransformer(embed_dim=384, num_heads=6, **kwargs)
 
 
-def vit_base(
-    *, img_size: int | tuple[int, int] = (256, 128), patch_size: int | tuple[int, int] = 16,
-    depth: int = 12, reg_tokens: int = 0, no_embed_class: bool = False, num_classes: int = 0,
-    drop_path_rate: float = 0.0,
-) -> VisionTransformer:
-    """ViT-B shape: 768 dim, 12 heads, 12 blocks (timm ``vit_base_patch16_224`` keys)."""
-    return _build(768, 12, img_size=img_size, patch_size=patch_size, depth=depth,
-                  reg_tokens=reg_tokens, no_embed_class=no_embed_class, num_classes=num_classes,
-                  drop_path_rate=drop_path_rate)
+def vit_base(**kwargs: Any) -> VisionTransformer:
+    """ViT-B shape: 768 dim, 12 heads, 12 blocks (timm ``vit_base_patch16_224`` keys);
+    ``kwargs`` are further :class:`VisionTransformer` arguments (``img_size``, ``depth``, ...)."""
+    return VisionTransformer(embed_dim=768, num_heads=12, **kwargs)
