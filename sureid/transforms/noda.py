@@ -22,7 +22,7 @@ from ._functional import (
     tensor_to_pil,
     to_channels,
 )
-from .occluders import OccluderBank, OccluderSource
+from .occluders.bank import OccluderBank, OccluderSource
 
 __all__ = ["NODA", "NODAParams"]
 

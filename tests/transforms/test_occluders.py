@@ -45,12 +45,18 @@ def test_each_kind_draws(kind):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"n": 0}, {"n": 2.5}, {"n": 2, "size": (8, 20)}, {"n": 2, "size": (50, 40)},
-     {"n": 2, "kinds": ["dragon"]}, {"n": 2, "kinds": []}],
+    "kwargs, err, match",
+    [({"n": 0}, ValueError, "n must be >= 1, got 0"),
+     ({"n": 2.5}, TypeError, "n must be an int, got float 2.5"),
+     ({"n": 2, "size": (8, 20)}, ValueError, r"size\[0\] must be >= 16, got 8"),
+     ({"n": 2, "size": (50, 40)}, ValueError, r"size\[1\] must be >= 50, got 40"),
+     ({"n": 2, "size": (50, 60.0)}, TypeError, r"size\[1\] must be an int"),
+     ({"n": 2, "size": 50}, TypeError, "size must be a pair of ints"),
+     ({"n": 2, "kinds": ["dragon"]}, ValueError, "kinds must be"),
+     ({"n": 2, "kinds": []}, ValueError, "kinds must be")],
 )
-def test_procedural_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
+def test_procedural_bad_arguments(kwargs, err, match):
+    with pytest.raises(err, match=match):
         make_procedural_occluders(**kwargs)
 
 
@@ -286,6 +292,10 @@ def test_save_never_touches_a_foreign_folder(tmp_path):
         save_occluders(make_procedural_occluders(2), tmp_path)
     with pytest.raises(TypeError, match=r"images\[1\]"):
         save_occluders([make_procedural_occluders(1)[0], "x.png"], tmp_path / "new")
+    with pytest.raises(TypeError, match="prefix must be a str, got int 3"):
+        save_occluders(make_procedural_occluders(1), tmp_path / "new", prefix=3)
+    with pytest.raises(ValueError, match="prefix must be a non-empty file name part"):
+        save_occluders(make_procedural_occluders(1), tmp_path / "new", prefix="a/b")
     assert sorted(os.listdir(tmp_path)) == ["mine.png"]
 
 
