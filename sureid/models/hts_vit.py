@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from .._checks import check_bool, check_real, is_int, is_real
-from .._optional import require
+from .._checks import check_bool, check_real, is_real
 from .decision import DecisionModule
-from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens
+from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens, topk_keep_mask
+from .hts_checks import check_images, check_keep_masks, check_prune_layers, stage_ratios
 from .output import HTSOutput
 from .timm_adapter import (
     block_forward_cls_attention,
@@ -20,62 +21,11 @@ from .timm_adapter import (
     embed_tokens,
     pool_tokens,
 )
+from .timm_backbone import check_timm_vit
 
 __all__ = ["HTSViT"]
 
 KEEP_SCORES = ("decision", "attention")
-
-
-def _stage_ratios(
-    keep_ratio: float | Sequence[float], num_stages: int, name: str = "keep_ratio"
-) -> tuple[float, ...]:
-    if isinstance(keep_ratio, bool):
-        raise TypeError(f"{name} must be a float or a sequence of floats, got {keep_ratio!r}")
-    if is_real(keep_ratio):
-        if not 0.0 < keep_ratio <= 1.0:
-            raise ValueError(f"{name} must be in (0, 1], got {keep_ratio!r}")
-        return tuple(float(keep_ratio) ** (s + 1) for s in range(num_stages))
-    if not isinstance(keep_ratio, Sequence) or isinstance(keep_ratio, str):
-        raise TypeError(
-            f"{name} must be a float or a sequence of floats, got {type(keep_ratio).__name__}"
-        )
-    ratios = list(keep_ratio)
-    if len(ratios) != num_stages:
-        raise ValueError(
-            f"{name} lists one ratio per stage: expected {num_stages} values "
-            f"(one per prune_layers entry), got {len(ratios)}: {ratios}"
-        )
-    for r in ratios:
-        if not is_real(r):
-            raise TypeError(f"{name} entries must be floats, got {r!r} in {ratios}")
-        if not 0.0 < r <= 1.0:
-            raise ValueError(f"{name} entries must be in (0, 1], got {r!r} in {ratios}")
-    if any(b > a for a, b in zip(ratios, ratios[1:], strict=False)):
-        raise ValueError(
-            f"{name} entries must be non-increasing (masks are cumulative), got {ratios}"
-        )
-    return tuple(float(r) for r in ratios)
-
-
-def _check_prune_layers(prune_layers: Sequence[int], depth: int) -> tuple[int, ...]:
-    if not isinstance(prune_layers, Sequence) or isinstance(prune_layers, str):
-        raise TypeError(
-            f"prune_layers must be a sequence of block indices, got {type(prune_layers).__name__}"
-        )
-    layers = list(prune_layers)
-    if not layers:
-        raise ValueError("prune_layers must name at least one block, got []")
-    for i in layers:
-        if not is_int(i):
-            raise TypeError(f"prune_layers entries must be ints, got {i!r} in {layers}")
-        if not 0 <= i < depth:
-            raise ValueError(
-                f"prune_layers entries must be block indices in [0, {depth - 1}] for a "
-                f"{depth}-block model, got {layers}"
-            )
-    if any(b <= a for a, b in zip(layers, layers[1:], strict=False)):
-        raise ValueError(f"prune_layers must be strictly increasing, got {layers}")
-    return tuple(int(i) for i in layers)
 
 
 class HTSViT(nn.Module):
@@ -107,9 +57,8 @@ class HTSViT(nn.Module):
             than its target before it has learned anything and a pretrained backbone is not
             fine-tuned on randomly pruned inputs; the ratio loss then brings each stage down
             to its target. ``None``: PyTorch's init as in DynamicViT and the paper's code
-            base, which keeps about half of the tokens at random at every stage (about
-            0.37 / 0.18 / 0.12 cumulatively at three stages, whatever ``p``); measured in
-            ``docs/hts.md`` ("Where training starts"). Not in the paper.
+            base, which keeps about half of the tokens at random at every stage, whatever
+            ``p`` (``docs/hts.md``, "Where training starts"). Not in the paper.
         keep_score: what ranks the patch tokens at a stage. ``"decision"`` (default, the
             paper): a learned :class:`DecisionModule` per stage, Gumbel decisions in
             training. ``"attention"`` (not in the paper; EViT's score, parameter-free): the
@@ -151,13 +100,9 @@ class HTSViT(nn.Module):
     ) -> None:
         super().__init__()
         check_vit_structure(vit)
-        self.prune_layers = _check_prune_layers(prune_layers, len(vit.blocks))
-        self._keep_ratios = _stage_ratios(keep_ratio, len(self.prune_layers))
-        if (
-            not is_real(tau)
-            or not 0 < tau < math.inf
-        ):
-            raise ValueError(f"tau must be a positive finite float, got {tau!r}")
+        self.prune_layers = check_prune_layers(prune_layers, len(vit.blocks))
+        self._keep_ratios = stage_ratios(keep_ratio, len(self.prune_layers))
+        tau = check_real("tau", tau, low=0.0, high=math.inf, low_open=True, high_open=True)
         check_bool("prune", prune)
         check_bool("compute_cls_attn", compute_cls_attn)
         if keep_score not in KEEP_SCORES:
@@ -176,7 +121,7 @@ class HTSViT(nn.Module):
                 f"it, so prune_layers must start at 1 or later, got {self.prune_layers}"
             )
         self.keep_score = keep_score
-        self.tau = float(tau)
+        self.tau = tau
         self.prune = prune
         self.compute_cls_attn = compute_cls_attn
         self.backbone = vit
@@ -219,23 +164,12 @@ class HTSViT(nn.Module):
                 f"keep_ratios must be a sequence of one ratio per stage, got {ratios!r}; "
                 "for the geometric schedule of p assign tuple(p ** (s + 1) for s in range(S))"
             )
-        self._keep_ratios = _stage_ratios(ratios, len(self.prune_layers), name="keep_ratios")
+        self._keep_ratios = stage_ratios(ratios, len(self.prune_layers), name="keep_ratios")
 
     @classmethod
-    def from_timm(
-        cls,
-        vit: nn.Module,
-        *,
-        keep_ratio: float | Sequence[float] = 0.7,
-        prune_layers: Sequence[int] = (3, 6, 9),
-        tau: float = 1.0,
-        decision_hidden_dim: int | None = None,
-        decision_init_keep: float | None = 0.95,
-        keep_score: str = "decision",
-        prune: bool = True,
-        compute_cls_attn: bool = True,
-    ) -> HTSViT:
-        """Wrap a timm ``VisionTransformer`` (timm>=1.0.16), reusing its modules and weights.
+    def from_timm(cls, vit: nn.Module, **kwargs: Any) -> HTSViT:
+        """Wrap a timm ``VisionTransformer`` (timm>=1.0.16), reusing its modules and weights;
+        ``kwargs`` are :class:`HTSViT`'s (``keep_ratio``, ``prune_layers``, ...).
 
         Supports class and register tokens, ``no_embed_class``, LayerScale, q/k norm,
         fused attention, rectangular and dynamic image sizes, and timm's pooling:
@@ -257,31 +191,17 @@ class HTSViT(nn.Module):
                 (``global_pool="map"``/``"prr"``) or no pooling (``""``), or bad
                 ``keep_ratio``/``prune_layers``.
 
+        A model built with :func:`~sureid.models.create_timm_model` (``timm.create_model``
+        that records its arguments) can be saved in a ReID model file.
+
         Example:
-            >>> import timm  # doctest: +SKIP
-            >>> vit = timm.create_model("deit_small_patch16_224",
+            >>> from sureid.models import create_timm_model
+            >>> vit = create_timm_model("deit_small_patch16_224",
             ...                         img_size=(256, 128))  # doctest: +SKIP
             >>> model = HTSViT.from_timm(vit, keep_ratio=0.7)  # doctest: +SKIP
         """
-        timm_vit = require("timm.models.vision_transformer", purpose="HTSViT.from_timm")
-        timm_layers = require("timm.layers", purpose="HTSViT.from_timm")
-        if not isinstance(vit, timm_vit.VisionTransformer):
-            raise TypeError(
-                "vit must be a timm.models.vision_transformer.VisionTransformer, "
-                f"got {type(vit).__module__}.{type(vit).__name__}"
-            )
-        for i, blk in enumerate(vit.blocks):
-            attn = getattr(blk, "attn", None)
-            if not isinstance(blk, timm_vit.Block) or not isinstance(attn, timm_layers.Attention):
-                raise TypeError(
-                    f"vit.blocks[{i}] must be a timm Block with timm.layers.Attention, got "
-                    f"{type(blk).__name__} with {type(attn).__name__}"
-                )
-        return cls(
-            vit, keep_ratio=keep_ratio, prune_layers=prune_layers, tau=tau,
-            decision_hidden_dim=decision_hidden_dim, decision_init_keep=decision_init_keep,
-            keep_score=keep_score, prune=prune, compute_cls_attn=compute_cls_attn,
-        )
+        check_timm_vit(vit)
+        return cls(vit, **kwargs)
 
     def load_backbone_state_dict(
         self, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True
@@ -292,43 +212,6 @@ class HTSViT(nn.Module):
         ``model.backbone.load_state_dict(state_dict, strict=strict)``.
         """
         return self.backbone.load_state_dict(state_dict, strict=strict)
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"images must have shape (B, C, H, W), got {shape}")
-        # dtype only (metadata, no device sync): torch's conv error names neither the images
-        # nor the fix. Autocast casts float16/bfloat16/float32 inputs itself, never float64.
-        weight = next(self.backbone.parameters(), None)
-        if not x.is_floating_point():
-            raise TypeError(
-                f"images must be a floating tensor normalised as for the model, got {x.dtype}; "
-                "convert uint8 images with sureid.preprocess or sureid.FeatureExtractor, which "
-                "apply the model's own resize, scale and mean/std"
-            )
-        if (
-            weight is not None
-            and x.dtype != weight.dtype
-            and (x.dtype == torch.float64 or not torch.is_autocast_enabled(x.device.type))
-        ):
-            raise TypeError(
-                f"images are {x.dtype} but the model's weights are {weight.dtype}; cast them "
-                f"with images.to({weight.dtype}), or run under torch.autocast"
-            )
-        pe = self.backbone.patch_embed
-        img_size = getattr(pe, "img_size", None)
-        dynamic = getattr(self.backbone, "dynamic_img_size", False)
-        if (
-            img_size is not None
-            and not dynamic
-            and not torch.jit.is_tracing()  # static shapes under ONNX export
-            and getattr(pe, "strict_img_size", True)
-            and tuple(x.shape[-2:]) != tuple(img_size)
-        ):
-            raise ValueError(
-                f"images must be {tuple(img_size)} (H, W) for this model (built without "
-                f"dynamic_img_size), got {tuple(x.shape[-2:])}"
-            )
 
     def _num_patches(self, tokens: torch.Tensor) -> int:
         # A Python int, also under tracing/ONNX export (k must be static): the patch grid
@@ -388,7 +271,7 @@ class HTSViT(nn.Module):
             Tokens ``(B, P + k_last, C)`` after the final norm (class token first), and
             with ``return_indices`` the list of index tensors.
         """
-        self._check_input(x)
+        check_images(x, self.backbone)
         vit = self.backbone
         p = self.num_prefix_tokens
         x = embed_tokens(vit, x)
@@ -444,14 +327,14 @@ class HTSViT(nn.Module):
             :class:`HTSOutput`; ``keep_masks`` has one ``(B, N)`` mask per stage (a skipped
             ratio-1 stage repeats the running mask) and is empty when ``prune`` is off.
         """
-        self._check_input(x)
+        check_images(x, self.backbone)
         vit = self.backbone
         p = self.num_prefix_tokens
         x = embed_tokens(vit, x)
         b, t, _ = x.shape
         n = self._num_patches(x)
         if keep_masks is not None:
-            keep_masks = self._check_keep_masks(keep_masks, b, n)
+            keep_masks = check_keep_masks(keep_masks, len(self.prune_layers), b, n)
         mask = x.new_ones(b, n)
         prefix_ones = x.new_ones(b, p)
         keep: torch.Tensor | None = None  # (B, T) once a stage is active
@@ -465,7 +348,7 @@ class HTSViT(nn.Module):
                         mask = keep_masks[stage].to(x.dtype)
                     elif self.keep_score == "attention":  # the previous block's, masked
                         k = num_kept_tokens(n, self.keep_ratios[stage])
-                        mask = _top_k_mask(cls_prev[:, p:].detach(), mask, k)
+                        mask = topk_keep_mask(cls_prev[:, p:].detach(), mask, k)
                     else:
                         log_probs = self.decision[stage](x[:, p:], mask)  # Eq. 1
                         mask = mask * gumbel_keep_decision(log_probs, self.tau)  # Eqs. 2-3
@@ -486,40 +369,6 @@ class HTSViT(nn.Module):
             num_prefix_tokens=p, keep_ratios=self.keep_ratios if self.prune else (),
         )
 
-    def _check_keep_masks(
-        self, keep_masks: Sequence[torch.Tensor], b: int, n: int
-    ) -> list[torch.Tensor]:
-        if isinstance(keep_masks, torch.Tensor) or not isinstance(keep_masks, Sequence):
-            raise TypeError(
-                f"keep_masks must be a sequence of {len(self.prune_layers)} (B, N) tensors, "
-                f"got {type(keep_masks).__name__}"
-            )
-        masks = list(keep_masks)
-        if len(masks) != len(self.prune_layers) or any(
-            not isinstance(m, torch.Tensor) or m.shape != (b, n) for m in masks
-        ):
-            shapes = [tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
-                      for m in masks]
-            raise ValueError(
-                f"keep_masks must be {len(self.prune_layers)} tensors of shape (B, N) = "
-                f"{(b, n)}, got {shapes}"
-            )
-        previous = None
-        for s, m in enumerate(masks):
-            if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
-                bad = m[(m != 0) & (m != 1)].flatten()[:3].tolist()
-                raise ValueError(
-                    f"keep_masks[{s}] must hold only 0 and 1 (hard keep decisions), got "
-                    f"values such as {bad}"
-                )
-            if previous is not None and bool((m.to(previous.dtype) > previous).any()):
-                raise ValueError(
-                    f"keep_masks must be cumulative (a token dropped at stage s stays dropped), "
-                    f"but keep_masks[{s}] keeps tokens that keep_masks[{s - 1}] dropped"
-                )
-            previous = m.float()
-        return masks
-
     def extra_repr(self) -> str:
         return (
             f"keep_ratios={tuple(round(r, 4) for r in self.keep_ratios)}, "
@@ -527,14 +376,3 @@ class HTSViT(nn.Module):
             f"tau={self.tau}, prune={self.prune}"
         )
 
-
-def _top_k_mask(score: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """Hard ``(B, N)`` mask of the ``k`` highest-``score`` tokens among those ``mask`` keeps.
-
-    ``k`` is at most the running mask's count (the stage ratios do not increase). With the
-    class attention of a masked block as ``score`` (the class token attended to kept tokens
-    only, as in the inference path where the dropped ones are gone) it selects the tokens
-    the inference path selects.
-    """
-    idx = score.masked_fill(mask == 0, float("-inf")).topk(k, dim=1, sorted=False).indices
-    return torch.zeros_like(mask).scatter_(1, idx, 1.0)
