@@ -4,13 +4,12 @@ from .decision import DecisionModule
 from .hts import gumbel_keep_decision, masked_attention, num_kept_tokens, select_topk_tokens
 from .hts_vit import HTSViT
 from .output import HTSOutput
-from .pretrained import (
-    PretrainedReport,
-    PretrainedWeightsError,
-    load_pretrained,
-    resample_pos_embed,
-)
-from .vit import ConvStem, PatchEmbed, VisionTransformer, deit_small, deit_tiny, vit_base
+from .patch_embed import ConvStem, PatchEmbed
+from .pos_embed import resample_pos_embed
+from .pretrained import PretrainedReport, load_pretrained
+from .timm_backbone import create_timm_model
+from .vit import VisionTransformer, deit_small, deit_tiny, vit_base
+from .weights_file import PretrainedWeightsError
 
 __all__ = [
     "ConvStem",
@@ -21,6 +20,7 @@ __all__ = [
     "PretrainedReport",
     "PretrainedWeightsError",
     "VisionTransformer",
+    "create_timm_model",
     "deit_small",
     "deit_tiny",
     "gumbel_keep_decision",

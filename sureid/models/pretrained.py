@@ -9,7 +9,6 @@ ViT they were made for and loads them. See ``docs/pretrained.md``.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,40 +16,32 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_bool, check_size
-from .._optional import require
+from .pos_embed import fit_pos_embed
+from .timm_backbone import create_timm_model
 from .vit import VisionTransformer
+from .weights_file import (
+    BACKBONE_FORMAT,
+    PretrainedWeightsError,
+    backbone_info,
+    read_weights,
+    state_dict_of,
+)
 
 __all__ = [
-    "BACKBONE_FORMAT",
     "PretrainedReport",
-    "PretrainedWeightsError",
     "backbone_file_info",
     "backbone_reference",
     "load_pretrained",
     "pretrained",
     "probe_images",
-    "resample_pos_embed",
     "shipped_weights_dir",
 ]
 
-# sureid's backbone weight files: {"format", "arch", "img_size", "state_dict" (fp16),
-# "reference" (the (4, C) output on probe_images), "provenance"}
-BACKBONE_FORMAT = "sureid-backbone-v1"
-# the arch keys a backbone file may hold (VisionTransformer arguments, or a timm model name)
-_ARCH_KEYS = ("embed_dim", "depth", "num_heads", "patch_size", "stem", "timm_name")
-
-# wrappers around the weights in training checkpoints, tried in this order
-_CONTAINERS = ("state_dict", "model", "module", "net", "state_dict_ema", "model_ema")
 # classifier heads of the pretraining task: never loaded, never "unexpected"
 _HEAD_PREFIXES = ("head.", "head_dist.", "pre_logits.", "fc.")
-
-
-class PretrainedWeightsError(ValueError):
-    """A weights file that cannot be read, or whose weights do not fit the model."""
 
 
 @dataclass
@@ -107,55 +98,6 @@ class PretrainedReport:
         return "\n".join(lines)
 
 
-def resample_pos_embed(
-    pos_embed: torch.Tensor,
-    new_grid: tuple[int, int],
-    *,
-    num_prefix_tokens: int,
-    old_grid: tuple[int, int] | None = None,
-) -> torch.Tensor:
-    """Resample an absolute position embedding to another patch grid; prefix rows kept.
-
-    Bicubic interpolation with anti-aliasing on the patch grid (as timm's
-    ``resample_abs_pos_embed``), computed in float32 and returned in the input dtype.
-
-    Args:
-        pos_embed: ``(1, P + h*w, C)``.
-        new_grid: ``(H', W')`` patch grid of the model, e.g. ``(16, 8)`` at 256x128.
-        num_prefix_tokens: ``P`` rows at the front that are not grid positions (0 for
-            ``no_embed_class`` models).
-        old_grid: ``(h, w)``; default: square, ``h = w = sqrt(N)``.
-
-    Returns:
-        ``(1, P + H'*W', C)``.
-
-    Example:
-        >>> resample_pos_embed(torch.randn(1, 1 + 196, 8), (16, 8), num_prefix_tokens=1).shape
-        torch.Size([1, 129, 8])
-    """
-    if pos_embed.dim() != 3 or pos_embed.shape[0] != 1:
-        raise ValueError(f"pos_embed must be (1, P + N, C), got {tuple(pos_embed.shape)}")
-    n = pos_embed.shape[1] - num_prefix_tokens
-    if old_grid is None:
-        side = math.isqrt(n)
-        if side * side != n:
-            raise ValueError(
-                f"pos_embed has {n} patch positions, not a square grid; give old_grid=(h, w)"
-            )
-        old_grid = (side, side)
-    old_grid, new_grid = tuple(int(v) for v in old_grid), tuple(int(v) for v in new_grid)
-    if old_grid[0] * old_grid[1] != n:
-        raise ValueError(f"old_grid {old_grid} does not hold the {n} patch positions of pos_embed")
-    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    if old_grid == new_grid:
-        return pos_embed
-    c = grid.shape[-1]
-    grid = grid.float().reshape(1, *old_grid, c).permute(0, 3, 1, 2)  # (1, C, h, w)
-    grid = F.interpolate(grid, size=new_grid, mode="bicubic", antialias=True, align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], c).to(pos_embed.dtype)
-    return torch.cat([prefix, grid], dim=1)
-
-
 def load_pretrained(
     model: nn.Module,
     path: str | os.PathLike,
@@ -171,9 +113,10 @@ def load_pretrained(
     keys behind a wrapper prefix (``module.`` from DDP, TransReID's ``base.``, a sureid
     ``ReIDModel``'s ``backbone.backbone.``): the prefix under which most keys match the
     model is stripped. Classification heads (``head.*``, ``head_dist.*``) are ignored. The
-    position embedding is resampled to the model's patch grid (:func:`resample_pos_embed`)
-    and its prefix rows are matched by name (``cls``, ``dist``, ``reg``): a distilled
-    DeiT's ``dist`` row is dropped for a one-prefix-token model. sureid's backbone files
+    position embedding is resampled to the model's patch grid
+    (:func:`~sureid.models.resample_pos_embed`) and its prefix rows are matched by name
+    (``cls``, ``dist``, ``reg``): a distilled DeiT's ``dist`` row is dropped for a
+    one-prefix-token model. sureid's backbone files
     (``examples/pretrained/quick_student.pt``: fp16 weights under ``"state_dict"`` beside
     their architecture and a reference output) load too, into fp32; :func:`pretrained`
     also builds the model they were made for.
@@ -208,17 +151,18 @@ def load_pretrained(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file not found: {path}")
-    return _load_into(target, _read(path), path, strict=strict, source_grid=source_grid)
+    return _load_into(target, read_weights(path), path, strict=strict,
+                      source_grid=source_grid)
 
 
 def _load_into(target: nn.Module, obj: object, path: Path, *, strict: bool,
                source_grid: tuple[int, int] | None) -> PretrainedReport:
     """:func:`load_pretrained` on the file's content ``obj`` (read once by the caller)."""
-    source = _state_dict_of(obj, path)
+    source = state_dict_of(obj, path)
     own = target.state_dict()
     prefix = _best_prefix(source, own, path)
 
-    report = PretrainedReport(path=path, prefix=prefix, file_info=_backbone_info(obj, path))
+    report = PretrainedReport(path=path, prefix=prefix, file_info=backbone_info(obj, path))
     chosen: dict[str, torch.Tensor] = {}
     for key, value in source.items():
         if not key.startswith(prefix):
@@ -234,8 +178,8 @@ def _load_into(target: nn.Module, obj: object, path: Path, *, strict: bool,
 
     if "pos_embed" in chosen:
         renamed = {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
-        chosen["pos_embed"] = _fit_pos_embed(
-            target, chosen["pos_embed"], renamed, source_grid, report, path
+        chosen["pos_embed"], report.pos_embed, report.prefix_tokens = fit_pos_embed(
+            target, chosen["pos_embed"], renamed, source_grid, path
         )
     mismatched = [
         f"{k}: file {tuple(v.shape)}, model {tuple(own[k].shape)}"
@@ -280,66 +224,6 @@ def _vit_of(model: nn.Module) -> nn.Module:
     return target
 
 
-def _read(path: Path) -> object:
-    if path.suffix == ".safetensors":
-        st = require("safetensors.torch", purpose="load_pretrained on .safetensors files")
-        try:
-            return st.load_file(str(path), device="cpu")
-        except Exception as exc:  # safetensors raises its own error types
-            raise PretrainedWeightsError(
-                f"cannot read pretrained weights from {path}: {type(exc).__name__}: {exc}"
-            ) from exc
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError (zip), EOFError, ...
-        raise PretrainedWeightsError(
-            f"cannot read pretrained weights from {path} with torch.load(weights_only=True): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. Expected a "
-            "timm/DeiT/TransReID checkpoint (.pth, .pt, .bin) or a .safetensors file; JAX .npz "
-            "files load through timm.create_model(pretrained_cfg_overlay=dict(file=...))"
-        ) from exc
-
-
-def _state_dict_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
-    for _ in range(3):  # e.g. {"model": {"state_dict": ...}}
-        # a container holding a mapping is the weights even beside top-level tensors (a
-        # sureid backbone file keeps its reference output beside "state_dict")
-        if isinstance(obj, Mapping):
-            inner = next((obj[k] for k in _CONTAINERS if isinstance(obj.get(k), Mapping)), None)
-            if inner is None:
-                break
-            obj = inner
-    if not isinstance(obj, Mapping):
-        raise PretrainedWeightsError(
-            f"{path} holds a {type(obj).__name__}, not a state dict of tensors"
-        )
-    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise PretrainedWeightsError(
-            f"{path} holds no tensors (top-level keys: {list(obj)[:10]}); expected a state dict "
-            f"or one under one of {list(_CONTAINERS)}"
-        )
-    return tensors
-
-
-def _backbone_info(obj: object, path: Path) -> dict[str, Any] | None:
-    """What a sureid backbone file records besides its weights; None for other files."""
-    if not isinstance(obj, Mapping) or obj.get("format") != BACKBONE_FORMAT:
-        return None
-    arch, size = obj.get("arch"), obj.get("img_size")
-    if (not isinstance(arch, Mapping) or set(arch) - set(_ARCH_KEYS)
-            or not isinstance(size, (list, tuple)) or len(size) != 2
-            or not isinstance(obj.get("state_dict"), Mapping)
-            or not isinstance(obj.get("reference"), torch.Tensor)):
-        raise PretrainedWeightsError(
-            f"{path} says it is a {BACKBONE_FORMAT} file but lacks its arch (keys among "
-            f"{list(_ARCH_KEYS)}), img_size (H, W), state_dict or reference output"
-        )
-    return {"format": BACKBONE_FORMAT, "arch": dict(arch),
-            "img_size": (int(size[0]), int(size[1])),
-            "provenance": dict(obj.get("provenance") or {})}
-
-
 def _best_prefix(source: Mapping[str, torch.Tensor], own: Mapping, path: Path) -> str:
     """The key prefix under which most of the file's keys are model keys."""
     counts: dict[str, int] = {}
@@ -355,80 +239,6 @@ def _best_prefix(source: Mapping[str, torch.Tensor], own: Mapping, path: Path) -
             f"keys such as {list(own)[:5]}"
         )
     return max(counts, key=lambda p: (counts[p], -len(p)))
-
-
-def _prefix_names(cls: bool, dist: bool, reg: int) -> list[str]:
-    return ["cls"] * cls + ["dist"] * dist + [f"reg{i}" for i in range(reg)]
-
-
-def _fit_pos_embed(target, pos, source, source_grid, report, path) -> torch.Tensor:
-    own = target.pos_embed
-    grid = tuple(int(v) for v in target.patch_embed.grid_size)
-    model_rows = [] if getattr(target, "no_embed_class", False) else _prefix_names(
-        getattr(target, "cls_token", None) is not None,
-        getattr(target, "dist_token", None) is not None,
-        int(getattr(target, "num_reg_tokens", 0) or 0),
-    )
-    if own.shape[1] != len(model_rows) + grid[0] * grid[1]:
-        raise PretrainedWeightsError(
-            f"{path}: cannot map pos_embed onto {type(target).__name__}, whose pos_embed "
-            f"{tuple(own.shape)} is not {len(model_rows)} prefix rows + a {grid} grid"
-        )
-    if pos.dim() != 3 or pos.shape[0] != 1 or pos.shape[2] != own.shape[2]:
-        return pos  # reported as a shape mismatch by the caller
-    reg = source.get("reg_token")
-    file_rows = _prefix_names(
-        "cls_token" in source, "dist_token" in source, int(reg.shape[1]) if reg is not None else 0
-    )
-    length = pos.shape[1]
-    if source_grid is not None:
-        src_grid = tuple(int(v) for v in source_grid)
-        n = src_grid[0] * src_grid[1]
-        if length not in (n, n + len(file_rows)):
-            raise PretrainedWeightsError(
-                f"{path}: pos_embed has {length} rows, which is not a {src_grid} grid "
-                f"(+ {len(file_rows)} prefix rows {file_rows})"
-            )
-        if length == n:
-            file_rows = []
-    else:
-        src_grid = None
-        for rows in (file_rows, []):
-            n = length - len(rows)
-            side = math.isqrt(max(n, 0))
-            if n == grid[0] * grid[1] and rows == model_rows:
-                src_grid = grid
-            elif side * side == n and n > 0:
-                src_grid = (side, side)
-            if src_grid is not None:
-                file_rows = rows
-                break
-        if src_grid is None:
-            raise PretrainedWeightsError(
-                f"{path}: cannot infer the patch grid of pos_embed {tuple(pos.shape)} "
-                f"({length - len(file_rows)} positions after {len(file_rows)} prefix rows, not "
-                "a square); pass source_grid=(h, w)"
-            )
-    if file_rows == model_rows and src_grid == grid:
-        return pos
-    p = len(file_rows)
-    resampled = resample_pos_embed(pos, grid, num_prefix_tokens=p, old_grid=src_grid)
-    rows = [
-        pos[:, file_rows.index(name)] if name in file_rows else own[:, i].detach().to(pos.device)
-        for i, name in enumerate(model_rows)
-    ]
-    if src_grid != grid:
-        report.pos_embed = (src_grid, grid)
-    if file_rows != model_rows:
-        kept = [n for n in model_rows if n in file_rows]
-        report.prefix_tokens = (
-            f"file [{', '.join(file_rows)}] -> model [{', '.join(model_rows)}]"
-            + (f" (model rows not in the file keep their values: "
-               f"{[n for n in model_rows if n not in kept]})" if len(kept) < len(model_rows)
-               else "")
-        )
-    prefix = torch.stack(rows, dim=1).to(pos.dtype) if rows else pos[:, :0]
-    return torch.cat([prefix, resampled[:, p:]], dim=1)
 
 
 # ---------------------------------------------------------------- sureid backbone files
@@ -470,8 +280,8 @@ def backbone_file_info(path: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    obj = _read(path)
-    info = _backbone_info(obj, path)
+    obj = read_weights(path)
+    info = backbone_info(obj, path)
     if info is not None:  # parameters, not the BatchNorm statistics of a conv stem
         info["num_params"] = sum(v.numel() for k, v in obj["state_dict"].items()
                                  if isinstance(v, torch.Tensor) and v.is_floating_point()
@@ -514,9 +324,7 @@ def _resolve(name: str | os.PathLike, root: str | os.PathLike | None) -> Path:
 def _build(arch: Mapping[str, Any], img_size: tuple[int, int]) -> nn.Module:
     timm_name = arch.get("timm_name")
     if timm_name is not None:
-        timm = require("timm", purpose=f"sureid.pretrained on a {timm_name!r} backbone file")
-        return timm.create_model(str(timm_name), pretrained=False, img_size=img_size,
-                                 num_classes=0)
+        return create_timm_model(str(timm_name), img_size=img_size, num_classes=0)
     kwargs = {k: v for k, v in arch.items() if k != "timm_name"}
     return VisionTransformer(img_size=img_size, **kwargs)
 
@@ -561,8 +369,8 @@ def pretrained(
     """
     check_bool("check", check)
     path = _resolve(name, root)
-    obj = _read(path)
-    info = _backbone_info(obj, path)
+    obj = read_weights(path)
+    info = backbone_info(obj, path)
     if info is None:
         raise PretrainedWeightsError(
             f"{path} is not a sureid backbone file ({BACKBONE_FORMAT}): it records no "
