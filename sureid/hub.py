@@ -14,18 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from .models import model_file
-from .models.model_file import (
-    FORMAT,
-    FORMAT_VERSION,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    DataConfig,
-    ModelFileError,
-    _input_size,
-)
+from .models.data_config import IMAGENET_MEAN, IMAGENET_STD, DataConfig, resolve_data_config
+from .models.model_file import FORMAT, FORMAT_VERSION, ModelFileError
 from .models.pretrained import backbone_file_info
 from .models.reid_model import ReIDModel
 
@@ -42,16 +34,6 @@ __all__ = [
     "resolve_data_config",
     "save_model",
 ]
-
-
-def resolve_data_config(model: nn.Module) -> DataConfig:
-    """The model's :class:`DataConfig`: ``model.data_config`` when set (loaded models), else
-    the backbone's input size with ImageNet mean and std (what the examples train with)."""
-    cfg = getattr(model, "data_config", None)
-    if isinstance(cfg, DataConfig):
-        return cfg
-    backbone = model.backbone if isinstance(model, ReIDModel) else model
-    return DataConfig(_input_size(backbone))
 
 
 def _check_model(model: object) -> None:

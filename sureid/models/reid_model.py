@@ -10,7 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import check_bool, check_int
 from . import model_file
+from .data_config import DataConfig
 from .heads import BNNeck
 from .output import HTSOutput
 from .reweight import ClsTokenReweight
@@ -85,8 +87,8 @@ class ReIDModel(nn.Module):
                 f"backbone must expose an int `embed_dim` (e.g. sureid.HTSViT), "
                 f"got {type(backbone).__name__}"
             )
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        num_classes = check_int("num_classes", num_classes, low=2)
+        check_bool("reweight", reweight)
         if eval_feature not in ("before", "after"):
             raise ValueError(f"eval_feature must be 'before' or 'after', got {eval_feature!r}")
         self.backbone = backbone
@@ -142,13 +144,14 @@ class ReIDModel(nn.Module):
         self,
         path: str | os.PathLike,
         *,
-        data_config: Any = None,
+        data_config: DataConfig | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Path:
         """Write the weights and the architecture to one file that :func:`sureid.load` rebuilds.
 
-        Records the backbone (sureid ViT arguments or timm name), HTS stages, head, input
-        size and normalisation (``data_config``, a :class:`sureid.DataConfig`; default
+        Records the backbone (the arguments it was built with: a sureid ViT's ``config``, or
+        the record of :func:`~sureid.models.create_timm_model`), HTS stages, head, input
+        size and normalisation (``data_config``; default
         ``self.data_config`` if set, else the input size with ImageNet mean/std). Written
         atomically; loads with ``weights_only=True``. ``metadata``: JSON-like extras (e.g.
         metrics) returned as ``model.metadata`` on load.

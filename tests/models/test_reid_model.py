@@ -22,7 +22,8 @@ def test_a_backbone_without_hts_output_is_refused_in_training_with_the_fix_named
 @pytest.mark.parametrize("kwargs, err, match", [
     (dict(backbone=torch.nn.Linear(2, 2), num_classes=3), TypeError, "embed_dim"),
     (dict(num_classes=1), ValueError, "num_classes"),
-    (dict(num_classes=True), ValueError, "num_classes"),
+    (dict(num_classes=True), TypeError, "num_classes must be an int, got bool True"),
+    (dict(num_classes=3, reweight=1), TypeError, "reweight must be a bool"),
     (dict(num_classes=3, eval_feature="neck"), ValueError, "eval_feature"),
 ])
 def test_bad_constructor(kwargs, err, match):
