@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from sureid.cli import _picture_name, _shown, main
+from sureid.cli import main
+from sureid.cli.rank import _picture_name, _shown
 from sureid.viz_rank import render_ranked_list
 from tests.smoke_run import smoke_run
 
