@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .._checks import is_real
+
 # PIL modes the transforms accept: mode -> (colour channels, has alpha)
 PIL_MODES: dict[str, tuple[int, bool]] = {
     "RGB": (3, False),
@@ -202,11 +204,19 @@ def paste(
 
 
 def check_range(name: str, value, lo_open: float, hi: float) -> tuple[float, float]:
-    """``(a, b)`` from a pair with ``lo_open < a <= b <= hi``; else ``ValueError`` quoting it."""
+    """``(a, b)`` from a pair of numbers with ``lo_open < a <= b <= hi``.
+
+    Raises:
+        TypeError: not a pair of real numbers (``bool`` and strings included).
+        ValueError: outside the bounds, or ``min > max``; the message quotes ``value``.
+    """
     try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (min, max), got {value!r}") from None
+        items = () if isinstance(value, (str, bytes)) else tuple(value)
+    except TypeError:  # not iterable
+        items = ()
+    if len(items) != 2 or not all(is_real(v) for v in items):
+        raise TypeError(f"{name} must be a pair of numbers (min, max), got {value!r}")
+    a, b = float(items[0]), float(items[1])
     if not lo_open < a <= b <= hi:  # also False for NaN
         raise ValueError(f"{name} must satisfy {lo_open} < min <= max <= {hi}, got {value!r}")
     return a, b

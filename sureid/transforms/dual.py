@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from .._checks import check_size
 from .._optional import require
 
 __all__ = ["DualBatch", "DualViewDataset", "dual_collate", "paper_dual_views"]
@@ -169,8 +170,7 @@ def paper_dual_views(
     from .random_patch import RandomPatch, reid_random_erasing
 
     v2 = require("torchvision.transforms.v2", purpose="paper_dual_views")
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-        raise ValueError(f"size must be (height, width) positive ints, got {size!r}")
+    size = check_size("size", size)
 
     def common() -> list[Any]:
         return [

@@ -9,7 +9,7 @@ from typing import Literal, TypeVar
 import torch
 from PIL import Image
 
-from .._checks import is_real
+from .._checks import check_real
 from ._functional import (
     PIL_MODES,
     adjust_colour,
@@ -118,31 +118,23 @@ class NODA:
         crop: tuple[float, float] = (0.8, 1.0),
         hflip: float = 0.5,
     ) -> None:
-        if not is_real(p) or not 0 <= p <= 1:
-            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        self.p = check_real("p", p, low=0.0, high=1.0)
         self.scale = check_range("scale", scale, 0.0, 1.0)
         self.crop = check_range("crop", crop, 0.0, 1.0)
-        if (not is_real(vertical_aspect)
-                or not 0 < vertical_aspect < math.inf):
-            raise ValueError(
-                f"vertical_aspect must be a finite number > 0, got {vertical_aspect!r}"
-            )
+        self.vertical_aspect = check_real("vertical_aspect", vertical_aspect, low=0.0,
+                                          high=math.inf, low_open=True, high_open=True)
         try:
-            jit = tuple(float(j) for j in jitter)
-        except (TypeError, ValueError):
+            jit = () if isinstance(jitter, str) else tuple(jitter)
+        except TypeError:  # not iterable
             jit = ()
-        if len(jit) != 3 or not all(0 <= j < math.inf for j in jit):
-            raise ValueError(
-                "jitter must be (brightness, contrast, saturation), finite and >= 0, "
-                f"got {jitter!r}"
-            )
-        if not is_real(hflip) or not 0 <= hflip <= 1:
-            raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")
+        if len(jit) != 3:
+            raise TypeError(f"jitter must be (brightness, contrast, saturation), got {jitter!r}")
+        self.jitter: tuple[float, float, float] = tuple(  # type: ignore[assignment]
+            check_real(f"jitter[{i}]", j, low=0.0, high=math.inf, high_open=True)
+            for i, j in enumerate(jit)
+        )
+        self.hflip = check_real("hflip", hflip, low=0.0, high=1.0)
         self.bank = occluders if isinstance(occluders, OccluderBank) else OccluderBank(occluders)
-        self.p = float(p)
-        self.vertical_aspect = float(vertical_aspect)
-        self.jitter: tuple[float, float, float] = jit  # type: ignore[assignment]
-        self.hflip = float(hflip)
 
     # -- randomness ------------------------------------------------------------------
     def make_params(

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import torch
 from PIL import Image
 
-from .._checks import is_real
+from .._checks import check_int, check_real
 from .._optional import require
 from ._functional import (
     check_float_range,
@@ -68,10 +68,14 @@ class RandomPatch:
     Args:
         p: probability of pasting once the pool is warm.
         pool_capacity: maximum number of patches kept (oldest dropped first).
-        min_sample_size: pool size needed before pasting starts.
+        min_sample_size: pool size needed before pasting starts, in [1, ``pool_capacity``].
         area: patch area as a fraction of the image area, within (0, 1].
         ratio: patch aspect h/w range, > 0.
         hflip: probability of flipping a pasted patch.
+
+    Raises:
+        TypeError: a number of the wrong type (``pool_capacity=2.0``, ``p="0.5"``).
+        ValueError: a probability outside [0, 1], a size or range out of bounds.
 
     Example:
         >>> rp = RandomPatch(p=1.0, min_sample_size=1)
@@ -90,25 +94,13 @@ class RandomPatch:
         ratio: tuple[float, float] = (0.1, 10.0),
         hflip: float = 0.5,
     ) -> None:
-        if not is_real(p) or not 0 <= p <= 1:
-            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        if (isinstance(pool_capacity, bool) or not isinstance(pool_capacity, int)
-                or pool_capacity < 1):
-            raise ValueError(f"pool_capacity must be a positive int, got {pool_capacity!r}")
-        if (isinstance(min_sample_size, bool) or not isinstance(min_sample_size, int)
-                or not 1 <= min_sample_size <= pool_capacity):
-            raise ValueError(
-                f"min_sample_size must be an int in [1, pool_capacity={pool_capacity}], "
-                f"got {min_sample_size!r}"
-            )
-        if not is_real(hflip) or not 0 <= hflip <= 1:
-            raise ValueError(f"hflip must be a probability in [0, 1], got {hflip!r}")
-        self.p = float(p)
-        self.pool_capacity = pool_capacity
-        self.min_sample_size = min_sample_size
+        self.p = check_real("p", p, low=0.0, high=1.0)
+        self.pool_capacity = check_int("pool_capacity", pool_capacity, low=1)
+        self.min_sample_size = check_int("min_sample_size", min_sample_size, low=1,
+                                         high=self.pool_capacity)
         self.area = check_range("area", area, 0.0, 1.0)
         self.ratio = check_range("ratio", ratio, 0.0, math.inf)
-        self.hflip = float(hflip)
+        self.hflip = check_real("hflip", hflip, low=0.0, high=1.0)
         self.pool: deque[torch.Tensor] = deque(maxlen=pool_capacity)
 
     def make_params(self, height: int, width: int) -> RandomPatchParams:

@@ -104,5 +104,7 @@ def test_paper_dual_views_end_to_end():
     assert b.first.dtype == b.second.dtype == torch.float32
     assert type(b.first) is torch.Tensor and b.labels.tolist() == [1, 2]
     assert not torch.equal(b.first, b.second)
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(TypeError, match=r"size must be a pair of ints \(H, W\), got \(64,\)"):
         paper_dual_views(noda, size=(64,))
+    with pytest.raises(ValueError, match="size must be positive"):
+        paper_dual_views(noda, size=(64, 0))

@@ -238,11 +238,8 @@ def test_shares_a_bank(tall_and_wide):
         ({"scale": (0.5, 1.2)}, "scale"),
         ({"scale": (0.6, 0.4)}, "scale"),
         ({"scale": (-0.1, 0.2)}, "scale"),
-        ({"scale": 0.5}, "scale"),
-        ({"scale": ("a", "b")}, "scale"),
         ({"p": 1.5}, "p must"),
         ({"p": -0.1}, "p must"),
-        ({"jitter": (0.1, 0.1)}, "jitter"),
         ({"jitter": (0.1, -0.1, 0.1)}, "jitter"),
         ({"jitter": (0.0, float("inf"), 0.0)}, "jitter"),  # would paste NaN pixels
         ({"vertical_aspect": float("inf")}, "vertical_aspect"),
@@ -254,6 +251,30 @@ def test_shares_a_bank(tall_and_wide):
 def test_bad_arguments(tall_and_wide, kwargs, match):
     with pytest.raises(ValueError, match=match):
         NODA(tall_and_wide, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"scale": 0.5}, r"scale must be a pair of numbers \(min, max\), got 0.5"),
+        ({"scale": ("a", "b")}, "scale must be a pair of numbers"),
+        ({"crop": (True, 1.0)}, "crop must be a pair of numbers"),
+        ({"p": "0.5"}, "p must be a real number, got str '0.5'"),
+        ({"vertical_aspect": None}, "vertical_aspect must be a real number"),
+        ({"jitter": 0.2}, r"jitter must be \(brightness, contrast, saturation\)"),
+        ({"jitter": (0.1, 0.1)}, r"jitter must be \(brightness, contrast, saturation\)"),
+        ({"jitter": (0.1, "a", 0.1)}, r"jitter\[1\] must be a real number"),
+        ({"hflip": True}, "hflip must be a real number, got bool True"),
+    ],
+)
+def test_wrong_argument_types(tall_and_wide, kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        NODA(tall_and_wide, **kwargs)
+
+
+def test_ranges_and_jitter_accept_any_sequence_of_numbers(tall_and_wide):
+    noda = NODA(tall_and_wide, scale=np.array([0.3, 0.4]), jitter=[0, 0.5, 0.25])
+    assert noda.scale == (0.3, 0.4) and noda.jitter == (0.0, 0.5, 0.25)
 
 
 def test_scale_one_is_allowed(tall_and_wide):

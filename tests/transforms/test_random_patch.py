@@ -108,6 +108,21 @@ def test_bad_arguments(kwargs, match):
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"p": "0.5"}, "p must be a real number, got str '0.5'"),
+        ({"pool_capacity": 10.0}, "pool_capacity must be an int, got float 10.0"),
+        ({"min_sample_size": True}, "min_sample_size must be an int, got bool True"),
+        ({"area": 0.5}, "area must be a pair of numbers"),
+        ({"hflip": None}, "hflip must be a real number"),
+    ],
+)
+def test_wrong_argument_types(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        RandomPatch(**kwargs)
+
+
+@pytest.mark.parametrize(
     ("image", "exc"),
     [(torch.zeros(2, 3, 8, 8), ValueError), (torch.zeros(3, 8, 8, dtype=torch.int64), TypeError),
      ([1, 2], TypeError), (Image.new("P", (8, 8)), ValueError)],
