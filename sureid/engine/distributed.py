@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .._checks import check_bool, is_real
+from .._checks import check_bool, check_real
 from ..models.output import HTSOutput
 from ..models.reid_model import ReIDModel, ReIDTrainOutput
 
@@ -103,12 +103,12 @@ def init_distributed(
         :class:`DistInfo`; ``device`` is set as the current CUDA device for nccl.
 
     Raises:
-        ValueError: unknown backend, bad timeout, nccl without CUDA, bad env values.
+        TypeError: ``timeout_s`` is not a number.
+        ValueError: unknown backend, ``timeout_s`` <= 0, nccl without CUDA, bad env values.
     """
     if backend is not None and backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS} or None, got {backend!r}")
-    if not is_real(timeout_s) or not timeout_s > 0:
-        raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+    check_real("timeout_s", timeout_s, low=0.0, low_open=True)
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .._checks import is_int
+from .._checks import check_int
 
 
 @torch.inference_mode()
@@ -53,8 +53,7 @@ def measure_throughput(
         raise ValueError("models must name at least one model")
     for name, value in (("batch_size", batch_size), ("rounds", rounds), ("iters", iters),
                         ("num_threads", 1 if num_threads is None else num_threads)):
-        if not is_int(value) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int(name, value, low=1)
     device = torch.device(device)
     x = torch.randn(batch_size, *input_shape, device=device)
     modes = {name: m.training for name, m in models.items()}

@@ -200,8 +200,10 @@ def test_single_process_and_bad_input(monkeypatch):
     assert info == DistInfo() and info.is_main and not info.distributed
     with pytest.raises(ValueError, match="backend must be one of"):
         init_distributed("mpi")
-    with pytest.raises(ValueError, match="timeout_s must be a positive"):
+    with pytest.raises(ValueError, match=r"timeout_s must be in \(0, inf\], got 0"):
         init_distributed(timeout_s=0)
+    with pytest.raises(TypeError, match="timeout_s must be a real number, got str '60'"):
+        init_distributed(timeout_s="60")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="nccl' needs CUDA"):
             init_distributed("nccl")

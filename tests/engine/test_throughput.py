@@ -32,11 +32,13 @@ def test_measures_images_per_second_and_restores_modes():
     assert slow.training and not fast.training
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(batch_size=0), "batch_size"), (dict(rounds=0), "rounds"), (dict(iters=1.5), "iters"),
+@pytest.mark.parametrize("kw,err,match", [
+    (dict(batch_size=0), ValueError, "batch_size must be >= 1, got 0"),
+    (dict(rounds=0), ValueError, "rounds must be >= 1"),
+    (dict(iters=1.5), TypeError, "iters must be an int, got float 1.5"),
 ])
-def test_bad_arguments(kw, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments(kw, err, match):
+    with pytest.raises(err, match=match):
         measure_throughput({"m": Sleepy(0)}, (3, 2, 2), **kw)
     with pytest.raises(ValueError, match="at least one model"):
         measure_throughput({}, (3, 2, 2))
