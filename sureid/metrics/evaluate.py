@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._checks import check_bool
+from .._checks import check_bool, check_int
 from .distance import _check_finite, _check_pair, _Kernel
 from .qe import _check_qe, _expand
-from .rank import RankResult, _check_labels, _check_max_rank, _run
+from .rank import RankResult, _check_labels, _run
 from .retrieval import _reranker
 
 __all__ = ["evaluate"]
@@ -87,7 +87,7 @@ def evaluate(
         >>> len(r.cmc)  # max_rank=50 capped at the 10-image gallery
         10
     """
-    max_rank = _check_max_rank(max_rank)
+    max_rank = check_int("max_rank", max_rank, low=1)
     for name, flag in (("rerank", rerank), ("aqe", aqe), ("camera_pairs", camera_pairs)):
         check_bool(name, flag)  # "no" is truthy: it would re-rank
     aqe_k, aqe_alpha, aqe_times = _check_qe(aqe_k, aqe_alpha, aqe_times, "aqe_")
@@ -95,10 +95,8 @@ def evaluate(
     qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, q.shape[0], g.shape[0])
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ELEMS // g.shape[0])
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
-        raise TypeError(f"chunk_size must be an int, got {type(chunk_size).__name__}")
-    elif chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    else:
+        chunk_size = check_int("chunk_size", chunk_size, low=1)
     dev = torch.device(device) if device is not None else g.device
     if aqe:
         _check_finite(q, "query_feats")
@@ -108,7 +106,7 @@ def evaluate(
         q, g = both[: q.shape[0]], both[q.shape[0]:]
     if rerank:
         rr = _reranker(q, g, metric, dev, k1=k1, k2=k2, lambda_value=lambda_value)
-        return _run(rr.rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto",
+        return _run(rr.rows, qp, gp, qc, gc, max_rank, chunk_size, "auto",
                     what="distances", camera_pairs=camera_pairs, kernel=kernel)
 
     # per-gallery constants computed once; well-conditioned (G, D) features are never copied
@@ -116,11 +114,11 @@ def evaluate(
 
     # one chunk buffer for the whole run: ``_run`` ranks every row of a fetch before it asks
     # for the next one, so the buffer is free again when it is overwritten
-    buf = torch.empty((min(int(chunk_size), q.shape[0]), g.shape[0]), dtype=torch.float32,
+    buf = torch.empty((min(chunk_size, q.shape[0]), g.shape[0]), dtype=torch.float32,
                       device=dev)
 
     def rows(idx: np.ndarray) -> np.ndarray:
         return dist.rows(torch.from_numpy(idx).to(dev), out=buf[: len(idx)]).cpu().numpy()
 
-    return _run(rows, qp, gp, qc, gc, max_rank, int(chunk_size), "auto", what="distances",
+    return _run(rows, qp, gp, qc, gc, max_rank, chunk_size, "auto", what="distances",
                 camera_pairs=camera_pairs, kernel=kernel)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._checks import INT64_MAX, INT64_MIN, check_bool, check_label, is_int
+from .._checks import INT64_MAX, INT64_MIN, check_bool, check_int, check_label, is_int
 from ._kernels import _compiled, _PidIndex, _ranks_by_count, _ranks_by_sort, check_kernel
 
 __all__ = ["RankResult", "evaluate_rank"]
@@ -161,14 +161,6 @@ def _check_labels(q_pids, g_pids, q_camids, g_camids, num_q: int | None, num_g: 
     if len(gp) == 0:
         raise ValueError("the gallery is empty")
     return qp, gp, qc, gc
-
-
-def _check_max_rank(max_rank) -> int:
-    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)):
-        raise TypeError(f"max_rank must be an int, got {type(max_rank).__name__}")
-    if max_rank < 1:
-        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
-    return int(max_rank)
 
 
 def _as_distmat(distmat) -> np.ndarray:
@@ -418,7 +410,7 @@ def evaluate_rank(
         >>> r.cmc.tolist(), round(r.mAP, 4)
         ([1.0, 1.0, 1.0], 0.8333)
     """
-    max_rank = _check_max_rank(max_rank)
+    max_rank = check_int("max_rank", max_rank, low=1)
     check_bool("camera_pairs", camera_pairs)
     d = _as_distmat(distmat)
     qp, gp, qc, gc = _check_labels(q_pids, g_pids, q_camids, g_camids, d.shape[0], d.shape[1])

@@ -48,7 +48,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .._checks import is_real
+from .._checks import check_int, check_real
 from ._kernels import _packed_keys
 
 __all__ = ["KReciprocalReranker"]
@@ -62,16 +62,8 @@ _PAIR_ELEMS = 1 << 23
 
 
 def _check_params(k1: int, k2: int, lambda_value: float) -> tuple[int, int, float]:
-    for name, k in (("k1", k1), ("k2", k2)):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"{name} must be an int, got {type(k).__name__} {k!r}")
-        if k < 1:
-            raise ValueError(f"{name} must be >= 1, got {k}")
-    if not is_real(lambda_value):
-        raise TypeError(f"lambda_value must be a float, got {type(lambda_value).__name__}")
-    if not 0.0 <= lambda_value <= 1.0:
-        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value!r}")
-    return int(k1), int(k2), float(lambda_value)
+    return (check_int("k1", k1, low=1), check_int("k2", k2, low=1),
+            check_real("lambda_value", lambda_value, low=0.0, high=1.0))
 
 
 def _smallest_k(d: np.ndarray, k: int) -> np.ndarray:

@@ -65,6 +65,8 @@ def test_bad_input():
         evaluate(q, g, qp, gp, qc, gc, metric="hamming")
     with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
         evaluate(q, g, qp, gp, qc, gc, chunk_size=0)
+    with pytest.raises(TypeError, match="chunk_size must be an int, got float 4.0"):
+        evaluate(q, g, qp, gp, qc, gc, chunk_size=4.0)
     for value in (float("nan"), float("inf")):
         for metric in ("euclidean", "cosine"):
             bad = g.clone()

@@ -115,8 +115,12 @@ def test_bad_input():
         rerank(q, g, k1=0)
     with pytest.raises(TypeError, match="k2 must be an int"):
         rerank(q, g, k2=2.5)
-    with pytest.raises(ValueError, match="lambda_value"):
+    with pytest.raises(ValueError, match=r"lambda_value must be in \[0, 1\], got 1.5"):
         rerank(q, g, lambda_value=1.5)
+    with pytest.raises(TypeError, match="lambda_value must be a real number, got str '0.3'"):
+        rerank(q, g, lambda_value="0.3")
+    with pytest.raises(TypeError, match="k1 must be an int, got bool True"):
+        rerank(q, g, k1=True)
     numpy_args = rerank(q, g, k1=np.int64(3), k2=np.int64(2), lambda_value=np.float32(0.25))
     np.testing.assert_array_equal(numpy_args, rerank(q, g, k1=3, k2=2, lambda_value=0.25))
     with pytest.raises(ValueError, match="feature dim"):
