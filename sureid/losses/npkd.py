@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._amp import fp32, no_autocast
-from .._checks import check_bool, check_finite
+from .._checks import check_bool, check_finite, check_int
 from .reid import (
     _check_2d,
     _check_nonempty,
@@ -61,6 +61,7 @@ def interpolate_features(
 
     Raises:
         ValueError: ``x`` not 2-D or ``out_dim < 1``.
+        TypeError: ``out_dim`` not an int, ``align_corners`` not a bool.
 
     Example:
         >>> interpolate_features(torch.arange(4.0)[None], 2)
@@ -69,10 +70,8 @@ def interpolate_features(
         tensor([[0., 2., 4.]])
     """
     x = _check_2d("x", x)
-    if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
-        raise ValueError(f"out_dim must be a positive int, got {out_dim!r}")
-    if not isinstance(align_corners, bool):
-        raise TypeError(f"align_corners must be a bool, got {align_corners!r}")
+    out_dim = check_int("out_dim", out_dim, low=1)
+    check_bool("align_corners", align_corners)
     if x.shape[1] == out_dim:
         return x
     # F.interpolate wants (B, channels, length): our feature channels are the "length"
@@ -119,8 +118,7 @@ def kd_kl_div(
             "student_logits and teacher_logits must have the same number of classes, got "
             f"{tuple(s.shape)} and {tuple(t.shape)}"
         )
-    if check_finite("temperature", temperature) <= 0:
-        raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
+    temperature = _check_temperature(temperature)
     if mode not in _KL_MODES:
         raise ValueError(f"mode must be one of {_KL_MODES}, got {mode!r}")
     log_ps = F.log_softmax(s / temperature, dim=1)
@@ -130,12 +128,12 @@ def kd_kl_div(
     return F.kl_div(log_pt, log_ps, reduction="batchmean", log_target=True)
 
 
-def _check_dim(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    return value
+def _check_temperature(temperature: object) -> float:
+    """``T`` as a float in ``(0, inf)``; every refusal a ``ValueError`` (``check_finite``'s)."""
+    if check_finite("temperature", temperature) <= 0:
+        # T = inf would flatten both distributions and give a silent zero KL
+        raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
+    return float(temperature)
 
 
 class NPKDLoss(nn.Module):
@@ -173,7 +171,10 @@ class NPKDLoss(nn.Module):
     mixed-precision forward cannot overflow the squared-distance sum.
 
     Raises:
-        ValueError: bad enum strings, ``align="linear"`` without both dims, bad numbers.
+        ValueError: bad enum strings, ``align="linear"`` without both dims, bad numbers
+            (weights and ``temperature``: any non-finite or non-number too).
+        TypeError: ``student_dim``/``teacher_dim`` not an int or None, ``t2_scale`` or
+            ``align_corners`` not a bool.
 
     Example:
         >>> loss = NPKDLoss()
@@ -210,15 +211,14 @@ class NPKDLoss(nn.Module):
             raise ValueError(
                 f"feature_reduction must be one of {_REDUCTIONS}, got {feature_reduction!r}"
             )
-        if check_finite("temperature", temperature) <= 0:
-            # T = inf would flatten both distributions and give a silent zero KL
-            raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
-        self.student_dim = _check_dim("student_dim", student_dim)
-        self.teacher_dim = _check_dim("teacher_dim", teacher_dim)
-        self.kl_weight = float(kl_weight)
-        self.feature_weight = float(feature_weight)
+        self.temperature = _check_temperature(temperature)
+        self.student_dim = None if student_dim is None else check_int(
+            "student_dim", student_dim, low=1)
+        self.teacher_dim = None if teacher_dim is None else check_int(
+            "teacher_dim", teacher_dim, low=1)
+        self.kl_weight = kl_weight
+        self.feature_weight = feature_weight
         self.feature_reduction = feature_reduction
-        self.temperature = float(temperature)
         self.align = align
         self.direction = direction
         self.kl_mode = kl_mode

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .._amp import fp32, no_autocast
-from .._checks import is_real
+from .._checks import check_real
 
 __all__ = ["RatioLoss"]
 
@@ -16,13 +16,7 @@ __all__ = ["RatioLoss"]
 def _check_ratios(ratios: Sequence[float], name: str) -> tuple[float, ...]:
     if isinstance(ratios, (str, bytes)) or not isinstance(ratios, Sequence):
         raise TypeError(f"{name} must be a sequence of floats, got {type(ratios).__name__}")
-    out = []
-    for r in ratios:
-        if not is_real(r):
-            raise TypeError(f"{name} entries must be floats, got {r!r} in {list(ratios)}")
-        if not 0.0 <= r <= 1.0:
-            raise ValueError(f"{name} entries must be in [0, 1], got {r!r} in {list(ratios)}")
-        out.append(float(r))
+    out = [check_real(f"{name}[{i}]", r, low=0.0, high=1.0) for i, r in enumerate(ratios)]
     if not out:
         raise ValueError(f"{name} must hold at least one ratio, got []")
     return tuple(out)

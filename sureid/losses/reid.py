@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_finite, is_int, is_real
+from .._checks import check_finite, check_int, check_real
 
 __all__ = [
     "CrossEntropyLabelSmooth",
@@ -131,6 +131,10 @@ class CrossEntropyLabelSmooth(nn.Module):
             ``None`` takes ``K`` from the logits.
         epsilon: smoothing ``ε`` in ``[0, 1)``.
 
+    Raises:
+        TypeError: ``num_classes`` not an int or None, ``epsilon`` not a real number.
+        ValueError: ``num_classes < 1``, ``epsilon`` outside ``[0, 1)``.
+
     Example:
         >>> loss = CrossEntropyLabelSmooth(751)
         >>> loss(torch.randn(8, 751), torch.randint(0, 751, (8,))).shape
@@ -139,14 +143,9 @@ class CrossEntropyLabelSmooth(nn.Module):
 
     def __init__(self, num_classes: int | None = None, epsilon: float = 0.1) -> None:
         super().__init__()
-        if num_classes is not None and (
-            not is_int(num_classes) or num_classes < 1
-        ):
-            raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
-        if not is_real(epsilon) or not 0.0 <= float(epsilon) < 1.0:
-            raise ValueError(f"epsilon must be a float in [0, 1), got {epsilon!r}")
-        self.num_classes = None if num_classes is None else int(num_classes)
-        self.epsilon = float(epsilon)
+        self.num_classes = None if num_classes is None else check_int(
+            "num_classes", num_classes, low=1)
+        self.epsilon = check_real("epsilon", epsilon, low=0.0, high=1.0, high_open=True)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``logits (B, K)``, ``labels (B,)`` -> scalar."""

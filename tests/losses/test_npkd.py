@@ -49,9 +49,17 @@ def test_interpolation_passes_gradient_and_leaves_input_alone():
     assert torch.equal(x.detach(), before)
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
-def test_interpolation_bad_out_dim(bad):
-    with pytest.raises(ValueError, match="out_dim"):
+@pytest.mark.parametrize(
+    "bad, err, match",
+    [
+        (0, ValueError, "out_dim must be >= 1, got 0"),
+        (-3, ValueError, "out_dim must be >= 1, got -3"),
+        (2.5, TypeError, "out_dim must be an int, got float 2.5"),
+        (True, TypeError, "out_dim must be an int, got bool True"),
+    ],
+)
+def test_interpolation_bad_out_dim(bad, err, match):
+    with pytest.raises(err, match=match):
         interpolate_features(torch.randn(2, 4), bad)
 
 
@@ -206,6 +214,13 @@ def test_configured_dims_are_checked():
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NPKDLoss(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["student_dim", "teacher_dim"])
+@pytest.mark.parametrize("bad", [4.0, True, "4"])
+def test_dims_of_the_wrong_type_are_type_errors(name, bad):
+    with pytest.raises(TypeError, match=f"{name} must be an int, got {type(bad).__name__}"):
+        NPKDLoss(**{name: bad})
 
 
 def test_kd_kl_div_bad_arguments():

@@ -46,7 +46,8 @@ def test_bool_masks_and_call_ratios_override():
     [
         ([0.7, 0.5], [torch.ones(2, 4)], ValueError, "one keep mask per target ratio"),
         ([1.5], [torch.ones(2, 4)], ValueError, r"in \[0, 1\]"),
-        ([True], [torch.ones(2, 4)], TypeError, "floats"),
+        ([True], [torch.ones(2, 4)], TypeError, r"target_ratios\[0\] must be a real number"),
+        ([0.5, float("nan")], [torch.ones(2, 4)] * 2, ValueError, r"target_ratios\[1\] must"),
         ([], [], ValueError, "at least one"),
         ("0.7", [torch.ones(2, 4)], TypeError, "sequence"),
         ([0.7], torch.ones(2, 4), TypeError, "sequence of"),

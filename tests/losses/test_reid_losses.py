@@ -74,9 +74,24 @@ def test_cross_entropy_bad_input(logits_shape, labels, match):
         CrossEntropyLabelSmooth(5)(torch.randn(logits_shape), torch.tensor(labels))
 
 
-@pytest.mark.parametrize("kwargs", [{"epsilon": 1.0}, {"epsilon": -0.1}, {"num_classes": 0}])
+@pytest.mark.parametrize("kwargs", [{"epsilon": 1.0}, {"epsilon": -0.1}, {"num_classes": 0},
+                                    {"epsilon": float("nan")}])
 def test_cross_entropy_bad_constructor(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
+        CrossEntropyLabelSmooth(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_classes": 5.0}, "num_classes must be an int, got float 5.0"),
+        ({"num_classes": True}, "num_classes must be an int, got bool True"),
+        ({"epsilon": "0.1"}, "epsilon must be a real number, got str '0.1'"),
+        ({"epsilon": False}, "epsilon must be a real number, got bool False"),
+    ],
+)
+def test_cross_entropy_constructor_types(kwargs, match):
+    with pytest.raises(TypeError, match=match):
         CrossEntropyLabelSmooth(**kwargs)
 
 
