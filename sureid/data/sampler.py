@@ -65,13 +65,10 @@ class RandomIdentitySampler(Sampler[int]):
         rank: int | None = None,
         world_size: int | None = None,
     ):
-        for n, v in (("batch_size", batch_size), ("num_instances", num_instances)):
-            if not is_int(v):
-                raise TypeError(f"{n} must be an int, got {type(v).__name__}")
+        batch_size = check_int("batch_size", batch_size)
+        num_instances = check_int("num_instances", num_instances, low=1)
         # numpy seeds are non-negative: -1 failed only when the first epoch was drawn
-        check_int("seed", seed, low=0)
-        if num_instances < 1:
-            raise ValueError(f"num_instances must be >= 1, got {num_instances}")
+        seed = check_int("seed", seed, low=0)
         if batch_size < num_instances or batch_size % num_instances:
             raise ValueError(
                 f"batch_size must be a positive multiple of num_instances={num_instances}, "
@@ -83,13 +80,8 @@ class RandomIdentitySampler(Sampler[int]):
             if world_size is None:
                 world_size = dist.get_world_size() if on else 1
             rank = rank if rank is not None else (dist.get_rank() if on else 0)
-        for n, v in (("rank", rank), ("world_size", world_size)):  # 0.5 must not become 0
-            if not is_int(v):
-                raise TypeError(f"{n} must be an int, got {type(v).__name__} {v!r}")
-        if world_size < 1:
-            raise ValueError(f"world_size must be >= 1, got {world_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        world_size = check_int("world_size", world_size, low=1)
+        rank = check_int("rank", rank, low=0, high=world_size - 1)
         if isinstance(labels, torch.Tensor):
             labels = labels.tolist()
         if not isinstance(labels, np.ndarray) and isinstance(labels, Sequence):
@@ -106,9 +98,9 @@ class RandomIdentitySampler(Sampler[int]):
                 f"labels must be integers that fit int64 (floats are refused, even whole "
                 f"ones), got dtype {arr.dtype}"
             )
-        self.batch_size, self.num_instances = int(batch_size), int(num_instances)
-        self.num_pids_per_batch = self.batch_size // self.num_instances
-        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
+        self.batch_size, self.num_instances = batch_size, num_instances
+        self.num_pids_per_batch = batch_size // num_instances
+        self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
         pids, inverse = np.unique(arr, return_inverse=True)
         order = np.argsort(inverse, kind="stable")

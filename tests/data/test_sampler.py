@@ -120,7 +120,7 @@ def test_bad_input():
         RandomIdentitySampler(labels, 8.0, 4)
     with pytest.raises(ValueError, match="need at least P .* = 16 identities .* labels have 2"):
         RandomIdentitySampler([0, 0, 1, 1], 64, 4)
-    with pytest.raises(ValueError, match=r"rank must be in \[0, 2\), got 2"):
+    with pytest.raises(ValueError, match=r"rank must be in \[0, 1\], got 2"):
         RandomIdentitySampler(labels, 16, 4, rank=2, world_size=2)
     with pytest.raises(ValueError, match=r"need at least P \* world_size = 8 \* 2 = 16"):
         RandomIdentitySampler(list(range(8)), 8, 1, rank=0, world_size=2)
