@@ -26,14 +26,12 @@ Rank-1 / Rank-3 are ``cmc[0]`` / ``cmc[2]`` of :func:`sureid.metrics.evaluate`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .._checks import check_label
 from .._image_files import IMAGE_EXTENSIONS, image_paths
 from .folder import read_custom
-from .labels import camera_style_labels, is_market_name
+from .labels import camera_style_labels, is_market_name, pid_only_label
 from .records import ImageRecord, ReIDDataset, _has_images, _raw_identities, _relabel
 
 __all__ = [
@@ -48,8 +46,6 @@ __all__ = [
     "read_occluded_reid",
     "read_partial_reid",
 ]
-
-_LEADING_PID = re.compile(r"^(\d+)")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -114,18 +110,14 @@ def _read_three_folder(root, name: str, aliases: Sequence[str]) -> ReIDDataset:
 def _read_pid_only(folder: Path, name: str, camid: int) -> list[ImageRecord]:
     records = []
     for p in _images(folder, recursive=True):
-        m = _LEADING_PID.match(p.stem)
-        if m is not None:
-            pid = int(m.group(1))
-        elif p.parent != folder and p.parent.name.isdigit():
-            pid = int(p.parent.name)
-        else:
+        rel = p.relative_to(folder)
+        pid = pid_only_label(rel, f"{name}: the pid of {str(p)!r}")
+        if pid is None:
             raise ValueError(
-                f"{name}: cannot read a pid from {str(p.relative_to(folder))!r} in "
-                f"{str(folder)!r}; expected '<pid>_<n>.<ext>' or a '<pid>/' subfolder"
+                f"{name}: cannot read a pid from {str(rel)!r} in {str(folder)!r}; expected "
+                "'<pid>_<n>.<ext>' or a '<pid>/' subfolder"
             )
-        records.append(ImageRecord(str(p), check_label(f"{name}: the pid of {str(p)!r}", pid),
-                                   camid))
+        records.append(ImageRecord(str(p), pid, camid))
     return records
 
 

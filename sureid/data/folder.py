@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .._image_files import list_images
-from .labels import _INTEGER, parse_int
+from .labels import is_integer, leading_camid, parse_int
 from .records import ImageRecord, ReIDDataset, _has_images, _raw_identities, _relabel
 
 __all__ = ["read_csv_records", "read_custom", "read_folder_records"]
@@ -53,10 +53,6 @@ class _Entry(NamedTuple):
     where: str
 
 
-def _int(text: str, what: str, where: str) -> int:
-    return parse_int(text, what, where)
-
-
 def _folder_entries(root: Path) -> list[_Entry]:
     """``<identity>/<file>`` entries of a folder; cameras from ``<camid>_`` names when every
     file has one, else none."""
@@ -70,9 +66,7 @@ def _folder_entries(root: Path) -> list[_Entry]:
                 f"{str(root)!r}: expected <pid>/<camid>_<name>.<ext> or <identity>/<name>.<ext> "
                 f"(one subfolder per identity), got {str(rel)!r}"
             )
-        cam, sep, _ = p.stem.partition("_")
-        camid = _int(cam, "the camid before '_'", where) if sep and _INTEGER.fullmatch(cam) \
-            else None
+        camid = leading_camid(p.stem, where, "the camid before '_'")
         if camid is None:
             without.append(where)
         entries.append(_Entry(str(p), rel.parts[0], camid, where))
@@ -97,7 +91,7 @@ def read_folder_records(folder: str | os.PathLike) -> list[ImageRecord]:
     """
     records = []
     for e in _folder_entries(Path(folder).expanduser()):
-        pid = _int(e.identity, "the folder name (pid)", e.where)
+        pid = parse_int(e.identity, "the folder name (pid)", e.where)
         if e.camid is None:
             raise ValueError(f"{e.where}: the file name must start with '<camid>_'")
         records.append(ImageRecord(e.path, pid, e.camid))
@@ -143,7 +137,7 @@ def _csv_entries(csv_path: Path) -> list[_Entry]:
             path = csv_path.parent / path
         if not path.is_file():
             raise FileNotFoundError(f"{where}: image not found: {str(path)!r}")
-        camid = _int(fields[2], "camid", where) if width == 3 else None
+        camid = parse_int(fields[2], "camid", where) if width == 3 else None
         entries.append(_Entry(str(path), fields[1], camid, where))
     if not entries:
         raise ValueError(f"{str(csv_path)!r} lists no images")
@@ -165,7 +159,7 @@ def read_csv_records(csv_path: str | os.PathLike) -> list[ImageRecord]:
     for e in _csv_entries(Path(csv_path).expanduser()):
         if e.camid is None:
             raise ValueError(f"{e.where}: expected 'path,pid,camid', got no camid")
-        records.append(ImageRecord(e.path, _int(e.identity, "pid", e.where), e.camid))
+        records.append(ImageRecord(e.path, parse_int(e.identity, "pid", e.where), e.camid))
     return records
 
 
@@ -218,7 +212,7 @@ def read_custom(root: str | os.PathLike) -> ReIDDataset:
     else:
         splits = {s: _split(base, s, required=s != "train") for s in _SPLITS}
     everyone = [e for entries in splits.values() for e in entries]
-    named = not all(_INTEGER.fullmatch(e.identity) for e in everyone)
+    named = not all(is_integer(e.identity) for e in everyone)
     if named:  # names, numbered in sorted order across the splits
         number = {n: i for i, n in enumerate(sorted({e.identity for e in everyone}))}
 
@@ -226,7 +220,7 @@ def read_custom(root: str | os.PathLike) -> ReIDDataset:
             return number[e.identity]
     else:
         def pid_of(e: _Entry) -> int:
-            return _int(e.identity, "the pid", e.where)
+            return parse_int(e.identity, "the pid", e.where)
 
     given = {s: bool(entries) and entries[0].camid is not None for s, entries in splits.items()}
     if splits["query"] and splits["gallery"] and given["query"] != given["gallery"]:

@@ -9,20 +9,28 @@ Two naming schemes carry a pid and a camera:
 
 :class:`FileLabels` keeps both numbers: ``camid`` as the readers give it and ``camera`` as
 the file name writes it, for showing to people.
+
+A third scheme carries a pid only: Partial-REID and Occluded-REID name an image
+``<pid>_<n>.<ext>`` or put it in a ``<pid>/`` folder (:func:`pid_only_label`).
+
+Digits: the two schemes read from data releases (camera-style and pid-only names) take the
+decimal digits of any script (Unicode category Nd, ``str.isdecimal``; ``int`` reads them), as
+their readers always have; the custom layout, whose names users write, takes ASCII digits
+with an optional sign only (:func:`is_integer`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import NamedTuple
 
 from .._checks import check_label
 
 __all__ = [
-    "FileLabels", "camera_style_labels", "camera_style_name", "is_market_name", "leading_camid",
-    "path_labels",
+    "FileLabels", "camera_style_labels", "camera_style_name", "is_integer", "is_market_name",
+    "leading_camid", "parse_int", "path_labels", "pid_only_label",
 ]
 
 # "<pid>_c<camera>" at the start of a name; Market adds "s<sequence>_" after the camera
@@ -30,6 +38,8 @@ _CAMERA_STYLE = re.compile(r"^(-?\d+)_c(\d+)")
 _MARKET = re.compile(r"^-?\d+_c\d+s\d+_")
 # ASCII digits only: int() would also read "1_000", " 7" and other scripts' digits
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+# "<pid>" at the start of a pid-only name: decimal digits of any script, no sign
+_LEADING_PID = re.compile(r"\d+")
 
 
 class FileLabels(NamedTuple):
@@ -44,6 +54,11 @@ class FileLabels(NamedTuple):
     pid: int
     camid: int
     camera: str
+
+
+def is_integer(text: str) -> bool:
+    """Whether ``text`` is an integer as custom layouts write one: ASCII digits, optional sign."""
+    return _INTEGER.fullmatch(text) is not None
 
 
 def parse_int(text: str, what: str, where: str) -> int:
@@ -103,6 +118,33 @@ def leading_camid(stem: str, where: str, what: str = "the camid") -> int | None:
     return parse_int(cam, what, where)
 
 
+def pid_only_label(relative: str | os.PathLike, what: str = "the pid") -> int | None:
+    """The pid of a Partial-/Occluded-REID image, given its path ``relative`` to the split
+    folder: the leading digits of the file name (``001_01.tif`` -> 1), else the name of the
+    subfolder holding it when that is all digits (``003/img_a.jpg`` -> 3); ``None`` when
+    neither (``abc.jpg``, ``-1_01.jpg``, ``person/a.jpg``).
+
+    Digits are decimal digits of any script (Arabic-Indic ``٣_01.jpg`` -> 3), no sign; a folder
+    of other digit characters (superscript ``²``) is not a pid.
+
+    Raises:
+        ValueError: a pid beyond int64; the message starts with ``what``.
+
+    Example:
+        >>> pid_only_label("001_01.tif"), pid_only_label("003/img_a.jpg"), pid_only_label("a.jpg")
+        (1, 3, None)
+    """
+    rel = PurePath(relative)
+    m = _LEADING_PID.match(rel.stem)
+    if m is not None:
+        text = m.group()
+    elif len(rel.parts) > 1 and rel.parent.name.isdecimal():
+        text = rel.parent.name
+    else:
+        return None
+    return check_label(what, int(text))
+
+
 def path_labels(path: str | os.PathLike) -> FileLabels | None:
     """Labels of an image path: a Market/Duke name, or ``<pid>/<camid>_*`` (custom folders);
     ``None`` when neither fits (identity folders with names, other files).
@@ -115,7 +157,7 @@ def path_labels(path: str | os.PathLike) -> FileLabels | None:
     found = camera_style_labels(p.name, where=where)
     if found is not None:
         return found
-    if not _INTEGER.fullmatch(p.parent.name):
+    if not is_integer(p.parent.name):
         return None
     camid = leading_camid(p.stem, where)
     if camid is None:

@@ -151,6 +151,19 @@ def test_bad_names_and_empty_folders(tmp_path):
         read_partial_reid(tmp_path)
 
 
+def test_pid_only_names_take_decimal_digits_of_any_script(tmp_path):
+    """Partial/Occluded-REID pids: decimal digits of any script (``int`` reads them), as the
+    reader always took them; a folder of other digit characters (superscript two) is refused
+    with the reader's message (it was int()'s 'invalid literal')."""
+    write(tmp_path / "partial_body_images", ["\u0663_01.jpg"])  # Arabic-Indic 3
+    write(tmp_path / "whole_body_images" / "\uff13", ["a.jpg"])  # full-width 3
+    ds = read_partial_reid(tmp_path)
+    assert [r.pid for r in ds.query] == [3] and [r.pid for r in ds.gallery] == [3]
+    write(tmp_path / "whole_body_images" / "\u00b2", ["b.jpg"])
+    with pytest.raises(ValueError, match="cannot read a pid from '\u00b2/b.jpg'"):
+        read_partial_reid(tmp_path)
+
+
 def test_build_dataset_registry(tmp_path):
     assert set(DATASETS) == {
         "market1501", "dukemtmc", "occluded_duke", "occluded_reid", "partial_reid", "custom"

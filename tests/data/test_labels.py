@@ -2,7 +2,7 @@
 
 import pytest
 
-from sureid.data.labels import FileLabels, leading_camid, path_labels
+from sureid.data.labels import FileLabels, is_integer, leading_camid, path_labels, pid_only_label
 
 
 @pytest.mark.parametrize("path,labels", [
@@ -36,3 +36,38 @@ def test_leading_camid():
     assert leading_camid("3", "w") is None and leading_camid("c3_x", "w") is None
     with pytest.raises(ValueError, match=r"^w: the camid before '_' must be in"):
         leading_camid("99999999999999999999_x", "w", "the camid before '_'")
+
+
+@pytest.mark.parametrize("relative,pid", [
+    ("001_01.tif", 1), ("12.jpg", 12), ("007abc.jpg", 7),  # the leading digits of the name
+    ("003/img_a.jpg", 3), ("003/001_02.jpg", 1),  # else the folder; the name comes first
+    ("a/b/004/x.jpg", 4),  # the folder holding the file, at any depth
+    # decimal digits of any script, as the reader always read them (int() takes them)
+    ("\u0663_01.jpg", 3), ("\uff15/x.jpg", 5),
+])
+def test_pid_only_label(relative, pid):
+    assert pid_only_label(relative) == pid
+
+
+@pytest.mark.parametrize("relative", [
+    "abc.jpg", "-1_01.jpg", "+3_01.jpg", " 7_01.jpg",  # no sign, no space
+    "x.jpg",  # a file at the top has no pid folder
+    "person/a.jpg", "-1/a.jpg", "+2/a.jpg", "1_000/a.jpg",
+    # digit characters that are not decimal digits (isdigit() but not isdecimal()): the reader
+    # refused them before too (int() raised on '\u00b2'), now with its own message
+    "\u00b2/a.jpg", "1\u00b2/a.jpg",
+])
+def test_pid_only_label_none(relative):
+    assert pid_only_label(relative) is None
+
+
+def test_pid_only_label_beyond_int64_is_named():
+    with pytest.raises(ValueError, match=r"^the pid of 'x' must be in \[.*int64"):
+        pid_only_label("99999999999999999999_1.jpg", "the pid of 'x'")
+    with pytest.raises(ValueError, match=r"^the pid must be in"):
+        pid_only_label("99999999999999999999/a.jpg")
+
+
+def test_is_integer_is_ascii_with_a_sign():
+    assert all(map(is_integer, ["0", "007", "-1", "+3"]))
+    assert not any(map(is_integer, ["", "-", "1_000", " 7", "\u0663", "\uff15", "1.0"]))
