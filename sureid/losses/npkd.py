@@ -158,14 +158,12 @@ class NPKDLoss(nn.Module):
         align_corners: the sampling grid of ``I`` for ``align="interpolate"`` (see
             :func:`interpolate_features`): ``False`` (default) makes an exact 2x shrink
             (768 -> 384) average channel pairs; ``True`` maps end channels onto each other and
-            leaves some teacher channels almost unweighted. The default was chosen by measuring
-            both on Table VI's setting (docs/objectives.md).
+            leaves some teacher channels almost unweighted. Why ``False``: docs/objectives.md.
         feature_weight: weight of the feature term (1 in Eq. 13; 0 leaves the logits KL only).
         feature_reduction: ``"mean"`` over channels (default; ``F.mse_loss``'s scale, ``1/C``
             of the sum, ``C`` the aligned dimension) or ``"sum"`` over channels, Eq. 13's
-            literal squared L2 norm. Either way the batch is averaged. The default was chosen
-            by measuring both (docs/objectives.md): with the sum the feature term outweighs
-            every other loss by about 20x and the student ends below the one without NPKD.
+            literal squared L2 norm. Either way the batch is averaged. Why ``"mean"``: the
+            sum outweighs every other loss term (docs/objectives.md, "NPKD").
 
     The terms are computed in float32 with autocast off, so ``f16``/``bf16`` inputs from a
     mixed-precision forward cannot overflow the squared-distance sum.

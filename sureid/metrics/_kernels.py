@@ -25,8 +25,8 @@ __all__ = ["KERNELS", "check_kernel"]
 KERNELS = ("auto", "numpy", "sorted", "direct", "bucketed", "fused")
 # Histogram buckets per true match in the bucketed count (few items share a match's bucket).
 _BUCKETS_PER_MATCH = 512
-# Relative cost per gallery item of each count (docs/evaluation.md): sorted is a + b * the
-# share of candidates, direct is c * the number of matches, the bucketed counts are flat.
+# Cost per gallery item of each count, measured by benchmarks/rank_kernels.py (figures in
+# docs/evaluation.md): sorted a + b * share of candidates, direct c * matches, bucketed flat.
 _COST_SORTED = (0.3, 7.5)
 _COST_DIRECT = 0.32
 _COST_BUCKETED = 4.2
