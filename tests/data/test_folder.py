@@ -63,21 +63,22 @@ def test_folder_errors_name_the_file(tmp_path, rel, match):
     assert rel.split("/")[-1] in str(e.value)
 
 
-def test_csv_errors(tmp_path):
+@pytest.mark.parametrize("text, err, match", [
+    ("a.jpg,1\n", ValueError, "line 1: expected 'path,pid,camid'"),
+    ("a.jpg,1,c1\n", ValueError, "camid must be an integer"),
+    ("missing.jpg,1,0\n", FileNotFoundError, "missing.jpg"),
+    ("path,pid,camid\n", ValueError, "lists no images"),
+])
+def test_csv_errors(tmp_path, text, err, match):
     _img(tmp_path / "a.jpg")
     bad = tmp_path / "bad.csv"
-    bad.write_text("a.jpg,1\n")
-    with pytest.raises(ValueError, match="line 1: expected 'path,pid,camid'"):
+    bad.write_text(text)
+    with pytest.raises(err, match=match):
         read_csv_records(bad)
-    bad.write_text("a.jpg,1,c1\n")
-    with pytest.raises(ValueError, match="camid must be an integer"):
-        read_csv_records(bad)
-    bad.write_text("missing.jpg,1,0\n")
-    with pytest.raises(FileNotFoundError, match="missing.jpg"):
-        read_csv_records(bad)
-    bad.write_text("path,pid,camid\n")
-    with pytest.raises(ValueError, match="lists no images"):
-        read_csv_records(bad)
+
+
+def test_custom_root_errors(tmp_path):
+    _img(tmp_path / "a.jpg")
     with pytest.raises(FileNotFoundError, match="query/"):
         read_custom(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
