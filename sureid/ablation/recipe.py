@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .._checks import check_int
 from ..data import ImageDataset, RandomIdentitySampler
 from ..engine import cosine_with_warmup
 from ..models.hts_vit import HTSViT
@@ -86,13 +87,12 @@ class LimitedLoader:
     ``.sampler`` (for ``set_epoch``).
 
     Raises:
-        ValueError: ``n`` is not a positive int.
+        TypeError: ``n`` is not an int.
+        ValueError: ``n < 1``.
     """
 
     def __init__(self, loader, n: int):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        self.loader, self.n = loader, n
+        self.loader, self.n = loader, check_int("n", n, low=1)
 
     @property
     def sampler(self):
