@@ -5,7 +5,8 @@ car from below, a sign from above, another pedestrian overlapping), and each is 
 extents to pick the one whose coverage of the person's pixels is closest to the target. That
 is why they are not :func:`sureid.transforms.make_procedural_occluders`: those are
 free-standing RGBA crops of fixed shape for NODA to paste anywhere, with their own kinds,
-textures and random stream; sharing one drawer would change the pixels of one or the other.
+textures and random stream; sharing one drawer would change the pixels of one or the other
+(and ``data`` and ``transforms`` sit in one layer, whose parts never import each other).
 """
 
 from __future__ import annotations
