@@ -38,43 +38,28 @@ API is used; torchvision is needed for the augmentations and timm for the backbo
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
-import sureid
 from sureid.ablation import PRESETS, PROTOCOLS, Protocol, Weights, WeightsUnavailable
-from sureid.ablation.recipe import MEAN, STD, make_optimizer, train_loader, view_transforms
-from sureid.ablation.teacher import fine_tune_teacher, teacher_settings
-from sureid.data import ImageDataset, ReIDDataset, build_dataset
-from sureid.engine import (
-    Trainer,
-    evaluate_model,
-    normalize_settings,
-)
-from sureid.hub import DataConfig
-from sureid.models import ReIDModel
+from sureid.ablation.protocol_run import ProtocolRun, run_protocol
+from sureid.ablation.workspace import Workspace, log_line
+from sureid.data import ReIDDataset, build_dataset
 
-DATA_SEED = 0  # the procedural occluders do not change with the training seed
 # --smoke: the smoke preset's tiny sureid ViTs and schedule (no download), the protocol's
 # loss weights, keep ratio and augmentation probabilities
 SMOKE_FIELDS = ("img_size", "student", "teacher", "pretrained", "timm_pretrained", "epochs",
                 "teacher_epochs", "ids_per_batch", "instances", "optimizer", "lr",
                 "weight_decay", "warmup_epochs", "padding", "max_steps_per_epoch")
-# the teacher's own settings (what makes a cached teacher.pt reusable)
+log = log_line
+
+
 class UsageError(Exception):
     """A bad command line or a request that cannot be met: one line on stderr, exit status 2."""
-
-
-def log(msg: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
 
 def parse_args(argv=None):
@@ -155,19 +140,6 @@ def read_data(protocol: Protocol, args) -> tuple[ReIDDataset, dict[str, ReIDData
     return train, tests
 
 
-def test_loader(records, transform, workers: int) -> DataLoader:
-    """A test split in order, read on each evaluation (two: the teacher's and the student's)."""
-    return DataLoader(ImageDataset(records, transform=transform), batch_size=128,
-                      num_workers=workers)
-
-
-def metrics(result) -> dict[str, float]:
-    """Rank-1/3/5 and mAP in % (a gallery shorter than k reads its last CMC value)."""
-    cmc = result.cmc
-    out = {f"rank{k}": round(100 * float(cmc[min(k, len(cmc)) - 1]), 2) for k in (1, 3, 5)}
-    return out | {"mAP": round(100 * result.mAP, 2)}
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     check_args(args)
@@ -179,144 +151,17 @@ def main(argv=None) -> dict:
         teacher_weights = Weights.from_args("teacher", preset.teacher, preset, args, log=log)
     except WeightsUnavailable as err:
         raise UsageError(str(err)) from None
+    run = ProtocolRun(
+        protocol=protocol, preset=preset, train=data, tests=tests,
+        roots={"train": str(Path(args.train_root or args.data_root).resolve()),
+               "test": str(Path(args.test_root or args.data_root).resolve())},
+        student_weights=student_weights, teacher_weights=teacher_weights,
+        occluders=args.occluders, teacher_checkpoint=args.teacher_checkpoint,
+        smoke=args.smoke, seed=args.seed)
     out = args.output_dir or Path("runs") / f"protocol-{protocol.name}"
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(args.device)
-    progress = not args.no_progress
-    t_start = time.perf_counter()
-    log(f"protocol {protocol.name} (Table {protocol.table}): train {data}; "
-        f"test {', '.join(map(repr, tests.values()))}")
-
-    if args.occluders is not None:
-        occ_dir = args.occluders
-        occluders = sureid.OccluderBank(occ_dir)
-    else:
-        occ_dir = out / "occluders"
-        try:
-            occluders = sureid.OccluderBank(occ_dir)
-        except (FileNotFoundError, ValueError):  # absent, or left incomplete: (re)write it
-            bank = sureid.make_procedural_occluders(16 if args.smoke else 200, seed=DATA_SEED)
-            sureid.save_occluders(bank, occ_dir)
-            occluders = sureid.OccluderBank(occ_dir)
-    first, second, _, test_tf = view_transforms(preset, occluders,
-                                                color_jitter=protocol.color_jitter)
-    test_batches = {name: (test_loader(ds.query, test_tf, args.workers),
-                           test_loader(ds.gallery, test_tf, args.workers))
-                    for name, ds in tests.items()}
-    num_classes = data.num_train_pids
-    roots = {"train": str(Path(args.train_root or args.data_root).resolve()),
-             "test": str(Path(args.test_root or args.data_root).resolve())}
-    common = {"protocol": protocol.name, "color_jitter": protocol.color_jitter,
-              "preset": dataclasses.asdict(preset), "smoke": args.smoke, "data": roots,
-              "occluders": str(Path(occ_dir).resolve()), "device": device.type}
-
-    def evaluate(model) -> dict[str, dict]:
-        return {name: metrics(evaluate_model(model, q, g, metric=preset.metric, device=device))
-                for name, (q, g) in test_batches.items()}
-
-    def fit(name, model, objective, teacher, *, second, epochs, settings):
-        loader = train_loader(data.train, preset, first=first, second=second,
-                              workers=args.workers, seed=args.seed)
-        opt, sched = make_optimizer(preset, model, objective, len(loader), epochs)
-        trainer = Trainer(model.to(device), objective, opt, scheduler=sched, teacher=teacher,
-                          device=device, grad_clip=preset.grad_clip,
-                          log=lambda s: log(f"[{name}] {s}"))
-        trainer.fit(loader, epochs=epochs, checkpoint_path=out / "checkpoints" / f"{name}.pt",
-                    progress=progress, settings=settings)
-
-    # teacher: dense ViT-B fine-tuned on the training set once (sureid.ablation.teacher)
-    teacher_cfg = teacher_settings(common, seed=args.seed, weights=teacher_weights)
-    teacher_net = fine_tune_teacher(
-        teacher_weights, preset.img_size, num_classes,
-        path=args.teacher_checkpoint or out / "teacher.pt", settings=teacher_cfg,
-        trusted=args.teacher_checkpoint is not None, device=device, seed=args.seed, log=log,
-        fit=lambda net, objective: fit("teacher", net, objective, None, second=None,
-                                       epochs=preset.teacher_epochs, settings=teacher_cfg))
-    teacher_results = evaluate(teacher_net)
-    log(f"teacher: {teacher_results}")
-    teacher = sureid.FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach()).to(device)
-
-    # student: the full SUReID model (HTS + NPKD + NODA dual batch), Eq. 14 with alpha/beta
-    torch.manual_seed(args.seed)
-    backbone = student_weights.build(preset.img_size, keep_ratio=preset.keep_ratio, prune=True)
-    model = ReIDModel(backbone, num_classes, reweight=True).to(device)
-    kd = sureid.NPKDLoss(kl_weight=preset.kl_weight, align="interpolate", direction="t2s",
-                         student_dim=backbone.embed_dim, teacher_dim=teacher_net.embed_dim)
-    objective = sureid.SUReIDLoss(
-        alpha=preset.alpha, beta=preset.beta, ratio_weight=preset.ratio_weight, kd=kd,
-        ratio=sureid.RatioLoss(backbone.keep_ratios),
-    ).to(device)
-    settings = normalize_settings({**common, "role": "student", "seed": args.seed,
-                                   "weights": student_weights.describe(),
-                                   "teacher": teacher_cfg if args.teacher_checkpoint is None
-                                   else f"checkpoint:{args.teacher_checkpoint.resolve()}"})
-    log(f"student: HTS p={preset.keep_ratio} + NPKD + NODA, alpha={preset.alpha} "
-        f"beta={preset.beta}, colour jitter {'on' if protocol.color_jitter else 'off'}")
-    fit("student", model, objective, teacher, second=second, epochs=preset.epochs,
-        settings=settings)
-    results = evaluate(model)
-    for name, r in results.items():
-        log(f"[{name}] Rank-1 {r['rank1']:.1f} Rank-3 {r['rank3']:.1f} mAP {r['mAP']:.1f}")
-    model.save(out / "model.pt", data_config=DataConfig(preset.img_size, MEAN, STD),
-               metadata={"protocol": protocol.name, "seed": args.seed, "smoke": args.smoke,
-                         "results": results})
-
-    # outputs -----------------------------------------------------------------------------
-    paper = {r.test: r._asdict() for r in protocol.paper}
-    rows = [{"test": name, **results[name],
-             "num_queries": len(tests[name].query), "num_gallery": len(tests[name].gallery),
-             "paper": {k: v for k, v in paper[name].items() if k != "test"}}
-            for name in protocol.test]
-    report = {
-        "protocol": protocol.name, "table": protocol.table, "train": protocol.train,
-        "results": rows, "teacher": teacher_results,
-        "settings": {"student": preset.student.timm_name or dataclasses.asdict(preset.student),
-                     "teacher": preset.teacher.timm_name or dataclasses.asdict(preset.teacher),
-                     "alpha": preset.alpha, "beta": preset.beta, "keep_ratio": preset.keep_ratio,
-                     "color_jitter": protocol.color_jitter, "epochs": preset.epochs,
-                     "teacher_epochs": preset.teacher_epochs},
-        "not_in_paper": list(preset.not_in_paper),
-        "meta": {"device": str(device), "smoke": args.smoke, "seed": args.seed,
-                 "pretrained": {"student": student_weights.describe(),
-                                "teacher": teacher_weights.describe()},
-                 "teacher_checkpoint": (str(args.teacher_checkpoint)
-                                        if args.teacher_checkpoint else None),
-                 "seconds": round(time.perf_counter() - t_start, 1)},
-    }
-    (out / "protocol.json").write_text(json.dumps(report, indent=2) + "\n")
-    md = markdown(report)
-    (out / "protocol.md").write_text(md)
-    print(md)
-    log(f"wrote {out}/model.pt, protocol.json, protocol.md in {report['meta']['seconds']:.0f}s")
-    return report
-
-
-def markdown(report: dict) -> str:
-    """Our Rank-1/3/5 and mAP per test set beside the paper's ("-": not reported)."""
-    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    meta, s = report["meta"], report["settings"]
-    lines = [
-        f"Protocol {report['protocol']} (paper Table {report['table']}): train on "
-        f"{report['train']}, student {s['student']}, alpha {s['alpha']:g}, beta {s['beta']:g}, "
-        f"p {s['keep_ratio']:g}, colour jitter {'on' if s['color_jitter'] else 'off'}, "
-        f"{s['epochs']} epochs, {meta['device']}"
-        + (" (smoke run: the numbers mean nothing)" if meta["smoke"] else "") + ".",
-        "",
-        "| test set | queries | gallery | Rank-1 | Rank-3 | Rank-5 | mAP | paper Rank-1 "
-        "| paper Rank-3 | paper mAP |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in report["results"]:
-        p = r["paper"]
-        lines.append(f"| {r['test']} | {r['num_queries']} | {r['num_gallery']} | "
-                     f"{r['rank1']:.1f} | {r['rank3']:.1f} | {r['rank5']:.1f} | {r['mAP']:.1f} | "
-                     f"{fmt(p['rank1'])} | {fmt(p['rank3'])} | {fmt(p['mAP'])} |")
-    t = ", ".join(f"{k} Rank-1 {v['rank1']:.1f} mAP {v['mAP']:.1f}"
-                  for k, v in report["teacher"].items())
-    lines += ["", f"Teacher (dense): {t}. Total time {meta['seconds']:.0f} s.", "",
-              "Settings not stated in the paper:", ""]
-    lines += [f"- {n}" for n in report["not_in_paper"]] + [""]
-    return "\n".join(lines)
+    ws = Workspace(out, torch.device(args.device), workers=args.workers,
+                   progress=not args.no_progress, log=log)
+    return run_protocol(run, ws)
 
 
 def run(argv=None) -> int:

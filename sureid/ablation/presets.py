@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..models import create_timm_model
 from ..models.hts_vit import HTSViT
 from ..models.vit import VisionTransformer
 from .stats import Claim
@@ -116,6 +117,16 @@ class Preset:
 _TEST_SPLIT = (("num_train_ids", 200), ("num_test_ids", 500), ("queries_per_id", 4),
                ("num_distractor_ids", 300))
 
+_QUICK = Preset(
+    synthetic="quick", synthetic_overrides=_TEST_SPLIT, img_size=(96, 48),
+    student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
+    teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
+    pretrained="quick", trained_teacher="quick_teacher_finetuned", epochs=2,
+    teacher_epochs=10, seeds=3, optimizer="adamw", lr=5e-3,
+    backbone_lr_mult=0.1, weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25,
+    patch_p=0.25, throughput_rounds=10,
+)
+
 PRESETS: dict[str, Preset] = {
     # whole pipeline on a tiny dataset: a plumbing check, numbers mean nothing
     "smoke": Preset(
@@ -127,27 +138,9 @@ PRESETS: dict[str, Preset] = {
         max_steps_per_epoch=3, throughput_rounds=2, bootstrap_resamples=200,
     ),
     # README main job: fine-tunes the shipped pretrained backbones, 3 seeds, minutes on a CPU
-    "quick": Preset(
-        synthetic="quick", synthetic_overrides=_TEST_SPLIT, img_size=(96, 48),
-        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
-        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
-        pretrained="quick", trained_teacher="quick_teacher_finetuned", epochs=2,
-        teacher_epochs=10, seeds=3, optimizer="adamw", lr=5e-3,
-        backbone_lr_mult=0.1, weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25,
-        patch_p=0.25,
-        throughput_rounds=10,
-    ),
+    "quick": _QUICK,
     # the same with longer fine-tuning and 5 seeds, for tighter intervals (about an hour)
-    "long": Preset(
-        synthetic="quick", synthetic_overrides=_TEST_SPLIT, img_size=(96, 48),
-        student=Arch(embed_dim=64, depth=12, num_heads=2, patch_size=8, stem="conv"),
-        teacher=Arch(embed_dim=96, depth=12, num_heads=3, patch_size=8, stem="conv"),
-        pretrained="quick", trained_teacher="quick_teacher_finetuned", epochs=5,
-        teacher_epochs=10, seeds=5, optimizer="adamw", lr=5e-3,
-        backbone_lr_mult=0.1, weight_decay=0.05, warmup_epochs=0, padding=4, erasing_p=0.25,
-        patch_p=0.25,
-        throughput_rounds=10,
-    ),
+    "long": dataclasses.replace(_QUICK, epochs=5, seeds=5),
     # the paper's settings (Sec. IV-B): ImageNet DeiT-S (distilled) student, ViT-B teacher,
     # 256x128, batch 16 x 4, SGD lr 0.008 momentum 0.9, cosine, 200 epochs, NODA on view 2
     "paper": Preset(
@@ -341,9 +334,7 @@ def build_backbone(
     hts = {"keep_ratio": keep_ratio, "prune": prune, "keep_score": keep_score,
            "decision_init_keep": decision_init_keep}
     if arch.timm_name is not None:
-        import timm  # pip install 'sureid[timm]'
-
-        vit: nn.Module = timm.create_model(arch.timm_name, pretrained=pretrained,
+        vit: nn.Module = create_timm_model(arch.timm_name, pretrained=pretrained,
                                            img_size=img_size, num_classes=0)
         return HTSViT.from_timm(vit, **hts)
     vit = VisionTransformer(

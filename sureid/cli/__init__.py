@@ -25,7 +25,7 @@ import sys
 from .._checks import check_device
 from .commands import cmd_evaluate, cmd_export, cmd_extract, cmd_info
 from .parser import build_parser
-from .rank import _picture_name, _shown, cmd_rank  # noqa: F401 (tests/test_viz_rank_labels.py)
+from .rank import cmd_rank
 
 __all__ = ["build_parser", "main"]
 

@@ -20,7 +20,7 @@ from ..hub import FORMAT as MODEL_FORMAT
 from ..hub import load
 from ..losses import NPKDLoss, RatioLoss, SUReIDLoss
 from ..losses.reid import CrossEntropyLabelSmooth, TripletLoss
-from ..models import FrozenTeacher, HTSViT, ReIDModel, VisionTransformer
+from ..models import FrozenTeacher, HTSViT, ReIDModel, VisionTransformer, create_timm_model
 from ..models.pretrained import load_pretrained
 from .config import StudentSection, TeacherSection, TrainConfig
 from .folders import _weights_file
@@ -35,7 +35,7 @@ def _vit(sec: StudentSection | TeacherSection, key: str, img_size: tuple[int, in
             raise ValueError(f"{key}.timm_name {sec.timm_name!r} is not a timm model"
                              + (" with pretrained weights" if sec.weights == "timm" else ""))
         try:
-            vit = timm.create_model(sec.timm_name, pretrained=sec.weights == "timm",
+            vit = create_timm_model(sec.timm_name, pretrained=sec.weights == "timm",
                                     img_size=img_size, num_classes=0)
         except Exception as err:  # a hub or download failure comes in many kinds
             raise ValueError(

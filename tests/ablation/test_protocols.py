@@ -167,8 +167,11 @@ def test_limited_loader_is_islice():
     loader = LimitedLoader([[i] for i in range(5)], 3)
     assert len(loader) == 3 and list(loader) == [[0], [1], [2]] and list(loader) == [[0], [1], [2]]
     assert len(LimitedLoader([1, 2], 5)) == 2 and loader.sampler is None
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="n must be a positive int"):
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=f"n must be >= 1, got {bad}"):
+            LimitedLoader([1], bad)
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match=f"n must be an int, got {type(bad).__name__} {bad}"):
             LimitedLoader([1], bad)
 
 
