@@ -1,45 +1,76 @@
-"""Inference throughput of HTSViT vs the dense timm model and the slicing bound.
+"""Inference throughput of HTSViT vs the dense model and the slicing bound, per model.
 
-DeiT-S (timm ``deit_small_patch16_224``, random init) at 256x128, batch 32 (the paper's
-setting) and batch 1. Variants, timed interleaved in one run (one call of each per round,
+Models (``--models``, default both; random init, seed 0):
+
+* ``deit_s``: timm ``deit_small_patch16_224`` at 256x128, the paper's student (128 patch
+  tokens), at p in {0.5, ..., 0.9};
+* ``quick``: the quick preset's student (``sureid.ablation.PRESETS["quick"]``: 64-d, 12 blocks,
+  conv stem, 96x48, 72 patch tokens) as ``sureid.ablation.build_backbone`` builds it for
+  Table IV, at the same p and the preset's keep ratio.
+
+Paths, per model and batch size, timed interleaved in one run (one call of each per round,
 minimum over rounds):
 
-* ``timm dense``: ``vit.forward_features(x)[:, 0]``.
-* ``HTS keep 1.0``: ``HTSViT.from_timm(vit, keep_ratio=1.0)``.
-* ``HTS p``: ``HTSViT`` at ``keep_ratio = p`` (stages before blocks 3, 6, 9 keep p, p^2, p^3).
+* ``dense``: the backbone alone, ``vit.forward_features(x)[:, 0]``.
+* ``HTS keep 1.0``: ``HTSViT(vit, keep_ratio=1.0)``: the wrapper's own cost.
+* ``HTS p``: ``HTSViT`` at ``keep_ratio = p`` with decision modules (the paper's path;
+  stages before blocks 3, 6, 9 keep p, p^2, p^3).
+* ``HTS p attention`` (``--attention``): ``keep_score="attention"``, the class token's
+  attention ranks the tokens, no decision modules (not in the paper).
+* ``HTS p H=h`` (``--decision-hidden-dim h``): decision modules of hidden width h.
 * ``slice p``: the *slicing bound*: the same blocks on the same token counts, tokens simply
-  sliced off with no decision module, top-k or gather. ``HTS p / slice p`` is what the
-  decision modules and gathers cost.
+  sliced off with no decision module, top-k or gather.
 
-Then one training step (forward + backward, batch 32) of HTSViT at p = 0.7 (Gumbel
-decisions, masked attention, ratio loss) vs timm dense.
+The attention and ``H=h`` paths are timed at p = 0.7 (the paper's and the quick preset's
+ratio), the others at every p. Each row gives img/s, the ratio to ``dense`` and, for a row at
+a ratio p, to ``slice p``: ``HTS p / slice p`` is what the decision modules and gathers cost.
+The decision modules and top-k gathers at p = 0.7 are also timed alone, on inputs of the stage
+shapes. Then one training step (forward + backward, batch 32) of HTSViT at p = 0.7 (Gumbel
+decisions, masked attention, ratio loss) vs dense, per model.
+
+The header names the CPU (model, AVX2 / AVX-512 / VNNI) and the threads; ``--output`` also
+writes the tables as Markdown (``.md``) or JSON (any path ending ``.json``).
 
 Usage::
 
-    python benchmarks/throughput.py            # full run
+    # issue 28, idle: both models at batch 32 and 1, decision and attention paths
+    python benchmarks/throughput.py --no-train --attention --batch-sizes 32 1 --rounds 30 \\
+        --output throughput.md throughput.json
+    python benchmarks/throughput.py            # full run, with the training steps
     python benchmarks/throughput.py --quick    # a short smoke run
-    python benchmarks/throughput.py --device cuda
-    python benchmarks/throughput.py --device cuda --amp fp16 --batch-sizes 32,64  # mixed precision
+    python benchmarks/throughput.py --models quick --no-train --batch-sizes 1 --rounds 30
+    python benchmarks/throughput.py --device cuda --amp fp16 --batch-sizes 64  # mixed precision
     python benchmarks/throughput.py --no-train --decision-hidden-dim 96   # a narrower decision MLP
-    python benchmarks/throughput.py --no-train --attention   # class-token attention scores
-    python benchmarks/throughput.py --quick --no-train --attention --batch-sizes 1 --rounds 30
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import shlex
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import timm
 import torch
 
 from sureid import HTSViT, RatioLoss
 from sureid._amp import autocast_to
+from sureid.ablation import PRESETS, Arch, build_backbone
+from sureid.engine import describe_cpu
 from sureid.engine.trainer import _amp_dtype
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
+
+_QUICK = PRESETS["quick"]
+# name -> (architecture, input size (H, W), the keep ratio the variants are timed at)
+MODELS: dict[str, tuple[Arch, tuple[int, int], float]] = {
+    "deit_s": (Arch(timm_name="deit_small_patch16_224"), (256, 128), 0.7),
+    "quick": (_QUICK.student, _QUICK.img_size, _QUICK.keep_ratio),
+}
 
 
 def slicing_bound(vit: torch.nn.Module, ratios: tuple[float, ...], layers: tuple[int, ...]):
@@ -90,12 +121,170 @@ def interleaved(
     return {name: min(ts) for name, ts in times.items()}
 
 
+def decision_cost(m: HTSViT, stage_in: list[torch.Tensor], counts: list[int]) -> None:
+    """``m``'s decision modules and top-k gathers alone: stage ``s`` scores ``stage_in[s]``
+    ``(B, P + counts[s], C)`` and keeps ``counts[s + 1]`` patch tokens."""
+    pre = m.num_prefix_tokens
+    for s, dec in enumerate(m.decision):
+        score = dec(stage_in[s][:, pre:])[..., 1]
+        select_topk_tokens(stage_in[s], score, counts[s + 1], pre)
+
+
+def cpu_line() -> str:
+    cpu = describe_cpu()
+    ext = ", ".join(cpu["extensions"] or ["extensions unknown"])
+    return f"CPU {cpu['model']} ({ext}), {cpu['cores']} logical cores"
+
+
+def backbone(name: str, device: torch.device) -> torch.nn.Module:
+    """The model's ViT (random init, seed 0), as ``build_backbone`` builds it."""
+    arch, img_size, _ = MODELS[name]
+    torch.manual_seed(0)
+    return build_backbone(arch, img_size).backbone.to(device)
+
+
+def inference(
+    name: str, ps: tuple[float, ...], batches: list[int], rounds: int, args, device, clock,
+    precision,
+) -> tuple[list[dict], list[dict]]:
+    """One model's inference rows ``{model, batch, path, img_s, vs_dense, vs_bound}`` and
+    the overhead rows ``{model, batch, what, p, ms, of_bound}`` at every batch size."""
+    _, img_size, focus = MODELS[name]
+    ps = tuple(sorted({*ps, focus}))
+    vit = backbone(name, device).eval()
+    pre = vit.num_prefix_tokens
+    models = {1.0: HTSViT(vit, keep_ratio=1.0).to(device).eval()}
+    for p in ps:
+        models[p] = HTSViT(vit, keep_ratio=p).to(device).eval()
+    # variants at the focus ratio, timed beside its default: label -> model
+    variants: dict[str, HTSViT] = {}
+    if args.decision_hidden_dim is not None:
+        variants[f"H={args.decision_hidden_dim}"] = HTSViT(
+            vit, keep_ratio=focus, decision_hidden_dim=args.decision_hidden_dim
+        ).to(device).eval()
+    if args.attention:
+        variants["attention"] = HTSViT(vit, keep_ratio=focus, keep_score="attention").to(
+            device).eval()
+    rows: list[dict] = []
+    overheads: list[dict] = []
+    for batch in batches:
+        x = torch.randn(batch, 3, *img_size, device=device)
+        # path -> (the ratio whose bound it is compared with, or None; the call); each lambda
+        # binds this batch's x (default arguments), not the loop variable
+        fns: dict[str, tuple[float | None, Callable[[], object]]] = {
+            "dense": (None, lambda x=x: vit.forward_features(x)[:, 0]),
+            "HTS keep 1.0": (None, lambda x=x: models[1.0](x)),
+        }
+        for p in ps:
+            bound = slicing_bound(vit, models[p].keep_ratios, models[p].prune_layers)
+            fns[f"HTS p={p}"] = (p, lambda m=models[p], x=x: m(x))
+            if p == focus:
+                for label, v in variants.items():
+                    fns[f"HTS p={p} {label}"] = (p, lambda m=v, x=x: m(x))
+            fns[f"slice p={p}"] = (p, lambda b=bound, x=x: b(x))
+        # the extra work of HTS at the focus ratio on its own: decision modules + top-k
+        # gathers on inputs of the stage shapes (a direct measurement, less noisy than a
+        # difference); attention scores come out of a block's own forward: nothing to time
+        n = embed_tokens(vit, x[:1]).shape[1] - pre
+        counts = [n] + [num_kept_tokens(n, r) for r in models[focus].keep_ratios]
+        dim = models[1.0].embed_dim
+        stage_in = [torch.randn(batch, pre + c, dim, device=device) for c in counts]
+
+        extra = {"decision modules": models[focus]}
+        extra |= {f"{label} decision modules": v for label, v in variants.items()
+                  if len(v.decision)}
+        calls = {path: fn for path, (_, fn) in fns.items()}
+        calls |= {f"{what} alone": lambda m=m, t=stage_in, k=counts: decision_cost(m, t, k)
+                  for what, m in extra.items()}
+        with torch.inference_mode(), precision():
+            sec = interleaved(calls, rounds if batch > 1 else rounds * 5, device, clock)
+        dense = sec["dense"]
+        for path, (p, _) in fns.items():
+            rows.append({
+                "model": name, "batch": batch, "path": path, "img_s": batch / sec[path],
+                "vs_dense": dense / sec[path],
+                "vs_bound": None if p is None else sec[f"slice p={p}"] / sec[path],
+            })
+        for what in extra:
+            t = sec[f"{what} alone"]
+            overheads.append({"model": name, "batch": batch, "what": f"{what} + top-k gathers",
+                              "p": focus, "ms": 1000 * t, "of_bound": t / sec[f"slice p={focus}"]})
+        print(inference_markdown(name, batch, rows, overheads), flush=True)
+    return rows, overheads
+
+
+def inference_markdown(name: str, batch: int, rows: list[dict], overheads: list[dict]) -> str:
+    """The Markdown table of one model at one batch size."""
+    _, img_size, _ = MODELS[name]
+    lines = [f"\n{name} {img_size[0]}x{img_size[1]}, batch {batch}: img/s, x dense, "
+             "x the slicing bound at the same p",
+             "| path | img/s | vs dense | vs bound |", "|---|---:|---:|---:|"]
+    for r in rows:
+        if (r["model"], r["batch"]) == (name, batch):
+            bound = "" if r["vs_bound"] is None else f"{r['vs_bound']:.3f}"
+            lines.append(f"| {r['path']} | {r['img_s']:.1f} | {r['vs_dense']:.3f} | {bound} |")
+    for o in overheads:
+        if (o["model"], o["batch"]) == (name, batch):
+            lines.append(f"{o['what']} alone at p={o['p']}: {o['ms']:.2f} ms per batch "
+                         f"= {100 * o['of_bound']:.1f}% of the slicing bound")
+    return "\n".join(lines)
+
+
+def training(name: str, rounds: int, device, clock, precision) -> list[dict]:
+    """One training step (batch 32) of dense vs HTSViT at the focus ratio."""
+    _, img_size, focus = MODELS[name]
+    x = torch.randn(32, 3, *img_size, device=device)
+    dense = backbone(name, device).train()
+    hts = HTSViT(backbone(name, device), keep_ratio=focus).to(device).train()
+    ratio_loss = RatioLoss(hts.keep_ratios)
+
+    def step_dense() -> None:
+        dense.zero_grad(set_to_none=True)
+        with precision():  # the forward only, as torch.autocast recommends
+            loss = dense.forward_features(x)[:, 0].float().square().mean()
+        loss.backward()
+
+    def step_hts() -> None:
+        hts.zero_grad(set_to_none=True)
+        with precision():
+            out = hts(x)
+            loss = out.features.float().square().mean() + 2.0 * ratio_loss(out.keep_masks)
+        loss.backward()
+
+    sec = interleaved({"dense": step_dense, f"HTS p={focus}": step_hts}, rounds, device, clock)
+    return [{"model": name, "path": path, "ms": 1000 * s, "vs_dense": s / sec["dense"]}
+            for path, s in sec.items()]
+
+
+def training_markdown(rows: list[dict], precision: str) -> str:
+    lines = [f"\ntraining step (forward + backward), batch 32, {precision}",
+             "| model | path | ms/step | vs dense |", "|---|---|---:|---:|"]
+    lines += [f"| {r['model']} | {r['path']} | {r['ms']:.0f} | {r['vs_dense']:.3f} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def batch_sizes(values: list[str]) -> list[int]:
+    """``["32", "1"]`` or ``["32,1"]`` -> ``[32, 1]``."""
+    out = [int(b) for v in values for b in v.split(",") if b.strip()]
+    if not out or min(out) < 1:
+        raise ValueError(f"batch sizes must be positive integers, got {values}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few rounds, p in {0.5, 0.7}")
+    parser.add_argument(
+        "--models", nargs="+", choices=tuple(MODELS), default=list(MODELS),
+        help="models to time (default: all of them)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a short smoke run: 2 rounds, p in {0.5, 0.7} (which models: --models)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=None,
-        help="timing rounds at batch 32 (default 10, quick 2); batch 1 runs 5x as many",
+        help="timing rounds at batch > 1 (default 10, quick 2); batch 1 runs 5x as many",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -106,8 +295,9 @@ def main() -> None:
     )
     parser.add_argument("--no-train", action="store_true", help="skip the training-step timing")
     parser.add_argument(
-        "--batch-sizes", default="32,1", metavar="B,B",
-        help="inference batch sizes, comma-separated (default 32,1); batch 1 runs 5x the rounds",
+        "--batch-sizes", nargs="+", default=["32", "1"], metavar="B",
+        help="inference batch sizes, space- or comma-separated (default 32 1); batch 1 runs "
+        "5x the rounds",
     )
     parser.add_argument(
         "--decision-hidden-dim", type=int, default=None, metavar="H",
@@ -119,11 +309,19 @@ def main() -> None:
         "no decision modules)",
     )
     parser.add_argument(
-        "--amp", choices=("fp16", "bf16"), default=None,
-        help="run every variant (and the training steps) under torch.autocast with this dtype "
+        "--amp", "--dtype", choices=("fp16", "bf16"), default=None,
+        help="run every path (and the training steps) under torch.autocast with this dtype "
         "(default: float32, the paper's Table IV setting)",
     )
+    parser.add_argument(
+        "--output", nargs="+", type=Path, default=[], metavar="PATH",
+        help="also write the tables: JSON to a path ending .json, Markdown to any other",
+    )
     args = parser.parse_args()
+    try:
+        batches = batch_sizes(args.batch_sizes)
+    except ValueError as e:
+        parser.error(str(e))
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -133,117 +331,48 @@ def main() -> None:
 
     def precision() -> contextlib.AbstractContextManager:
         return autocast_to(device.type, amp_dtype)
+
     rounds = args.rounds or (2 if args.quick else 10)
-    ps = (0.5, 0.7) if args.quick else (0.5, 0.6, 0.7, 0.8, 0.9)  # 0.7 is required
-    layers = (3, 6, 9)
-    torch.manual_seed(0)
+    ps = (0.5, 0.7) if args.quick else (0.5, 0.6, 0.7, 0.8, 0.9)
+    meta = {
+        "command": shlex.join(["python", *sys.argv]), "cpu": describe_cpu(),
+        "torch": torch.__version__, "timm": timm.__version__, "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(), "clock": clock_name, "rounds": rounds,
+        "precision": args.amp or "float32",
+    }
+    gpu = f" ({meta['gpu']})" if meta["gpu"] else ""
+    header = [
+        meta["command"], cpu_line(),
+        f"torch {meta['torch']}, timm {meta['timm']}, device {device}{gpu}, threads "
+        f"{meta['threads']}, clock {clock_name}, rounds {rounds} (batch 1: {5 * rounds}), "
+        f"precision {meta['precision']}",
+    ]
+    print("\n".join(header), flush=True)
 
-    vit = timm.create_model(
-        "deit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0
-    ).to(device).eval()
-    models = {1.0: HTSViT.from_timm(vit, keep_ratio=1.0).to(device).eval()}
-    for p in ps:
-        models[p] = HTSViT.from_timm(vit, keep_ratio=p, prune_layers=layers).to(device).eval()
-    # HTS p=0.7 variants timed beside the default: label -> model
-    variants: dict[str, HTSViT] = {}
-    if args.decision_hidden_dim is not None:
-        variants[f"H={args.decision_hidden_dim}"] = HTSViT.from_timm(
-            vit, keep_ratio=0.7, prune_layers=layers,
-            decision_hidden_dim=args.decision_hidden_dim).to(device).eval()
-    if args.attention:
-        variants["attention"] = HTSViT.from_timm(
-            vit, keep_ratio=0.7, prune_layers=layers, keep_score="attention").to(device).eval()
-    print(
-        f"torch {torch.__version__}, timm {timm.__version__}, device {device}, "
-        f"threads {torch.get_num_threads()}, clock {clock_name}, rounds {rounds}, "
-        f"precision {args.amp or 'float32'}"
-    )
+    rows: list[dict] = []
+    overheads: list[dict] = []
+    for name in dict.fromkeys(args.models):  # each once, in the order given
+        r, o = inference(name, ps, batches, rounds, args, device, clock, precision)
+        rows += r
+        overheads += o
+    train_rows: list[dict] = []
+    if not args.no_train:
+        for name in dict.fromkeys(args.models):
+            train_rows += training(name, max(2, rounds // 2), device, clock, precision)
+        print(training_markdown(train_rows, meta["precision"]), flush=True)
 
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
-        x = torch.randn(batch, 3, 256, 128, device=device)
-        # each lambda binds this batch's x (default arguments), not the loop variable
-        fns: dict[str, Callable[[], object]] = {
-            "timm dense": lambda x=x: vit.forward_features(x)[:, 0],
-            "HTS keep 1.0": lambda x=x: models[1.0](x),
-        }
-        for p in ps:
-            bound = slicing_bound(vit, models[p].keep_ratios, layers)
-            fns[f"HTS p={p}"] = lambda m=models[p], x=x: m(x)
-            fns[f"slice p={p}"] = lambda b=bound, x=x: b(x)
-            if p == 0.7:
-                for label, v in variants.items():
-                    fns[f"HTS p=0.7 {label}"] = lambda m=v, x=x: m(x)
-        # the extra work of HTS at p = 0.7 on its own: decision modules + top-k gathers on
-        # inputs of the stage shapes (a direct measurement, less noisy than a difference)
-        m7 = models[0.7]
-        counts = [128] + [num_kept_tokens(128, r) for r in m7.keep_ratios]
-        stage_in = [torch.randn(batch, 1 + n, vit.embed_dim, device=device) for n in counts]
-
-        def overhead(m=m7, stage_in=stage_in, counts=counts) -> None:
-            for s, dec in enumerate(m.decision):
-                score = dec(stage_in[s][:, 1:])[..., 1]
-                select_topk_tokens(stage_in[s], score, counts[s + 1], 1)
-
-        fns["HTS p=0.7 overhead only"] = overhead
-        # attention scores come out of a block's own forward: no separate overhead to time
-        for label, v in variants.items():
-            if len(v.decision):
-                fns[f"{label} overhead only"] = lambda m=v, o=overhead: o(m)
-        with torch.inference_mode(), precision():
-            sec = interleaved(fns, rounds if batch > 1 else rounds * 5, device, clock)
-        dense = sec["timm dense"]
-        print(f"\nbatch {batch}: img/s (x dense; HTS / slicing bound)")
-        print("| variant | img/s | vs dense | HTS / slice |\n|---|---:|---:|---:|")
-        extra = {"default": sec.pop("HTS p=0.7 overhead only")}
-        extra |= {label: sec.pop(f"{label} overhead only") for label in variants
-                  if f"{label} overhead only" in sec}
-        for name, s in sec.items():
-            rel = ""
-            if name.startswith("HTS p="):
-                rel = f"{sec['slice ' + name[4:].split(' ')[0]] / s:.3f}"
-            print(f"| {name} | {batch / s:.1f} | {dense / s:.3f} | {rel} |")
-        for label, t in extra.items():
-            what = "decision modules" if label == "default" else f"{label} decision modules"
-            print(
-                f"{what} + top-k gathers alone at p=0.7: {1000 * t:.2f} ms per batch "
-                f"= {100 * t / sec['slice p=0.7']:.1f}% of the slicing bound"
-            )
-
-    if args.no_train:
-        return
-    batch = 32
-    x = torch.randn(batch, 3, 256, 128, device=device)
-    dense_train = timm.create_model(
-        "deit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0
-    ).to(device).train()
-    hts = HTSViT.from_timm(
-        timm.create_model(
-            "deit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0
-        ),
-        keep_ratio=0.7,
-    ).to(device).train()
-    ratio_loss = RatioLoss(hts.keep_ratios)
-
-    def step_dense() -> None:
-        dense_train.zero_grad(set_to_none=True)
-        with precision():  # the forward only, as torch.autocast recommends
-            loss = dense_train.forward_features(x)[:, 0].float().square().mean()
-        loss.backward()
-
-    def step_hts() -> None:
-        hts.zero_grad(set_to_none=True)
-        with precision():
-            out = hts(x)
-            loss = out.features.float().square().mean() + 2.0 * ratio_loss(out.keep_masks)
-        loss.backward()
-
-    sec = interleaved(
-        {"timm dense": step_dense, "HTS p=0.7": step_hts}, max(2, rounds // 2), device, clock
-    )
-    print(f"\ntraining step (forward + backward), batch 32, {args.amp or 'float32'}")
-    print("| variant | ms/step | vs dense |\n|---|---:|---:|")
-    for name, s in sec.items():
-        print(f"| {name} | {1000 * s:.0f} | {s / sec['timm dense']:.3f} |")
+    for path in args.output:
+        if path.suffix == ".json":
+            path.write_text(json.dumps({"meta": meta, "inference": rows, "overhead": overheads,
+                                        "training": train_rows}, indent=2) + "\n")
+        else:
+            tables = [inference_markdown(n, b, rows, overheads)
+                      for n in dict.fromkeys(args.models) for b in batches]
+            if train_rows:
+                tables.append(training_markdown(train_rows, meta["precision"]))
+            path.write_text("\n".join(header + tables) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

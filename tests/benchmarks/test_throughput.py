@@ -1,0 +1,44 @@
+"""benchmarks/throughput.py at tiny settings: every path has its ratios, the files are written."""
+
+import json
+import sys
+
+import pytest
+
+from . import load_benchmark
+
+
+def test_quick_model_rows_and_outputs(tmp_path, monkeypatch, capsys):
+    script = load_benchmark("throughput")
+    out_json, out_md = tmp_path / "t.json", tmp_path / "t.md"
+    monkeypatch.setattr(sys, "argv", [
+        "throughput.py", "--models", "quick", "--quick", "--rounds", "1", "--batch-sizes", "2,1",
+        "--no-train", "--attention", "--output", str(out_json), str(out_md),
+    ])
+    script.main()
+    result = json.loads(out_json.read_text())
+    assert result["meta"]["cpu"]["model"] and result["meta"]["threads"] == 1
+    rows = {(r["batch"], r["path"]): r for r in result["inference"]}
+    assert {r["model"] for r in result["inference"]} == {"quick"}
+    for batch in (2, 1):
+        assert rows[batch, "dense"]["vs_dense"] == 1.0
+        assert rows[batch, "dense"]["vs_bound"] is None
+        for path in ("HTS p=0.5", "HTS p=0.7", "HTS p=0.7 attention"):
+            assert rows[batch, path]["vs_bound"] > 0
+        assert rows[batch, "slice p=0.7"]["vs_bound"] == 1.0
+    assert [o["batch"] for o in result["overhead"]] == [2, 1]  # attention has no modules
+    md = out_md.read_text()
+    assert md.startswith("python ") and "\nCPU " in md
+    assert "| HTS p=0.7 attention |" in md and "quick 96x48, batch 1" in md
+    assert md.splitlines()[1] in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("values, expected", [(["32", "1"], [32, 1]), (["32,1"], [32, 1])])
+def test_batch_sizes(values, expected):
+    assert load_benchmark("throughput").batch_sizes(values) == expected
+
+
+@pytest.mark.parametrize("values", [["0"], [","]])
+def test_batch_sizes_refused(values):
+    with pytest.raises(ValueError, match="positive integers"):
+        load_benchmark("throughput").batch_sizes(values)
