@@ -10,6 +10,9 @@ Backs the speed figures quoted in docs/reproduce.md, README and ``measure_throug
 3. Estimator stability: the HTS/vanilla ratio from ``measure_throughput`` (turns of one
    forward, median) against the older "fastest of 10 forwards in a row", repeated.
 
+The header names the CPU (model, AVX2 / AVX-512 / VNNI). HTS against its slicing bound (the
+same blocks on the kept tokens, no decision cost): ``benchmarks/throughput.py --models quick``.
+
 Usage::
 
     python benchmarks/quick_student.py            # ~2 min on 2 cores
@@ -26,7 +29,7 @@ import torch
 
 import sureid
 from sureid.ablation import PRESETS, Preset, build_backbone
-from sureid.engine import measure_throughput
+from sureid.engine import describe_cpu, measure_throughput
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
 
@@ -109,6 +112,9 @@ def main() -> None:
     shape = (3, *preset.img_size)
     x = torch.randn(32, *shape)
     all_threads = torch.get_num_threads()
+    cpu = describe_cpu()
+    print(f"CPU {cpu['model']} ({', '.join(cpu['extensions'] or ['extensions unknown'])}), "
+          f"{cpu['cores']} logical cores")
     print(f"quick student {preset.student}, input {preset.img_size}, p = {preset.keep_ratio}, "
           f"batch 32, torch {torch.__version__}")
 
