@@ -137,8 +137,9 @@ def test_a_failing_rank_makes_the_others_fail_fast(failure):
 
 
 UNUSED_SCRIPT = textwrap.dedent("""
+    import gc
     import torch, sureid
-    from sureid.engine import Trainer, init_distributed, wrap_ddp
+    from sureid.engine import Trainer, cleanup, init_distributed, wrap_ddp
     from sureid.models import ReIDModel
     info = init_distributed(timeout_s=30)
     for static in (False, True):  # auto find_unused_parameters, then DDP's static graph
@@ -160,6 +161,13 @@ UNUSED_SCRIPT = textwrap.dedent("""
         both = [torch.zeros_like(flat) for _ in range(2)]
         torch.distributed.all_gather(both, flat)
         assert torch.equal(both[0], both[1]), static
+    # a clean end, as a training script's: without it a rank could abort with "terminate
+    # called without an active exception" when the interpreter tears the process group's
+    # gloo threads down at exit. The DDP wrapper holds the group; both ranks get here first.
+    del trainer, ddp
+    gc.collect()
+    torch.distributed.barrier()
+    cleanup()
     print("ok", info.rank)
 """)
 
