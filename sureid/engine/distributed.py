@@ -162,7 +162,13 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
-    """Destroy the default process group if one exists."""
+    """Destroy the default process group if one exists.
+
+    Call it at the end of every rank's script, once the last collective is done and the DDP
+    wrappers (which hold the group) are dropped: a gloo group left for the interpreter to
+    tear down at exit can abort the process (``terminate called without an active
+    exception``).
+    """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
