@@ -323,11 +323,17 @@ def test_fit_writes_the_final_model_in_the_self_describing_format(tmp_path):
         bare.fit([], epochs=1, model_path=tmp_path / "x.pt")
 
 
-def test_a_model_save_cannot_describe_is_refused_before_training(tmp_path):
+@pytest.mark.parametrize("direct, match", [
+    (False, r"blocks\.1\.mlp\.act"),  # swapped after construction: not rebuildable
+    (True, "create_timm_model"),  # timm.create_model keeps no record of its arguments
+])
+def test_a_model_save_cannot_describe_is_refused_before_training(tmp_path, direct, match):
     timm = pytest.importorskip("timm")
-    vit = timm.create_model("deit_tiny_patch16_224", pretrained=False, img_size=(64, 32),
-                            patch_size=8, depth=2, num_classes=0)
-    vit.blocks[1].mlp.act = torch.nn.ReLU()  # swapped after construction: not rebuildable
+    create = timm.create_model if direct else sureid.models.create_timm_model
+    vit = create("deit_tiny_patch16_224", pretrained=False, img_size=(64, 32), patch_size=8,
+                 depth=2, num_classes=0)
+    if not direct:
+        vit.blocks[1].mlp.act = torch.nn.ReLU()
     model = ReIDModel(sureid.HTSViT.from_timm(vit, keep_ratio=0.7, prune_layers=(1,)), 4)
     trainer = Trainer(model, sureid.SUReIDLoss(use_kd=False),
                       torch.optim.SGD(model.parameters(), lr=0.1))
@@ -336,7 +342,7 @@ def test_a_model_save_cannot_describe_is_refused_before_training(tmp_path):
         raise AssertionError("training started")
         yield
 
-    with pytest.raises(ValueError, match=r"blocks\.1\.mlp\.act"):
+    with pytest.raises(ValueError, match=match):
         trainer.fit(no_batches(), epochs=1, progress=False, model_path=tmp_path / "m.pt")
     assert not list(tmp_path.iterdir())
 
