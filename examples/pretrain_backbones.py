@@ -106,7 +106,7 @@ def main(argv=None) -> Path:
     torch.manual_seed(args.seed)
     backbone = build_backbone(arch, img_size)
     model = ReIDModel(backbone, len(set(ds.pids)))
-    objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False)
+    objective = sureid.SUReIDLoss(kd=None, ratio=None, aux_weight=0)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     steps = len(loader) * args.epochs
     sched = cosine_with_warmup(opt, total_steps=steps, warmup_steps=min(steps - 1, len(loader)))

@@ -143,7 +143,8 @@ def main(argv=None) -> None:
                           reweight=True).to(info.device)
         teacher = None if args.no_kd else build_teacher(args, ds.num_train_pids, info.device, log)
         objective = sureid.SUReIDLoss(
-            ratio=sureid.RatioLoss(model.backbone.keep_ratios), use_kd=not args.no_kd,
+            ratio=sureid.RatioLoss(model.backbone.keep_ratios),
+            kd=None if args.no_kd else "default",
         ).to(info.device)
         if info.distributed:
             ddp = wrap_ddp(model, objective=objective, sync_batchnorm=args.sync_bn)

@@ -44,7 +44,7 @@ def smoke_run(base: Path) -> dict:
     train = ImageDataset(ds.train, transform=_transform)
     sampler = RandomIdentitySampler(train.pids, batch_size=32, num_instances=4, seed=0)
     loader = DataLoader(train, batch_size=32, sampler=sampler)
-    objective = sureid.SUReIDLoss(use_kd=False, ratio=sureid.RatioLoss(model.backbone.keep_ratios))
+    objective = sureid.SUReIDLoss(kd=None, ratio=sureid.RatioLoss(model.backbone.keep_ratios))
     opt = torch.optim.AdamW([*model.parameters(), *objective.parameters()], lr=1e-3)
     trainer = Trainer(model, objective, opt, log=lambda s: None)
     for step, batch in enumerate(loader):

@@ -33,7 +33,7 @@ def row_objective(row: Row, preset: Preset, *, student_dim: int, teacher_dim: in
     return SUReIDLoss(
         alpha=preset.alpha, beta=preset.beta, ratio_weight=preset.ratio_weight, kd=kd,
         ratio=RatioLoss(keep_ratios) if learned else None,
-        use_kd=row.npkd, use_ratio=learned, use_reweight=row.hts,
+        aux_weight=1.0 if row.hts else 0.0,
     )
 
 

@@ -20,7 +20,6 @@ from .build import build_row
 from .presets import Preset, Row
 from .protocols import Protocol
 from .recipe import MEAN, STD, Weights, view_transforms
-from .teacher import fine_tune_teacher, teacher_settings
 
 __all__ = ["ProtocolRun", "protocol_markdown", "rank_metrics", "run_protocol"]
 
@@ -92,13 +91,9 @@ def run_protocol(run: ProtocolRun, ws) -> dict:
                first=first, second=second, epochs=epochs, seed=run.seed, settings=settings)
 
     # teacher: dense ViT-B fine-tuned on the training set once
-    teacher_cfg = teacher_settings(common, seed=run.seed, weights=run.teacher_weights)
-    teacher_net = fine_tune_teacher(
-        run.teacher_weights, preset.img_size, num_classes,
-        path=run.teacher_checkpoint or out / "teacher.pt", settings=teacher_cfg,
-        trusted=run.teacher_checkpoint is not None, device=device, seed=run.seed, log=log,
-        fit=lambda net, objective: fit("teacher", net, objective, None, second=None,
-                                       epochs=preset.teacher_epochs, settings=teacher_cfg))
+    teacher_net, teacher_cfg = ws.teacher(
+        run.teacher_weights, records=run.train.train, preset=preset, first=first,
+        num_classes=num_classes, common=common, seed=run.seed, checkpoint=run.teacher_checkpoint)
     teacher_results = evaluate(teacher_net)
     log(f"teacher: {teacher_results}")
     teacher = FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach()).to(device)

@@ -27,7 +27,6 @@ from .build import build_row, load_teacher_model
 from .presets import Preset, Row
 from .recipe import MEAN, STD, Weights, file_digest, view_transforms
 from .report import markdown_table, render_fig6, summarize
-from .teacher import fine_tune_teacher, teacher_settings
 from .workspace import DATA_SEED, Workspace, slug
 
 __all__ = ["TableRun", "run_table"]
@@ -119,14 +118,9 @@ def run_table(run: TableRun, ws: Workspace) -> list[dict]:
                        "file": f"{teacher_file.name}:{file_digest(teacher_file)}"}
         log(f"teacher loaded from {teacher_file}")
     else:
-        teacher_cfg = teacher_settings(common, seed=run.seed, weights=run.teacher_weights)
-        teacher_net = fine_tune_teacher(
-            run.teacher_weights, preset.img_size, num_classes,
-            path=run.teacher_file or out / "teacher.pt", settings=teacher_cfg,
-            trusted=run.teacher_file is not None, device=device, seed=run.seed, log=log,
-            fit=lambda net, objective: fit("teacher", net, objective, None, second=None,
-                                           epochs=preset.teacher_epochs, seed=run.seed,
-                                           settings=teacher_cfg))
+        teacher_net, teacher_cfg = ws.teacher(
+            run.teacher_weights, records=data.train, preset=preset, first=first,
+            num_classes=num_classes, common=common, seed=run.seed, checkpoint=run.teacher_file)
     teacher_result = evaluate(teacher_net)
     teacher_metrics = {"rank1": 100 * teacher_result.rank1, "mAP": 100 * teacher_result.mAP,
                        "file": teacher_file.name if teacher_cfg.get("file") else None}

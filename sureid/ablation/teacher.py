@@ -49,6 +49,6 @@ def fine_tune_teacher(
         net.load_state_dict(state["model"])
         log(f"teacher loaded from {path}")
     else:
-        fit(net, SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False))
+        fit(net, SUReIDLoss(kd=None, ratio=None, aux_weight=0))
         save_checkpoint({"model": net.state_dict(), "settings": settings}, path)
     return net

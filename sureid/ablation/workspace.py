@@ -16,7 +16,8 @@ from ..data import ImageDataset
 from ..engine import Trainer
 from ..transforms import OccluderBank, make_procedural_occluders, save_occluders
 from .presets import Preset
-from .recipe import make_optimizer, train_loader
+from .recipe import Weights, make_optimizer, train_loader
+from .teacher import fine_tune_teacher, teacher_settings
 
 __all__ = ["DATA_SEED", "Workspace", "log_line", "slug"]
 
@@ -86,3 +87,19 @@ class Workspace:
         trainer.fit(loader, epochs=epochs,
                     checkpoint_path=self.out / "checkpoints" / f"{slug(name)}.pt",
                     progress=self.progress, settings=settings)
+
+    def teacher(self, weights: Weights, *, records, preset: Preset, first, num_classes: int,
+                common: dict, seed: int, checkpoint: Path | None = None):
+        """``(teacher, settings)``: the dense teacher fine-tuned once on ``records`` (ID +
+        triplet, ``preset.teacher_epochs``) and cached in ``out / "teacher.pt"``, or loaded
+        from ``checkpoint`` (trusted: a file the user named). ``settings`` identify it
+        (:func:`~sureid.ablation.teacher.teacher_settings`)."""
+        settings = teacher_settings(common, seed=seed, weights=weights)
+        net = fine_tune_teacher(
+            weights, preset.img_size, num_classes,
+            path=checkpoint or self.out / "teacher.pt", settings=settings,
+            trusted=checkpoint is not None, device=self.device, seed=seed, log=self.log,
+            fit=lambda model, objective: self.fit(
+                "teacher", model, objective, None, records=records, preset=preset, first=first,
+                second=None, epochs=preset.teacher_epochs, seed=seed, settings=settings))
+        return net, settings

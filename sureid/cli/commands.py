@@ -15,8 +15,8 @@ __all__ = ["cmd_evaluate", "cmd_export", "cmd_extract", "cmd_info"]
 def cmd_extract(args) -> None:
     import torch
 
+    from .._checkpoint import save_checkpoint
     from ..data.labels import path_labels
-    from ..engine.checkpoint import save_checkpoint
 
     output = output_file("--output", args.output, [args.model, args.images], is_feature_file,
                          "a feature file of 'sureid extract'")

@@ -16,7 +16,7 @@ RANK_FORMAT = "sureid-rank"
 
 
 def is_feature_file(path: Path) -> bool:
-    from ..engine.checkpoint import load_checkpoint
+    from .._checkpoint import load_checkpoint
 
     try:
         state = load_checkpoint(path)

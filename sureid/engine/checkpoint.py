@@ -15,11 +15,9 @@ from typing import Any
 
 import torch
 
-from .._checkpoint import load_checkpoint, save_checkpoint
-
 __all__ = [
-    "TrainState", "check_optimizer_state", "check_settings", "load_checkpoint",
-    "normalize_settings", "optimizer_class_name", "save_checkpoint",
+    "TrainState", "check_optimizer_state", "check_settings", "normalize_settings",
+    "optimizer_class_name",
 ]
 
 

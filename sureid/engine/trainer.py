@@ -137,7 +137,7 @@ class Trainer:
     the stage's target ratio.
 
     Example:
-        >>> trainer = Trainer(model, SUReIDLoss(use_kd=False), optimizer)  # doctest: +SKIP
+        >>> trainer = Trainer(model, SUReIDLoss(kd=None), optimizer)  # doctest: +SKIP
         >>> trainer.fit(loader, epochs=10, checkpoint_path="run/last.pt")  # doctest: +SKIP
     """
 
@@ -163,7 +163,8 @@ class Trainer:
             )
         if objective.needs_teacher and teacher is None:
             raise ValueError(
-                "objective uses NPKD (use_kd=True) but teacher is None; pass a FrozenTeacher"
+                "objective uses NPKD (objective.kd is set) but teacher is None; pass a "
+                "FrozenTeacher"
             )
         if grad_clip is not None:  # True would clip at norm 1, "no" compare as a str
             grad_clip = check_real("grad_clip", grad_clip, low=0.0, low_open=True)

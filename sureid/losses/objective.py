@@ -2,32 +2,32 @@
 
 ``L = α·(L_KD + λ_ratio·L_ratio) + β·(L_cls + L_tri + w_aux·(L_cls^aux + L_tri^aux))``
 
-A term is on when the objective holds its loss module (``kd``, ``ratio``, ``id_loss``,
-``triplet``) or its weight (``aux_weight > 0``); the ``use_*`` flags of the constructor
-only decide whether the default module is built. That is how the rows of Table IV differ:
+Each term has one switch: its loss module, or ``None`` to leave it out (``"default"``, the
+constructor's default, builds the paper's module). That is how the rows of Table IV differ:
 
 ============  ===========================================================
-row           flags
+row           arguments
 ============  ===========================================================
-vanilla       ``use_kd=False, use_ratio=False`` (cls + tri only)
-+HTS          ``use_kd=False`` (adds ``L_ratio``)
-+HTS +NPKD    all on (the paper's full objective)
+vanilla       ``kd=None, ratio=None, aux_weight=0`` (cls + tri only)
++HTS          ``kd=None`` (adds ``L_ratio`` and the reweight head's terms)
++HTS +NPKD    all defaults (the paper's full objective)
 ============  ===========================================================
 
-The ``aux`` terms supervise the class-token reweight head (Eq. 8, see ``docs/objectives.md``)
-and are on when ``use_reweight=True`` and its outputs are passed.
+The ``aux`` terms supervise the class-token reweight head (Eq. 8, see ``docs/objectives.md``);
+``aux_weight=0`` leaves them out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 
 from .._amp import fp32, no_autocast
-from .._checks import check_bool, check_finite
+from .._checks import check_finite
 from .npkd import NPKDLoss
 from .ratio import RatioLoss
 from .reid import (
@@ -78,31 +78,35 @@ class SUReIDLoss(nn.Module):
         alpha: ``α`` (1, or 2 on Occluded-/Partial-REID).
         beta: ``β`` (1).
         ratio_weight: ``λ_ratio`` (2).
-        kd: the distillation loss; ``None`` builds ``NPKDLoss()`` when ``use_kd``.
-        id_loss: ``L_cls(logits, labels)``; ``None`` builds
-            ``CrossEntropyLabelSmooth(epsilon=0.1)``.
-        triplet: ``L_tri(features, labels)``; ``None`` builds ``TripletLoss(margin=0.3)``.
-        ratio: ``L_ratio``; ``None`` builds ``RatioLoss()`` (Eq. 9, :class:`sureid.RatioLoss`)
-            when ``use_ratio``; pass ``RatioLoss(model.keep_ratios)`` to fix the targets once,
-            or give ``target_ratios`` to every call. Called as ``ratio(keep_masks)`` or
+        kd: the distillation loss ``L_KD(f^s, g^s, f^t, g^t, labels)``; ``"default"``:
+            ``NPKDLoss()`` (Eqs. 10-13); ``None``: no distillation (no teacher needed).
+        id_loss: ``L_cls(logits, labels)``; ``"default"``:
+            ``CrossEntropyLabelSmooth(epsilon=0.1)``; ``None``: off.
+        triplet: ``L_tri(features, labels)``; ``"default"``: ``TripletLoss(margin=0.3)``;
+            ``None``: off.
+        ratio: ``L_ratio`` (Eq. 9); ``"default"``: ``RatioLoss()``, whose targets come with
+            every call (``target_ratios``); pass ``RatioLoss(model.keep_ratios)`` to fix them
+            once; ``None``: off (dense models). Called as ``ratio(keep_masks)`` or
             ``ratio(keep_masks, target_ratios)``.
-        use_cls, use_tri, use_kd, use_ratio, use_reweight: switch the terms on or off; a
-            term switched off keeps no module (``self.kd is None``, ...; ``aux_weight`` 0),
-            so what the objective holds is what it computes.
-        aux_weight: weight of the reweight head's ID + triplet terms inside the ``β`` group.
+        aux_weight: weight of the reweight head's ID + triplet terms inside the ``β`` group;
+            0 leaves them out.
 
-    The flags read back as properties (``crit.use_kd`` is ``crit.kd is not None``, ...);
-    :attr:`needs_teacher` tells a training loop whether to run the teacher.
+    What the objective holds is what it computes: ``crit.use_kd`` reads ``crit.kd is not
+    None`` (likewise ``use_cls``, ``use_tri``, ``use_ratio``; ``use_reweight`` is
+    ``aux_weight > 0``); :attr:`needs_teacher` tells a training loop whether to run the
+    teacher.
 
     Learnable losses (``NPKDLoss(align="linear")``) are submodules: give
     ``criterion.parameters()`` to the optimiser too.
 
     Raises:
-        ValueError: negative, NaN, infinite or non-number weights, every term switched off.
-        TypeError: a ``use_*`` flag that is not a bool (``use_kd="no"``).
+        ValueError: negative, NaN or infinite weights; every term switched off; a string
+            other than ``"default"`` for a term.
+        TypeError: a non-number weight, or a term that is neither callable, ``None`` nor
+            ``"default"``.
 
     Example:
-        >>> crit = SUReIDLoss(use_kd=False, use_ratio=False)
+        >>> crit = SUReIDLoss(kd=None, ratio=None)
         >>> out = crit(torch.randn(8, 16), torch.randn(8, 4), torch.arange(4).repeat(2))
         >>> sorted(out.terms)
         ['cls', 'tri']
@@ -114,38 +118,25 @@ class SUReIDLoss(nn.Module):
         beta: float = 1.0,
         ratio_weight: float = 2.0,
         *,
-        kd: nn.Module | None = None,
-        id_loss: nn.Module | None = None,
-        triplet: nn.Module | None = None,
-        ratio: nn.Module | None = None,
-        use_cls: bool = True,
-        use_tri: bool = True,
-        use_kd: bool = True,
-        use_ratio: bool = True,
-        use_reweight: bool = True,
+        kd: nn.Module | None | Literal["default"] = "default",
+        id_loss: nn.Module | None | Literal["default"] = "default",
+        triplet: nn.Module | None | Literal["default"] = "default",
+        ratio: nn.Module | None | Literal["default"] = "default",
         aux_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.alpha = _check_weight("alpha", alpha)
         self.beta = _check_weight("beta", beta)
         self.ratio_weight = _check_weight("ratio_weight", ratio_weight)
-        aux_weight = _check_weight("aux_weight", aux_weight)
-        for name, flag in (("use_cls", use_cls), ("use_tri", use_tri), ("use_kd", use_kd),
-                           ("use_ratio", use_ratio), ("use_reweight", use_reweight)):
-            check_bool(name, flag)  # use_kd="no" is truthy: it would distil
-        if not (use_cls or use_tri or use_kd or use_ratio):
-            raise ValueError(
-                "every term is switched off (use_cls, use_tri, use_kd and use_ratio are all False)"
-            )
-        for name, mod in (("kd", kd), ("id_loss", id_loss), ("triplet", triplet), ("ratio", ratio)):
-            if mod is not None and not callable(mod):
-                raise TypeError(f"{name} must be a callable loss module, got {type(mod).__name__}")
-        self.aux_weight = aux_weight if use_reweight else 0.0
-        self.id_loss = _given_or(id_loss, CrossEntropyLabelSmooth, epsilon=0.1) if use_cls else None
-        self.triplet = _given_or(triplet, TripletLoss, margin=0.3) if use_tri else None
-        self.kd = _given_or(kd, NPKDLoss) if use_kd else None
+        self.aux_weight = _check_weight("aux_weight", aux_weight)
+        self.id_loss = _term("id_loss", id_loss, lambda: CrossEntropyLabelSmooth(epsilon=0.1))
+        self.triplet = _term("triplet", triplet, lambda: TripletLoss(margin=0.3))
+        self.kd = _term("kd", kd, NPKDLoss)
         # Eq. 9 lives in sureid.losses.ratio only; targets may come at call time
-        self.ratio = _given_or(ratio, RatioLoss) if use_ratio else None
+        self.ratio = _term("ratio", ratio, RatioLoss)
+        if self.id_loss is None and self.triplet is None and self.kd is None and self.ratio is None:
+            raise ValueError("every term is switched off (id_loss, triplet, kd and ratio are all "
+                             "None)")
 
     @property
     def use_cls(self) -> bool:
@@ -253,9 +244,10 @@ class SUReIDLoss(nn.Module):
         if self.use_kd:
             if teacher_feat is None or teacher_logits is None:
                 raise ValueError(
-                    "use_kd=True needs teacher_feat and teacher_logits, got "
+                    "the kd term needs teacher_feat and teacher_logits, got "
                     f"teacher_feat={_describe(teacher_feat)}, "
-                    f"teacher_logits={_describe(teacher_logits)}; pass them or set use_kd=False"
+                    f"teacher_logits={_describe(teacher_logits)}; pass them or build the "
+                    "objective with kd=None"
                 )
             if hasattr(self.kd, "terms"):
                 kl, kd_feat = self.kd.terms(feat, logits, teacher_feat, teacher_logits)
@@ -269,8 +261,9 @@ class SUReIDLoss(nn.Module):
         if self.use_ratio:
             if keep_masks is None or len(keep_masks) == 0:
                 raise ValueError(
-                    "use_ratio=True needs keep_masks (HTSOutput.keep_masks, one (B, N) mask per "
-                    f"stage), got {_describe(keep_masks)}; pass them or set use_ratio=False"
+                    "the ratio term needs keep_masks (HTSOutput.keep_masks, one (B, N) mask per "
+                    f"stage), got {_describe(keep_masks)}; pass them or build the objective "
+                    "with ratio=None"
                 )
             masks = list(keep_masks)
             for i, m in enumerate(masks):
@@ -304,8 +297,17 @@ class SUReIDLoss(nn.Module):
         )
 
 
-def _given_or(module: nn.Module | None, default: type[nn.Module], **kwargs) -> nn.Module:
-    return module if module is not None else default(**kwargs)
+def _term(name: str, value: object, default: Callable[[], nn.Module]) -> nn.Module | None:
+    """One term's switch: ``"default"`` builds the paper's module, ``None`` leaves the term out,
+    a callable is used as given."""
+    if isinstance(value, str):
+        if value != "default":
+            raise ValueError(f"{name} must be a loss module, None or 'default', got {value!r}")
+        return default()
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a loss module, None or 'default', got "
+                        f"{type(value).__name__}")
+    return value
 
 
 def _describe(x: object) -> str:

@@ -6,8 +6,8 @@ Reading of Eq. 8 used here (reasoning in ``docs/objectives.md``)::
     x̃_cls  = x_cls + λ · Σ_i w_i · x_image,i                          (λ learnable, init 0.5)
 
 ``x̃_cls`` is an *extra* feature that the objective supervises with its own ID and triplet
-losses (``SUReIDLoss(use_reweight=True)``); the main class-token feature used at inference is
-untouched, so the head costs nothing there.
+losses (``SUReIDLoss(aux_weight=1.0)``, the default); the main class-token feature used at
+inference is untouched, so the head costs nothing there.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class ClsTokenReweight(nn.Module):
     :class:`BNNeck` (a separate one so the auxiliary batches do not pollute the running
     statistics of the main BNNeck used at inference). Feed ``feature``/``logits`` to
     ``SUReIDLoss(..., aux_feat=, aux_logits=)``. ``HTSViT`` never calls it, so inference cost
-    is zero; drop it (or ``SUReIDLoss(use_reweight=False)``) to ablate it.
+    is zero; drop it (or ``SUReIDLoss(aux_weight=0)``) to ablate it.
 
     Args:
         embed_dim: ``C``.

@@ -124,15 +124,14 @@ def _objective(cfg: TrainConfig, model: ReIDModel, teacher_dim: int | None) -> S
         id_loss=CrossEntropyLabelSmooth(epsilon=o.label_smoothing),
         triplet=TripletLoss(margin=o.margin),
         ratio=RatioLoss(model.backbone.keep_ratios) if learns else None,
-        use_kd=kd is not None, use_ratio=learns, use_reweight=model.reweight is not None,
-        aux_weight=o.aux_weight,
+        aux_weight=o.aux_weight if model.reweight is not None else 0.0,
     )
 
 
 def _teacher_objective(cfg: TrainConfig) -> SUReIDLoss:
     """The ID + triplet loss a teacher trained here learns with (no KD, ratio or reweight)."""
     return SUReIDLoss(
-        use_kd=False, use_ratio=False, use_reweight=False,
+        kd=None, ratio=None, aux_weight=0,
         id_loss=CrossEntropyLabelSmooth(epsilon=cfg.objective.label_smoothing),
         triplet=TripletLoss(margin=cfg.objective.margin))
 

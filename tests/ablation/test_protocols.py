@@ -216,7 +216,7 @@ def test_optimizer_groups_and_schedule():
     import sureid
 
     model = _model()
-    objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False)
+    objective = sureid.SUReIDLoss(kd=None, ratio=None)
     preset = dataclasses.replace(SMOKE, backbone_lr_mult=0.1, lr=1e-3, warmup_epochs=1)
     opt, sched = make_optimizer(preset, model, objective, steps_per_epoch=4, epochs=3)
     assert isinstance(opt, torch.optim.AdamW)
@@ -262,7 +262,7 @@ def test_weights_start(tmp_path):
 def test_predictor_warmup_holds_the_vit_of_learned_hts_only():
     import sureid
 
-    objective = sureid.SUReIDLoss(use_kd=False, use_ratio=False)
+    objective = sureid.SUReIDLoss(kd=None, ratio=None)
     preset = dataclasses.replace(SMOKE, lr=1e-3, backbone_lr_mult=0.1, warmup_epochs=0,
                                  predictor_warmup_epochs=1.5)
     opt, sched = make_optimizer(preset, _model(), objective, steps_per_epoch=4, epochs=3)

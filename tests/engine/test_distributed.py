@@ -148,7 +148,7 @@ UNUSED_SCRIPT = textwrap.dedent("""
                                        num_heads=2)
         hts = sureid.HTSViT(vit, keep_ratio=[1.0, 0.5], prune_layers=(1, 3))  # decision.0 unused
         model = ReIDModel(hts, 4, reweight=True)
-        objective = sureid.SUReIDLoss(use_kd=False)
+        objective = sureid.SUReIDLoss(kd=None)
         ddp = wrap_ddp(model, objective=objective, static_graph=static)
         assert ddp.find_unused_parameters == (not static)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -190,7 +190,7 @@ def test_ddp_with_unused_decision_module_auto_and_static_graph():
 )
 def test_unused_parameters_are_exactly_those_without_gradient(kwargs, expected):
     model = tiny_reid(**kwargs)
-    objective = sureid.SUReIDLoss(use_kd=False, use_ratio=model.backbone.prune)
+    objective = sureid.SUReIDLoss(kd=None, ratio="default" if model.backbone.prune else None)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer = Trainer(model, objective, opt, log=lambda s: None)
     labels = torch.arange(4).repeat_interleave(2)

@@ -27,7 +27,8 @@ def build(use_kd=True, reweight=True, seed=0, **trainer_kwargs):
     teacher_net = ReIDModel(tiny_hts(dim=48, prune=False), num_classes=4, eval_feature="after")
     teacher = sureid.FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach())
     objective = sureid.SUReIDLoss(
-        kd=sureid.NPKDLoss(), ratio=sureid.RatioLoss(model.backbone.keep_ratios), use_kd=use_kd,
+        kd=sureid.NPKDLoss() if use_kd else None,
+        ratio=sureid.RatioLoss(model.backbone.keep_ratios),
     )
     opt = torch.optim.SGD([*model.parameters(), *objective.parameters()], lr=0.01, momentum=0.9)
     sched = cosine_with_warmup(opt, total_steps=6, warmup_steps=1)
@@ -318,7 +319,7 @@ def test_fit_writes_the_final_model_in_the_self_describing_format(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(x), trainer.module.eval()(x))
     with pytest.raises(TypeError, match="model_path needs a model with a save"):
-        bare = Trainer(torch.nn.Module(), sureid.SUReIDLoss(use_kd=False, use_ratio=False),
+        bare = Trainer(torch.nn.Module(), sureid.SUReIDLoss(kd=None, ratio=None),
                        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
         bare.fit([], epochs=1, model_path=tmp_path / "x.pt")
 
@@ -335,7 +336,7 @@ def test_a_model_save_cannot_describe_is_refused_before_training(tmp_path, direc
     if not direct:
         vit.blocks[1].mlp.act = torch.nn.ReLU()
     model = ReIDModel(sureid.HTSViT.from_timm(vit, keep_ratio=0.7, prune_layers=(1,)), 4)
-    trainer = Trainer(model, sureid.SUReIDLoss(use_kd=False),
+    trainer = Trainer(model, sureid.SUReIDLoss(kd=None),
                       torch.optim.SGD(model.parameters(), lr=0.1))
 
     def no_batches():

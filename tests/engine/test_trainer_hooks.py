@@ -12,7 +12,7 @@ def _trainer(**hooks):
     vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=32, depth=2,
                                    num_heads=2)
     model = ReIDModel(sureid.HTSViT(vit, keep_ratio=0.7, prune_layers=(1,)), num_classes=4)
-    objective = sureid.SUReIDLoss(use_kd=False)
+    objective = sureid.SUReIDLoss(kd=None)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     return Trainer(model, objective, opt, log=lambda s: None, **hooks)
 

@@ -1,4 +1,5 @@
-"""Loss switches are bools: a truthy string or number is a TypeError naming the flag (issue 26)."""
+"""Loss switches take what they say: NPKD's flags are bools, the objective's terms a module, None or
+"default"; anything else is an error naming the argument (issue 26)."""
 
 import numpy as np
 import pytest
@@ -14,16 +15,24 @@ def test_npkd_flags(flag, value):
         NPKDLoss(**{flag: value})
 
 
-@pytest.mark.parametrize("value", ["no", "", 0, 1, None])
-@pytest.mark.parametrize("flag", ["use_cls", "use_tri", "use_kd", "use_ratio", "use_reweight"])
-def test_objective_flags(flag, value):
-    with pytest.raises(TypeError, match=f"{flag} must be a bool, got"):
-        SUReIDLoss(**{flag: value})
+@pytest.mark.parametrize("value", [0, 1, 1.5, True, False])
+@pytest.mark.parametrize("term", ["id_loss", "triplet", "kd", "ratio"])
+def test_objective_terms_take_a_module_none_or_default(term, value):
+    with pytest.raises(TypeError, match=f"{term} must be a loss module, None or 'default', got"):
+        SUReIDLoss(**{term: value})
+
+
+@pytest.mark.parametrize("value", ["no", "", "off", "Default"])
+@pytest.mark.parametrize("term", ["id_loss", "triplet", "kd", "ratio"])
+def test_objective_terms_refuse_other_strings(term, value):
+    with pytest.raises(ValueError, match=f"{term} must be a loss module, None or 'default', got"):
+        SUReIDLoss(**{term: value})
 
 
 def test_bools_still_work():
     assert NPKDLoss(t2_scale=True).t2_scale is True
-    assert SUReIDLoss(use_kd=False, use_reweight=False).kd is None
+    assert SUReIDLoss(kd=None, aux_weight=0).kd is None
+    assert isinstance(SUReIDLoss(kd="default").kd, NPKDLoss)
     import torch
 
     with pytest.raises(TypeError, match="align_corners must be a bool"):

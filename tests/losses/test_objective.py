@@ -71,8 +71,8 @@ def test_kd_term_uses_both_npkd_weights(kl_weight, feature_weight):
     # the NPKD diagnostic's "KL only" row (feature_weight=0) relies on this
     t = _batch()
     kd = NPKDLoss(kl_weight=kl_weight, feature_weight=feature_weight)
-    out = _call(SUReIDLoss(kd=kd, use_cls=False, use_tri=False, use_ratio=False,
-                           use_reweight=False), t)
+    out = _call(SUReIDLoss(kd=kd, id_loss=None, triplet=None, ratio=None,
+                           aux_weight=0), t)
     alone = kd(t["student_feat"], t["student_logits"], t["teacher_feat"], t["teacher_logits"])
     torch.testing.assert_close(out.total, alone)
     torch.testing.assert_close(
@@ -82,16 +82,16 @@ def test_kd_term_uses_both_npkd_weights(kl_weight, feature_weight):
 @pytest.mark.parametrize(
     "row, flags, names",
     [
-        ("vanilla", {"use_kd": False, "use_ratio": False}, {"cls", "tri"}),
-        ("+HTS", {"use_kd": False}, {"cls", "tri", "ratio"}),
+        ("vanilla", {"kd": None, "ratio": None}, {"cls", "tri"}),
+        ("+HTS", {"kd": None}, {"cls", "tri", "ratio"}),
         ("+HTS+NPKD", {}, {"cls", "tri", "ratio", "kd", "kd_kl", "kd_feat"}),
-        ("kd only", {"use_cls": False, "use_tri": False, "use_ratio": False},
+        ("kd only", {"id_loss": None, "triplet": None, "ratio": None},
          {"kd", "kd_kl", "kd_feat"}),
     ],
 )
 def test_table_iv_rows_switch_terms(row, flags, names):
     t = _batch()
-    crit = SUReIDLoss(**flags, use_reweight=False)
+    crit = SUReIDLoss(**flags, aux_weight=0)
     out = _call(crit, t)
     assert set(out.terms) == names | KEEP, row  # keep masks given: keep fractions logged
     expected = 0.0
@@ -102,7 +102,7 @@ def test_table_iv_rows_switch_terms(row, flags, names):
 
 def test_vanilla_row_needs_no_teacher_or_masks():
     t = _batch()
-    out = SUReIDLoss(use_kd=False, use_ratio=False)(t["student_feat"], t["student_logits"],
+    out = SUReIDLoss(kd=None, ratio=None)(t["student_feat"], t["student_logits"],
                                                      t["labels"])
     assert set(out.terms) == {"cls", "tri"}
 
@@ -110,7 +110,7 @@ def test_vanilla_row_needs_no_teacher_or_masks():
 def test_reweight_switch_ignores_aux_inputs():
     t = _batch()
     on = _call(SUReIDLoss(), t)
-    off = _call(SUReIDLoss(use_reweight=False), t)
+    off = _call(SUReIDLoss(aux_weight=0), t)
     torch.testing.assert_close(
         on.total - off.total, on.terms["aux_cls"] + on.terms["aux_tri"]
     )
@@ -150,8 +150,8 @@ def test_no_valid_triplet_anchor_still_finite():
 @pytest.mark.parametrize(
     "change, match",
     [
-        ({"teacher_feat": None}, "use_kd=True needs teacher_feat.*teacher_feat=None"),
-        ({"keep_masks": None}, "use_ratio=True needs keep_masks"),
+        ({"teacher_feat": None}, "the kd term needs teacher_feat.*teacher_feat=None.*kd=None"),
+        ({"keep_masks": None}, "the ratio term needs keep_masks.*ratio=None"),
         ({"student_logits": torch.randn(B - 1, K)}, r"batch sizes differ.*\(7, 4\)"),
         ({"teacher_logits": torch.randn(B, K + 1)}, r"same number of classes.*\(8, 5\)"),
         ({"student_feat": torch.randn(B, C_S, 1)}, r"student_feat must be 2-D.*\(8, 6, 1\)"),
@@ -180,7 +180,7 @@ def test_ratio_targets_fixed_at_construction():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"use_cls": False, "use_tri": False, "use_kd": False, "use_ratio": False}, "every term"),
+        ({"id_loss": None, "triplet": None, "kd": None, "ratio": None}, "every term"),
         ({"alpha": -1.0}, "alpha"),
         ({"ratio_weight": "2"}, "ratio_weight"),
         # issue 16: NaN/inf weights gave NaN losses while 0 or negative were rejected
@@ -241,7 +241,7 @@ def test_tiny_hts_vit_end_to_end_every_trainable_parameter_gets_gradient():
     "make",
     [
         lambda: SUReIDLoss(kd=NPKDLoss(align="linear", student_dim=C_S, teacher_dim=C_T)),
-        lambda: SUReIDLoss(use_kd=False, ratio=RatioLoss(RATIOS)),
+        lambda: SUReIDLoss(kd=None, ratio=RatioLoss(RATIOS)),
     ],
 )
 def test_pickle_round_trip_gives_same_loss(make):
@@ -254,7 +254,7 @@ def test_pickle_round_trip_gives_same_loss(make):
 
 
 def test_empty_batch_is_refused():
-    crit = SUReIDLoss(use_kd=False, use_ratio=False)
+    crit = SUReIDLoss(kd=None, ratio=None)
     with pytest.raises(ValueError, match=r"student_feat must hold at least one sample.*\(0, 16\)"):
         crit(torch.randn(0, 16), torch.randn(0, 4), torch.zeros(0, dtype=torch.long))
 
@@ -265,10 +265,10 @@ def test_keep_fractions_are_logged_beside_the_loss_terms():
     for j, m in enumerate(t["keep_masks"]):
         torch.testing.assert_close(out.terms[f"keep{j + 1}"], m.mean())
     no_masks = dict(t, keep_masks=None)
-    out = _call(SUReIDLoss(use_ratio=False), no_masks)
+    out = _call(SUReIDLoss(ratio=None), no_masks)
     assert not KEEP & set(out.terms)
     # masks without the ratio loss (HTS on, L_ratio off): still logged, total unchanged
-    with_masks = _call(SUReIDLoss(use_ratio=False), t)
+    with_masks = _call(SUReIDLoss(ratio=None), t)
     assert KEEP <= set(with_masks.terms)
     torch.testing.assert_close(with_masks.total, out.total)
 
@@ -296,17 +296,15 @@ def test_large_half_features_do_not_overflow():
 
 
 def test_a_term_is_on_because_its_module_is_held():
-    vanilla = SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=False)
+    vanilla = SUReIDLoss(kd=None, ratio=None, aux_weight=0)
     assert vanilla.kd is None and vanilla.ratio is None and vanilla.aux_weight == 0.0
     assert not (vanilla.use_kd or vanilla.use_ratio or vanilla.use_reweight)
     assert not vanilla.needs_teacher
     kd = NPKDLoss()
     full = SUReIDLoss(kd=kd, ratio=RatioLoss(RATIOS))
     assert full.kd is kd and full.needs_teacher and full.use_ratio and full.use_reweight
-    # a module given for a switched-off term is not kept (it would not be computed)
-    assert SUReIDLoss(kd=kd, use_kd=False).kd is None
     # switching a term off afterwards: drop its module
     t = _batch()
-    crit = SUReIDLoss(use_reweight=False)
+    crit = SUReIDLoss(aux_weight=0)
     crit.ratio = None
     assert "ratio" not in _call(crit, t).terms

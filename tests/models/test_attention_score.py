@@ -113,7 +113,7 @@ def test_no_decision_modules_and_every_active_parameter_gets_a_gradient():
     x = torch.randn(8, 3, 64, 32)
     labels = torch.arange(4).repeat_interleave(2)
     out = reid(x)
-    loss = SUReIDLoss(use_kd=False, use_ratio=False, use_reweight=True)(
+    loss = SUReIDLoss(kd=None, ratio=None)(
         out.features, out.logits, labels, aux_feat=out.aux_feature, aux_logits=out.aux_logits
     )
     loss.total.backward()
