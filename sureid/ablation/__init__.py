@@ -3,9 +3,10 @@ protocols (Tables I-III), reference numbers, the training recipe's building bloc
 shipped pretrained backbones and the paired statistics behind the verdicts.
 
 ``examples/reproduce_table4.py`` and ``examples/train_protocol.py`` are thin command lines over
-this package; benchmarks and tests import the same definitions.
+:func:`run_table` and :func:`run_protocol`; benchmarks and tests import the same definitions.
 """
 
+from .build import build_row, row_objective
 from .presets import (
     CLAIMS,
     PAPER,
@@ -18,6 +19,7 @@ from .presets import (
     table_rows,
 )
 from .pretrained import load_backbone_weights, save_backbone_weights
+from .protocol_run import ProtocolRun, run_protocol
 from .protocols import PROTOCOLS, PaperResult, Protocol
 from .recipe import (
     COLOR_JITTER,
@@ -29,6 +31,8 @@ from .recipe import (
     train_loader,
     view_transforms,
 )
+from .table import TableRun, run_table
+from .workspace import Workspace
 
 __all__ = [
     "CLAIMS",
@@ -41,14 +45,21 @@ __all__ = [
     "PaperResult",
     "Preset",
     "Protocol",
+    "ProtocolRun",
     "Row",
+    "TableRun",
     "Weights",
     "WeightsUnavailable",
+    "Workspace",
     "build_backbone",
+    "build_row",
     "load_backbone_weights",
     "learns_selection",
     "make_optimizer",
     "override",
+    "row_objective",
+    "run_protocol",
+    "run_table",
     "save_backbone_weights",
     "table_rows",
     "train_loader",
