@@ -86,10 +86,6 @@ def run_protocol(run: ProtocolRun, ws) -> dict:
                                                   device=device))
                 for name, (q, g) in test_batches.items()}
 
-    def fit(name, model, objective, teacher, *, second, epochs, settings):
-        ws.fit(name, model, objective, teacher, records=run.train.train, preset=preset,
-               first=first, second=second, epochs=epochs, seed=run.seed, settings=settings)
-
     # teacher: dense ViT-B fine-tuned on the training set once
     teacher_net, teacher_cfg = ws.teacher(
         run.teacher_weights, records=run.train.train, preset=preset, first=first,
@@ -108,8 +104,8 @@ def run_protocol(run: ProtocolRun, ws) -> dict:
                                    else f"checkpoint:{run.teacher_checkpoint.resolve()}"})
     log(f"student: HTS p={preset.keep_ratio} + NPKD + NODA, alpha={preset.alpha} "
         f"beta={preset.beta}, colour jitter {'on' if protocol.color_jitter else 'off'}")
-    fit("student", model, objective, teacher, second=second, epochs=preset.epochs,
-        settings=settings)
+    ws.fit("student", model, objective, teacher, records=run.train.train, preset=preset,
+           first=first, second=second, epochs=preset.epochs, seed=run.seed, settings=settings)
     results = evaluate(model)
     for name, r in results.items():
         log(f"[{name}] Rank-1 {r['rank1']:.1f} Rank-3 {r['rank3']:.1f} mAP {r['mAP']:.1f}")
