@@ -18,12 +18,15 @@ minimum over rounds):
 * ``HTS p attention`` (``--attention``): ``keep_score="attention"``, the class token's
   attention ranks the tokens, no decision modules (not in the paper).
 * ``HTS p H=h`` (``--decision-hidden-dim h``): decision modules of hidden width h.
-* ``slice p``: the *slicing bound*: the same blocks on the same token counts, tokens simply
-  sliced off with no decision module, top-k or gather.
+* ``HTS p given score``: the decision modules replaced by a free score (the tokens' first
+  channel): top-k, gathers and the wrapper alone, the floor any decision module starts from.
+* ``slice p``: the *slicing bound* (``sureid.engine.SlicingBound``): the same blocks on the
+  same token counts, tokens simply sliced off with no decision module, top-k or gather.
 
-The attention and ``H=h`` paths are timed at p = 0.7 (the paper's and the quick preset's
-ratio), the others at every p. Each row gives img/s, the ratio to ``dense`` and, for a row at
-a ratio p, to ``slice p``: ``HTS p / slice p`` is what the decision modules and gathers cost.
+The attention, given-score and ``H=h`` paths are timed at p = 0.7 (the paper's and the quick
+preset's ratio), the others at every p. Each row gives img/s, the ratio to ``dense`` and, for
+a row at a ratio p, to ``slice p``: ``HTS p / slice p`` is what the decision modules and
+gathers cost.
 The decision modules and top-k gathers at p = 0.7 are also timed alone, on inputs of the stage
 shapes. Then one training step (forward + backward, batch 32) of HTSViT at p = 0.7 (Gumbel
 decisions, masked attention, ratio loss) vs dense, per model.
@@ -60,7 +63,7 @@ import torch
 from sureid import HTSViT, RatioLoss
 from sureid._amp import autocast_to
 from sureid.ablation import PRESETS, Arch, build_backbone
-from sureid.engine import describe_cpu
+from sureid.engine import SlicingBound, describe_cpu
 from sureid.engine.trainer import _amp_dtype
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
@@ -73,21 +76,20 @@ MODELS: dict[str, tuple[Arch, tuple[int, int], float]] = {
 }
 
 
-def slicing_bound(vit: torch.nn.Module, ratios: tuple[float, ...], layers: tuple[int, ...]):
-    """Dense blocks on the token counts HTS keeps, with tokens sliced off for free."""
-    p = vit.num_prefix_tokens
-    stage_at = dict(zip(layers, ratios, strict=True))
+class GivenScore(torch.nn.Module):
+    """Stands in for a decision module at no cost: the tokens' first channel is the score."""
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        x = embed_tokens(vit, x)
-        n = x.shape[1] - p
-        for i, blk in enumerate(vit.blocks):
-            if i in stage_at:
-                x = x[:, : p + num_kept_tokens(n, stage_at[i])]
-            x = blk(x)
-        return vit.norm(x)[:, 0]
+    def keep_score(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., 0]
 
-    return run
+
+def given_score(vit: torch.nn.Module, p: float) -> HTSViT:
+    """HTSViT at ``p`` whose decision modules are :class:`GivenScore`: the top-k, gathers and
+    wrapper without any scoring, the floor of every decision module."""
+    m = HTSViT(vit, keep_ratio=p)
+    for s in range(len(m.decision)):
+        m.decision[s] = GivenScore()
+    return m
 
 
 def sync(device: torch.device) -> None:
@@ -126,7 +128,7 @@ def decision_cost(m: HTSViT, stage_in: list[torch.Tensor], counts: list[int]) ->
     ``(B, P + counts[s], C)`` and keeps ``counts[s + 1]`` patch tokens."""
     pre = m.num_prefix_tokens
     for s, dec in enumerate(m.decision):
-        score = dec(stage_in[s][:, pre:])[..., 1]
+        score = dec.keep_score(stage_in[s][:, pre:])
         select_topk_tokens(stage_in[s], score, counts[s + 1], pre)
 
 
@@ -165,6 +167,7 @@ def inference(
     if args.attention:
         variants["attention"] = HTSViT(vit, keep_ratio=focus, keep_score="attention").to(
             device).eval()
+    variants["given score"] = given_score(vit, focus).to(device).eval()
     rows: list[dict] = []
     overheads: list[dict] = []
     for batch in batches:
@@ -176,7 +179,7 @@ def inference(
             "HTS keep 1.0": (None, lambda x=x: models[1.0](x)),
         }
         for p in ps:
-            bound = slicing_bound(vit, models[p].keep_ratios, models[p].prune_layers)
+            bound = SlicingBound(models[p])
             fns[f"HTS p={p}"] = (p, lambda m=models[p], x=x: m(x))
             if p == focus:
                 for label, v in variants.items():
@@ -191,8 +194,8 @@ def inference(
         stage_in = [torch.randn(batch, pre + c, dim, device=device) for c in counts]
 
         extra = {"decision modules": models[focus]}
-        extra |= {f"{label} decision modules": v for label, v in variants.items()
-                  if len(v.decision)}
+        extra |= {label if label == "given score" else f"{label} decision modules": v
+                  for label, v in variants.items() if len(v.decision)}
         calls = {path: fn for path, (_, fn) in fns.items()}
         calls |= {f"{what} alone": lambda m=m, t=stage_in, k=counts: decision_cost(m, t, k)
                   for what, m in extra.items()}

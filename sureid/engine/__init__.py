@@ -22,6 +22,7 @@ from .distributed import (
 from .evaluation import evaluate_model, extract_features
 from .hardware import describe_cpu
 from .schedule import cosine_with_warmup
+from .slicing import SlicingBound
 from .throughput import measure_throughput
 from .trainer import Trainer
 
@@ -30,6 +31,7 @@ __all__ = [
     "Progress",
     "ReIDModel",
     "ReIDTrainOutput",
+    "SlicingBound",
     "TrainState",
     "Trainer",
     "barrier",

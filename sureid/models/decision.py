@@ -84,27 +84,48 @@ class DecisionModule(nn.Module):
         last = self.out_conv[-2]
         last.bias.copy_(torch.tensor([0.0, math.log(keep / (1.0 - keep))]))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def _check_x(self, x: torch.Tensor) -> None:
         if not torch.jit.is_tracing() and (x.ndim != 3 or x.shape[-1] != self.embed_dim):
             raise ValueError(f"x must have shape (B, N, {self.embed_dim}), got {tuple(x.shape)}")
-        h = self.in_conv(x)
-        local, glob = h.split(self.hidden_dim // 2, dim=-1)
+
+    def keep_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Keep log-probability ``(B, N)`` of every token, all counted as kept: the inference
+        path's ranking score, ``forward(x)[..., 1]`` bit for bit.
+
+        Shapes:
+            ``x (B, N, C) -> (B, N)``.
+        """
+        self._check_x(x)
+        return self._log_probs(x, None)[..., 1]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_x(x)
+        if mask is not None and not torch.jit.is_tracing() and mask.shape != x.shape[:2]:
+            raise ValueError(
+                f"mask must have shape (B, N) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
+            )
+        return self._log_probs(x, mask)
+
+    def _log_probs(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # The layers of in_conv/out_conv called as functions on their parameters: the same
+        # operators as calling the modules, without a dozen module calls, which at batch 1
+        # cost a small model as much as the arithmetic (docs/hts.md, "Throughput").
+        norm, lin = self.in_conv[0], self.in_conv[1]
+        h = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        h = F.gelu(F.linear(h, lin.weight, lin.bias))
+        half = self.hidden_dim // 2
+        local, glob = h.split(half, dim=-1)
         if mask is None:
             glob = glob.mean(dim=1, keepdim=True)
         else:
-            if not torch.jit.is_tracing() and mask.shape != x.shape[:2]:
-                raise ValueError(
-                    f"mask must have shape (B, N) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
-                )
             w = mask.to(h.dtype).unsqueeze(-1)
             count = w.sum(dim=1, keepdim=True).clamp_min(torch.finfo(h.dtype).eps)
             glob = (glob * w).sum(dim=1, keepdim=True) / count
         # out_conv[0] on concat([local, glob]) without materialising the concat: the global
         # half is the same for every token, so its product is computed once per image.
         first = self.out_conv[0]
-        half = self.hidden_dim // 2
         y = F.linear(local, first.weight[:, :half], first.bias)
         y = y + F.linear(glob, first.weight[:, half:])
-        for layer in list(self.out_conv)[1:]:
-            y = layer(y)
-        return y
+        for layer in (self.out_conv[2], self.out_conv[4]):
+            y = F.linear(F.gelu(y), layer.weight, layer.bias)
+        return F.log_softmax(y, dim=-1)

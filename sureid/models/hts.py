@@ -178,12 +178,12 @@ def select_topk_tokens(
     # One row gather over prefix + kept patches on the flattened batch: index_select copies
     # whole C-rows, where torch.gather with an expanded index reads one element at a time
     # (measured in docs/hts.md, "Measurements behind the docstrings").
+    # Row of patch j of image i in the flattened (B * T, C) tokens: i * T + P + j; one arange
+    # holds the offsets i * T + P, and the prefix rows are concatenated as a slice.
     b, t, c = x.shape
-    prefix = torch.arange(num_prefix_tokens, device=idx.device).expand(b, -1)
-    rows = torch.cat([prefix, idx + num_prefix_tokens], dim=1)
-    rows = rows + torch.arange(b, device=idx.device).unsqueeze(1) * t
-    kept = x.reshape(b * t, c).index_select(0, rows.flatten())
-    return kept.view(b, num_prefix_tokens + k, c), idx
+    rows = idx + torch.arange(num_prefix_tokens, b * t, t, device=idx.device).unsqueeze(1)
+    kept = x.reshape(b * t, c).index_select(0, rows.view(-1)).view(b, k, c)
+    return torch.cat([x[:, :num_prefix_tokens], kept], dim=1), idx
 
 
 def topk_keep_mask(score: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:

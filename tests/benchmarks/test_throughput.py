@@ -23,10 +23,13 @@ def test_quick_model_rows_and_outputs(tmp_path, monkeypatch, capsys):
     for batch in (2, 1):
         assert rows[batch, "dense"]["vs_dense"] == 1.0
         assert rows[batch, "dense"]["vs_bound"] is None
-        for path in ("HTS p=0.5", "HTS p=0.7", "HTS p=0.7 attention"):
+        for path in ("HTS p=0.5", "HTS p=0.7", "HTS p=0.7 attention", "HTS p=0.7 given score"):
             assert rows[batch, path]["vs_bound"] > 0
         assert rows[batch, "slice p=0.7"]["vs_bound"] == 1.0
-    assert [o["batch"] for o in result["overhead"]] == [2, 1]  # attention has no modules
+    # attention has no modules; the given score times the top-k gathers alone
+    assert [(o["batch"], o["what"]) for o in result["overhead"]] == [
+        (b, w) for b in (2, 1)
+        for w in ("decision modules + top-k gathers", "given score + top-k gathers")]
     md = out_md.read_text()
     assert md.startswith("python ") and "\nCPU " in md
     assert "| HTS p=0.7 attention |" in md and "quick 96x48, batch 1" in md

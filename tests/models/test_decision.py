@@ -111,3 +111,32 @@ def test_init_keep_none_is_pytorch_init_and_draws_the_same_weights():
 def test_bad_init_keep(keep, err):
     with pytest.raises(err, match="init_keep"):
         DecisionModule(16, init_keep=keep)
+
+
+@pytest.mark.parametrize(("dim", "hidden", "batch", "init"),
+                         [(16, None, 1, None), (64, None, 3, 0.95), (32, 8, 2, 0.5),
+                          (384, None, 1, 0.95)])
+def test_keep_score_is_the_keep_log_probability_bit_for_bit(dim, hidden, batch, init):
+    torch.manual_seed(0)
+    m = DecisionModule(dim, hidden_dim=hidden, init_keep=init).eval()
+    x = torch.randn(batch, 23, dim)
+    with torch.no_grad():
+        score = m.keep_score(x)
+        # independent reference: the modules called one by one, the concatenation built
+        norm, lin, act = m.in_conv
+        h = act(lin(norm(x)))
+        local, glob = h.split(m.hidden_dim // 2, dim=-1)
+        ref = m.out_conv(torch.cat([local, glob.mean(1, keepdim=True).expand_as(glob)], -1))
+    assert score.shape == (batch, 23)
+    assert torch.equal(score, m(x)[..., 1])
+    torch.testing.assert_close(score, ref[..., 1], atol=2e-6, rtol=1e-5)
+
+
+def test_keep_score_does_not_modify_input_and_checks_shape():
+    m = DecisionModule(16)
+    x = torch.randn(2, 5, 16)
+    x_copy = x.clone()
+    m.keep_score(x)
+    assert torch.equal(x, x_copy)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, N, 16\)"):
+        m.keep_score(torch.randn(2, 5, 8))
