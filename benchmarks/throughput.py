@@ -57,6 +57,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 
@@ -103,10 +104,11 @@ def interleaved(
     device: torch.device,
     clock: Callable[[], float],
     warmup: int = 1,
-) -> dict[str, float]:
-    """Seconds per call of each fn (min over rounds), calling them in turn every round.
+) -> dict[str, list[float]]:
+    """Seconds of each fn's call in every round, calling them in turn every round.
 
-    The minimum, not the mean: on a shared machine it is the least-disturbed run.
+    Read with :func:`fastest` (the least-disturbed call on a shared machine) or
+    :func:`paired_ratio` (two paths compared round by round).
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -120,7 +122,19 @@ def interleaved(
             fn()
             sync(device)
             times[name].append(clock() - t0)
+    return times
+
+
+def fastest(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: min(ts) for name, ts in times.items()}
+
+
+def paired_ratio(slow: list[float], fast: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles over rounds of ``fast[r] / slow[r]``: two paths timed a few
+    milliseconds apart share the machine's state of that moment, so the ratio of each round
+    moves less than the ratio of two minima taken from different rounds."""
+    q25, q50, q75 = np.quantile(np.asarray(fast) / np.asarray(slow), [0.25, 0.5, 0.75])
+    return float(q50), float(q25), float(q75)
 
 
 def decision_cost(m: HTSViT, stage_in: list[torch.Tensor], counts: list[int]) -> None:
@@ -200,13 +214,16 @@ def inference(
         calls |= {f"{what} alone": lambda m=m, t=stage_in, k=counts: decision_cost(m, t, k)
                   for what, m in extra.items()}
         with torch.inference_mode(), precision():
-            sec = interleaved(calls, rounds if batch > 1 else rounds * 5, device, clock)
+            times = interleaved(calls, rounds if batch > 1 else rounds * 5, device, clock)
+        sec = fastest(times)
         dense = sec["dense"]
         for path, (p, _) in fns.items():
             rows.append({
                 "model": name, "batch": batch, "path": path, "img_s": batch / sec[path],
                 "vs_dense": dense / sec[path],
                 "vs_bound": None if p is None else sec[f"slice p={p}"] / sec[path],
+                "vs_bound_paired": None if p is None else paired_ratio(
+                    times[path], times[f"slice p={p}"]),
             })
         for what in extra:
             t = sec[f"{what} alone"]
@@ -220,12 +237,18 @@ def inference_markdown(name: str, batch: int, rows: list[dict], overheads: list[
     """The Markdown table of one model at one batch size."""
     _, img_size, _ = MODELS[name]
     lines = [f"\n{name} {img_size[0]}x{img_size[1]}, batch {batch}: img/s, x dense, "
-             "x the slicing bound at the same p",
-             "| path | img/s | vs dense | vs bound |", "|---|---:|---:|---:|"]
+             "x the slicing bound at the same p (from the fastest rounds; and the median over "
+             "rounds of the round's own ratio, with its quartiles)",
+             "| path | img/s | vs dense | vs bound | vs bound, paired (IQR) |",
+             "|---|---:|---:|---:|---:|"]
     for r in rows:
         if (r["model"], r["batch"]) == (name, batch):
-            bound = "" if r["vs_bound"] is None else f"{r['vs_bound']:.3f}"
-            lines.append(f"| {r['path']} | {r['img_s']:.1f} | {r['vs_dense']:.3f} | {bound} |")
+            bound = paired = ""
+            if r["vs_bound"] is not None:
+                med, lo, hi = r["vs_bound_paired"]
+                bound, paired = f"{r['vs_bound']:.3f}", f"{med:.3f} ({lo:.3f}-{hi:.3f})"
+            lines.append(f"| {r['path']} | {r['img_s']:.1f} | {r['vs_dense']:.3f} | {bound} "
+                         f"| {paired} |")
     for o in overheads:
         if (o["model"], o["batch"]) == (name, batch):
             lines.append(f"{o['what']} alone at p={o['p']}: {o['ms']:.2f} ms per batch "
@@ -254,7 +277,8 @@ def training(name: str, rounds: int, device, clock, precision) -> list[dict]:
             loss = out.features.float().square().mean() + 2.0 * ratio_loss(out.keep_masks)
         loss.backward()
 
-    sec = interleaved({"dense": step_dense, f"HTS p={focus}": step_hts}, rounds, device, clock)
+    sec = fastest(interleaved({"dense": step_dense, f"HTS p={focus}": step_hts}, rounds, device,
+                              clock))
     return [{"model": name, "path": path, "ms": 1000 * s, "vs_dense": s / sec["dense"]}
             for path, s in sec.items()]
 

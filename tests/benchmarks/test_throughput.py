@@ -45,3 +45,12 @@ def test_batch_sizes(values, expected):
 def test_batch_sizes_refused(values):
     with pytest.raises(ValueError, match="positive integers"):
         load_benchmark("throughput").batch_sizes(values)
+
+
+def test_paired_ratio_is_the_median_of_each_rounds_ratio():
+    paired_ratio = load_benchmark("throughput").paired_ratio
+    slow = [2.0, 4.0, 2.0, 8.0, 2.0]  # the machine slowed down in rounds 1 and 3
+    fast = [1.0, 2.0, 1.5, 4.0, 1.0]
+    med, q25, q75 = paired_ratio(slow, fast)
+    assert (med, q25, q75) == (0.5, 0.5, 0.5)  # ratios 0.5, 0.5, 0.75, 0.5, 0.5
+    assert min(fast) / min(slow) == 0.5
