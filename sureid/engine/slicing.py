@@ -21,7 +21,8 @@ class SlicingBound(nn.Module):
     ``model`` with :func:`~sureid.engine.measure_throughput`, ``HTS / bound`` is the share of
     the bound that the decisions and gathers leave (``benchmarks/throughput.py``, Table IV's
     speed claim). The embedding is meaningless (it keeps arbitrary tokens); time it, do not
-    evaluate it. Shares ``model``'s backbone (no copy) and reads its ratios at every call.
+    evaluate it. Shares ``model``'s backbone (no copy), reads its ratios at every call and starts
+    in its mode (``train``/``eval`` on the bound switch the model too).
 
     Args:
         model: an :class:`~sureid.HTSViT`; a stage is sliced where ``model`` prunes
@@ -43,6 +44,9 @@ class SlicingBound(nn.Module):
         if not isinstance(model, HTSViT):
             raise TypeError(f"model must be an HTSViT, got {type(model).__name__}")
         self.model = model
+        # start in the model's mode: measure_throughput restores each module's own mode, and
+        # a bound in (default) training mode would switch the shared model back to training
+        self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model

@@ -37,6 +37,7 @@ class DecisionModule(nn.Module):
     Shapes:
         ``forward(x (B, N, C), mask (B, N) or None) -> (B, N, 2)``; ``mask=None`` means all
         tokens are kept (the inference path, where dropped tokens are already gone).
+        ``keep_score(x (B, N, C)) -> (B, N)``, the keep log-probabilities of ``forward(x)``.
 
     Example:
         >>> m = DecisionModule(32)

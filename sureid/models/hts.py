@@ -175,11 +175,11 @@ def select_topk_tokens(
         if not 1 <= k <= n:
             raise ValueError(f"k must be in [1, {n}], got {k}")
     idx = keep_score.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
-    # One row gather over prefix + kept patches on the flattened batch: index_select copies
-    # whole C-rows, where torch.gather with an expanded index reads one element at a time
-    # (measured in docs/hts.md, "Measurements behind the docstrings").
-    # Row of patch j of image i in the flattened (B * T, C) tokens: i * T + P + j; one arange
-    # holds the offsets i * T + P, and the prefix rows are concatenated as a slice.
+    # One row gather of the kept patches on the flattened batch: index_select copies whole
+    # C-rows, where torch.gather with an expanded index reads one element at a time (measured
+    # in docs/hts.md, "Measurements behind the docstrings"). Patch j of image i is row
+    # i * T + P + j; one arange holds the offsets i * T + P, and the prefix tokens are
+    # concatenated as a slice (fewer operators than gathering their rows too: issue 28).
     b, t, c = x.shape
     rows = idx + torch.arange(num_prefix_tokens, b * t, t, device=idx.device).unsqueeze(1)
     kept = x.reshape(b * t, c).index_select(0, rows.view(-1)).view(b, k, c)

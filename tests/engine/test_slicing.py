@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sureid import HTSViT, VisionTransformer
-from sureid.engine import SlicingBound
+from sureid.engine import SlicingBound, measure_throughput
 from sureid.models.hts import num_kept_tokens
 
 TINY = dict(img_size=(64, 32), patch_size=8, embed_dim=32, depth=4, num_heads=2, num_classes=0)
@@ -63,6 +63,16 @@ def test_bound_follows_reassigned_ratios_and_is_not_a_copy():
     x = torch.randn(1, 3, 64, 32)
     with torch.no_grad():
         torch.testing.assert_close(bound(x), model(x), atol=0.0, rtol=0.0)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_timing_the_bound_beside_the_model_leaves_the_model_in_its_mode(training):
+    model = tiny(0.5).train(training)
+    bound = SlicingBound(model)
+    assert bound.training is training
+    measure_throughput({"hts": model, "bound": bound}, (3, 64, 32), batch_size=2, rounds=1,
+                       iters=1, warmup=0)
+    assert model.training is training and bound.training is training
 
 
 def test_bound_refuses_other_models():
