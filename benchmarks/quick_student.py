@@ -87,7 +87,7 @@ def breakdown(hts: sureid.HTSViT, x: torch.Tensor) -> dict[str, float]:
         "stem + pos embed": lambda: embed_tokens(vit, x),
         "blocks, dense tokens": lambda: blocks([p + n] * len(vit.blocks)),
         "blocks, HTS tokens": lambda: blocks(counts),
-        "decision modules": lambda: [hts.decision[s].keep_score(inputs[counts[i]][:, p:])
+        "decision modules": lambda: [hts.decision[s](inputs[counts[i]][:, p:])
                                      for i, s in enumerate(hts._stage_of_block) if s >= 0],
         "top-k gathers": lambda: [
             select_topk_tokens(tokens, score, num_kept_tokens(n, hts.keep_ratios[s]), p)

@@ -18,7 +18,7 @@ minimum over rounds):
 * ``HTS p attention`` (``--attention``): ``keep_score="attention"``, the class token's
   attention ranks the tokens, no decision modules (not in the paper).
 * ``HTS p H=h`` (``--decision-hidden-dim h``): decision modules of hidden width h.
-* ``HTS p given score``: the decision modules replaced by a free score (the tokens' first
+* ``HTS p given score``: the decision modules replaced by a free score (the tokens' second
   channel): top-k, gathers and the wrapper alone, the floor any decision module starts from.
 * ``slice p``: the *slicing bound* (``sureid.engine.SlicingBound``): the same blocks on the
   same token counts, tokens simply sliced off with no decision module, top-k or gather.
@@ -78,10 +78,11 @@ MODELS: dict[str, tuple[Arch, tuple[int, int], float]] = {
 
 
 class GivenScore(torch.nn.Module):
-    """Stands in for a decision module at no cost: the tokens' first channel is the score."""
+    """Stands in for a decision module at no cost: the tokens' second channel is the keep
+    score (``HTSViT`` ranks by ``decision(x)[..., 1]``)."""
 
-    def keep_score(self, x: torch.Tensor) -> torch.Tensor:
-        return x[..., 0]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., :2]
 
 
 def given_score(vit: torch.nn.Module, p: float) -> HTSViT:
@@ -142,7 +143,7 @@ def decision_cost(m: HTSViT, stage_in: list[torch.Tensor], counts: list[int]) ->
     ``(B, P + counts[s], C)`` and keeps ``counts[s + 1]`` patch tokens."""
     pre = m.num_prefix_tokens
     for s, dec in enumerate(m.decision):
-        score = dec.keep_score(stage_in[s][:, pre:])
+        score = dec(stage_in[s][:, pre:])[..., 1]
         select_topk_tokens(stage_in[s], score, counts[s + 1], pre)
 
 

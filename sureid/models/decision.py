@@ -37,7 +37,6 @@ class DecisionModule(nn.Module):
     Shapes:
         ``forward(x (B, N, C), mask (B, N) or None) -> (B, N, 2)``; ``mask=None`` means all
         tokens are kept (the inference path, where dropped tokens are already gone).
-        ``keep_score(x (B, N, C)) -> (B, N)``, the keep log-probabilities of ``forward(x)``.
 
     Example:
         >>> m = DecisionModule(32)
@@ -88,16 +87,6 @@ class DecisionModule(nn.Module):
     def _check_x(self, x: torch.Tensor) -> None:
         if not torch.jit.is_tracing() and (x.ndim != 3 or x.shape[-1] != self.embed_dim):
             raise ValueError(f"x must have shape (B, N, {self.embed_dim}), got {tuple(x.shape)}")
-
-    def keep_score(self, x: torch.Tensor) -> torch.Tensor:
-        """Keep log-probability ``(B, N)`` of every token, all counted as kept: the inference
-        path's ranking score, ``forward(x)[..., 1]`` bit for bit.
-
-        Shapes:
-            ``x (B, N, C) -> (B, N)``.
-        """
-        self._check_x(x)
-        return self._log_probs(x, None)[..., 1]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         self._check_x(x)

@@ -283,7 +283,7 @@ class HTSViT(nn.Module):
                 if self.keep_score == "attention":
                     score = cls[:, p:]
                 else:
-                    score = self.decision[stage].keep_score(x[:, p:])
+                    score = self.decision[stage](x[:, p:])[..., 1]
                 k = num_kept_tokens(n, self.keep_ratios[stage])
                 x, idx = select_topk_tokens(x, score, k, p)
                 if return_indices:

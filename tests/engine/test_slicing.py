@@ -24,8 +24,9 @@ def tiny(keep_ratio, reg_tokens=0):
 class FirstTokens(torch.nn.Module):
     """A decision stand-in that ranks the patch tokens in their order: HTS keeps the first k."""
 
-    def keep_score(self, x):
-        return -torch.arange(x.shape[1], dtype=x.dtype).expand(x.shape[0], -1)
+    def forward(self, x):
+        rank = -torch.arange(x.shape[1], dtype=x.dtype).expand(x.shape[0], -1)
+        return torch.stack([-rank, rank], dim=-1)  # HTSViT ranks by index 1
 
 
 @pytest.mark.parametrize("reg_tokens", [0, 2])

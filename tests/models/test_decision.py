@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sureid.models.decision import DecisionModule
 
@@ -116,27 +117,34 @@ def test_bad_init_keep(keep, err):
 @pytest.mark.parametrize(("dim", "hidden", "batch", "init"),
                          [(16, None, 1, None), (64, None, 3, 0.95), (32, 8, 2, 0.5),
                           (384, None, 1, 0.95)])
-def test_keep_score_is_the_keep_log_probability_bit_for_bit(dim, hidden, batch, init):
+@pytest.mark.parametrize("masked", [False, True])
+def test_forward_is_its_layers_called_as_modules(dim, hidden, batch, init, masked):
+    # forward calls the layers as functions on their parameters; the modules called one by
+    # one give the same numbers bit for bit (values and gradients), and the concatenation
+    # written out agrees to rounding
     torch.manual_seed(0)
-    m = DecisionModule(dim, hidden_dim=hidden, init_keep=init).eval()
-    x = torch.randn(batch, 23, dim)
-    with torch.no_grad():
-        score = m.keep_score(x)
-        # independent reference: the modules called one by one, the concatenation built
-        norm, lin, act = m.in_conv
-        h = act(lin(norm(x)))
-        local, glob = h.split(m.hidden_dim // 2, dim=-1)
-        ref = m.out_conv(torch.cat([local, glob.mean(1, keepdim=True).expand_as(glob)], -1))
-    assert score.shape == (batch, 23)
-    assert torch.equal(score, m(x)[..., 1])
-    torch.testing.assert_close(score, ref[..., 1], atol=2e-6, rtol=1e-5)
-
-
-def test_keep_score_does_not_modify_input_and_checks_shape():
-    m = DecisionModule(16)
-    x = torch.randn(2, 5, 16)
-    x_copy = x.clone()
-    m.keep_score(x)
-    assert torch.equal(x, x_copy)
-    with pytest.raises(ValueError, match=r"x must have shape \(B, N, 16\)"):
-        m.keep_score(torch.randn(2, 5, 8))
+    m = DecisionModule(dim, hidden_dim=hidden, init_keep=init)
+    x = torch.randn(batch, 23, dim, requires_grad=True)
+    mask = (torch.rand(batch, 23) > 0.3).float() if masked else None
+    out = m(x, mask)
+    h = m.in_conv(x)
+    half = m.hidden_dim // 2
+    local, glob = h.split(half, dim=-1)
+    w = torch.ones(batch, 23, 1) if mask is None else mask.unsqueeze(-1)
+    if mask is None:
+        glob = glob.mean(dim=1, keepdim=True)
+    else:
+        glob = (glob * w).sum(dim=1, keepdim=True) / w.sum(dim=1, keepdim=True).clamp_min(
+            torch.finfo(h.dtype).eps)
+    first = m.out_conv[0]
+    ref = F.linear(local, first.weight[:, :half], first.bias) + F.linear(glob,
+                                                                        first.weight[:, half:])
+    for layer in list(m.out_conv)[1:]:
+        ref = layer(ref)
+    assert torch.equal(out, ref)
+    params = [x, *m.parameters()]
+    grads = torch.autograd.grad(out.square().sum(), params)
+    ref_grads = torch.autograd.grad(ref.square().sum(), params)
+    assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads, strict=True))
+    concat = m.out_conv(torch.cat([local, glob.expand_as(local)], dim=-1))
+    torch.testing.assert_close(out, concat, atol=2e-6, rtol=1e-5)
