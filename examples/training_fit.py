@@ -1,0 +1,88 @@
+"""Retrieval on the TRAINING identities, beside the test figures: over-fitting or not?
+
+For each Table IV output folder (``reproduce_table4.py --output-dir``) and each saved model
+(``models/*.pt``, seed 0's), every training image is a query against all the others under
+the Market-1501 protocol (same identity and camera excluded, the query itself included), with
+the model's inference path (HTS pruning on). Rising training Rank-1 with falling test Rank-1
+is over-fitting; falling training Rank-1 while the training loss falls is a train/inference
+mismatch.
+
+Usage::
+
+    python examples/training_fit.py 2=runs/table4-quick 5=runs/e5 10=runs/e10 20=runs/e20 \\
+        --extra "20:+HTS keep 1.0=runs/e20k1/models/hts.pt" --output docs/results/trainfit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import sureid
+from sureid.metrics import evaluate
+
+MODELS = {"vanilla": "vanilla.pt", "+HTS": "hts.pt", "+HTS+NPKD": "hts_npkd.pt",
+          "+HTS+NPKD+NODA": "hts_npkd_noda.pt"}
+
+
+def training_retrieval(model_file: Path, images: list[Path]) -> tuple[float, float]:
+    """Rank-1 and mAP (%) of all ``images`` against each other, Market protocol."""
+    pids = np.array([int(f.name.split("_")[0]) for f in images])
+    cams = np.array([int(re.match(r"-?\d+_c(\d+)", f.name).group(1)) for f in images])
+    feats = sureid.FeatureExtractor(sureid.load(model_file), batch_size=64)(
+        [str(f) for f in images]).features
+    r = evaluate(feats, feats, pids, pids, cams, cams)
+    return 100 * float(r.cmc[0]), 100 * float(r.mAP)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", metavar="EPOCHS=DIR", help="a Table IV output folder")
+    ap.add_argument("--extra", nargs="*", default=[], metavar="EPOCHS:NAME=MODEL",
+                    help="another model file at a budget (its test Rank-1 from the "
+                         "table4.json beside its models/ folder)")
+    ap.add_argument("--output", type=Path, required=True, help="folder for the .md and .json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    jobs = []  # (epochs, name, model file, table4.json, data folder)
+    for spec in args.runs:
+        epochs, folder = spec.split("=", 1)
+        folder = Path(folder)
+        for name, file in MODELS.items():
+            if (folder / "models" / file).is_file():
+                jobs.append((int(epochs), name, folder / "models" / file, folder / "table4.json",
+                             folder / "data"))
+    for spec in args.extra:
+        head, file = spec.split("=", 1)
+        epochs, name = head.split(":", 1)
+        data = next(folder for e, _, _, _, folder in jobs if e == int(epochs))
+        file = Path(file)
+        jobs.append((int(epochs), name, file, file.parent.parent / "table4.json", data))
+    rows = []
+    for epochs, name, file, table, data in jobs:
+        test = json.loads(table.read_text())["rows"]
+        test = next((r for r in test if r["name"] == name), test[0])["per_seed"][0]
+        r1, ap_ = training_retrieval(file, sorted((data / "bounding_box_train").glob("*.jpg")))
+        rows.append({"epochs": epochs, "model": name, "train_rank1": round(r1, 2),
+                     "train_mAP": round(ap_, 2), "test_rank1": round(test["rank1"], 2),
+                     "test_mAP": round(test["mAP"], 2), "seed": test["seed"]})
+        print(rows[-1], flush=True)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "training_fit.json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = ["Rank-1 / mAP (%) on the training identities (all training images against each "
+             "other, Market protocol, inference path) and on the test split, seed 0's models",
+             "", "| epochs | model | train Rank-1 | train mAP | test Rank-1 | test mAP |",
+             "|---:|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['epochs']} | {r['model']} | {r['train_rank1']:.1f} | {r['train_mAP']:.1f} "
+              f"| {r['test_rank1']:.1f} | {r['test_mAP']:.1f} |" for r in rows]
+    (args.output / "training_fit.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
