@@ -40,14 +40,14 @@ def training_retrieval(model_file: Path, images: list[Path]) -> tuple[float, flo
     return 100 * float(r.cmc[0]), 100 * float(r.mAP)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", metavar="EPOCHS=DIR", help="a Table IV output folder")
     ap.add_argument("--extra", nargs="*", default=[], metavar="EPOCHS:NAME=MODEL",
                     help="another model file at a budget (its test Rank-1 from the "
                          "table4.json beside its models/ folder)")
     ap.add_argument("--output", type=Path, required=True, help="folder for the .md and .json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     jobs = []  # (epochs, name, model file, table4.json, data folder)
     for spec in args.runs:
