@@ -38,7 +38,16 @@ def test_smoke_preset_end_to_end(tmp_path):
         assert r["rank1"] == pytest.approx(sum(hits) / 2, abs=0.01)
     assert rows[1]["gflops"] < rows[0]["gflops"]  # HTS computes on fewer tokens
     assert {c["verdict"] for c in claims} <= {"reproduced", "contradicted", "inconclusive"}
-    assert claims[0]["metric"] == "throughput" and len(claims) == 1 + 2 * 5
+    assert len(claims) == 1 + 2 * 5
+    # the speed claim, with the slicing bound timed beside the rows; which claim is judged
+    # depends on this CPU's bound (below 1.4x on every seed: the share of the bound)
+    speed, bound = claims[0], claims[0]["slicing_bound"]
+    assert bound["speedup_range"][0] <= bound["speedup"] <= bound["speedup_range"][1]
+    if bound["speedup_range"][1] < 1.4:
+        assert speed["metric"] == "throughput / slicing bound" and speed["threshold"] == 0.95
+        assert speed["ci95"] == bound["hts_share_range"]
+    else:
+        assert speed["metric"] == "throughput" and speed["threshold"] == 1.4
     for c in claims[1:]:
         assert c["ci95"][0] <= c["estimate"] <= c["ci95"][1]
         # the pooled estimate is the mean of the per-seed contrasts (same queries per seed)
@@ -47,7 +56,7 @@ def test_smoke_preset_end_to_end(tmp_path):
         assert isinstance(c["seeds_agree"], bool)
     md = (out / "table4.md").read_text()
     assert "± " in md and "95 % CI" in md and "per core (1 thread)" in md
-    assert "| per seed |" in md
+    assert "| per seed |" in md and "Slicing bound (the HTS rows' blocks" in md
     assert (out / "fig6_kept_tokens.png").stat().st_size > 0
     assert (out / "teacher.pt").is_file() and (out / "models" / "vanilla.pt").is_file()
     assert "teacher loaded" not in proc.stdout
