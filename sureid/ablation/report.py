@@ -20,6 +20,7 @@ __all__ = ["BOUND", "SPEED_TARGET", "markdown_table", "render_fig6", "speed_verd
 SPEED_TARGET = 1.4  # the paper's Table IV: 1585 / 1074 = 1.48x at p = 0.7
 BOUND = "slicing bound"  # the throughput key of sureid.engine.SlicingBound, timed beside the rows
 BOUND_SHARE = 0.95  # the share of the slicing bound HTS should reach where 1.4x is beyond it
+BOUND_METRIC = "throughput / slicing bound"  # the speed claim's metric in that case
 
 
 def _range(values: list[float]) -> list[float]:
@@ -50,15 +51,13 @@ def speed_verdict(table: list[dict], throughputs: list[dict[str, float]] | None 
         bound = {"speedup": round(float(np.mean(ups)), 3), "speedup_range": _range(ups),
                  "hts_share": round(float(np.mean(shares)), 3), "hts_share_range": _range(shares)}
         verdict["slicing_bound"] = bound
-        if max(ups) < SPEED_TARGET:
-            lo, hi = bound["hts_share_range"]
+        if max(ups) < SPEED_TARGET:  # 1.4x is beyond any token dropping on this CPU
             verdict |= {"claim": f"HTS rows keep >= {BOUND_SHARE} of the slicing bound "
                                  f"({bound['speedup']:.2f}x {base}; the paper's {SPEED_TARGET}x "
                                  "is beyond the bound on this CPU)",
-                        "metric": "throughput / slicing bound",
-                        "estimate": round(bound["hts_share"], 2), "ci95": [lo, hi],
-                        "threshold": BOUND_SHARE}
-    t = verdict["threshold"]
+                        "metric": BOUND_METRIC, "estimate": round(bound["hts_share"], 2),
+                        "ci95": bound["hts_share_range"], "threshold": BOUND_SHARE}
+    (lo, hi), t = verdict["ci95"], verdict["threshold"]
     verdict["verdict"] = ("reproduced" if lo >= t else "contradicted" if hi < t
                           else "inconclusive")
     return verdict
@@ -117,7 +116,7 @@ def markdown_table(number: int | str, rows: list[dict], verdicts: list[dict], me
         lo, hi = bound["speedup_range"]
         below = (f" **The bound itself is below the paper's {SPEED_TARGET}x on this CPU: the "
                  "speed claim is judged against the bound.**"
-                 if hi < SPEED_TARGET else "")
+                 if verdicts[0]["metric"] == BOUND_METRIC else "")
         lines += ["", f"Slicing bound (the HTS rows' blocks on the same token counts, tokens "
                   f"dropped for free; no scoring can be faster): {bound['speedup']:.2f}x "
                   f"{rows[0]['name']} ({lo:.2f}-{hi:.2f}x over seeds); the HTS rows reach "
@@ -143,7 +142,7 @@ def markdown_table(number: int | str, rows: list[dict], verdicts: list[dict], me
         for v in verdicts:
             lo, hi = v["ci95"]
             if v["metric"].startswith("throughput"):
-                x = "x" if v["metric"] == "throughput" else ""  # a speed-up, or a share
+                x = "" if v["metric"] == BOUND_METRIC else "x"  # a share, or a speed-up
                 diff, ci = f"{v['estimate']:.2f}{x}", f"{lo:.2f}{x}-{hi:.2f}{x} (per-seed range)"
                 seeds, mark = "", ""
             else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.hts import num_kept_tokens
 from ..models.hts_vit import HTSViT
 from ..models.timm_adapter import embed_tokens, pool_tokens
 
@@ -49,13 +48,10 @@ class SlicingBound(nn.Module):
         self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        vit, p = m.backbone, m.num_prefix_tokens
+        vit, p = self.model.backbone, self.model.num_prefix_tokens
         x = embed_tokens(vit, x)
-        n = x.shape[1] - p
-        for i, blk in enumerate(vit.blocks):
-            stage = m._stage_of_block[i]
-            if stage >= 0 and m._active(stage):
-                x = x[:, : p + num_kept_tokens(n, m.keep_ratios[stage])]
+        for blk, k in zip(vit.blocks, self.model.kept_per_block(x.shape[1] - p), strict=True):
+            if k is not None:
+                x = x[:, : p + k]
             x = blk(x)
         return pool_tokens(vit, vit.norm(x))

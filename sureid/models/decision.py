@@ -84,19 +84,14 @@ class DecisionModule(nn.Module):
         last = self.out_conv[-2]
         last.bias.copy_(torch.tensor([0.0, math.log(keep / (1.0 - keep))]))
 
-    def _check_x(self, x: torch.Tensor) -> None:
-        if not torch.jit.is_tracing() and (x.ndim != 3 or x.shape[-1] != self.embed_dim):
-            raise ValueError(f"x must have shape (B, N, {self.embed_dim}), got {tuple(x.shape)}")
-
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_x(x)
-        if mask is not None and not torch.jit.is_tracing() and mask.shape != x.shape[:2]:
-            raise ValueError(
-                f"mask must have shape (B, N) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
-            )
-        return self._log_probs(x, mask)
-
-    def _log_probs(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if not torch.jit.is_tracing():
+            if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+                raise ValueError(
+                    f"x must have shape (B, N, {self.embed_dim}), got {tuple(x.shape)}")
+            if mask is not None and mask.shape != x.shape[:2]:
+                raise ValueError(f"mask must have shape (B, N) = {tuple(x.shape[:2])}, got "
+                                 f"{tuple(mask.shape)}")
         # The layers of in_conv/out_conv called as functions on their parameters: the same
         # operators as calling the modules, without a dozen module calls, which at batch 1
         # cost a small model as much as the arithmetic (docs/hts.md, "Throughput").

@@ -175,15 +175,18 @@ def select_topk_tokens(
         if not 1 <= k <= n:
             raise ValueError(f"k must be in [1, {n}], got {k}")
     idx = keep_score.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
-    # One row gather of the kept patches on the flattened batch: index_select copies whole
-    # C-rows, where torch.gather with an expanded index reads one element at a time (measured
-    # in docs/hts.md, "Measurements behind the docstrings"). Patch j of image i is row
-    # i * T + P + j; one arange holds the offsets i * T + P, and the prefix tokens are
-    # concatenated as a slice (fewer operators than gathering their rows too: issue 28).
+    # One row gather of prefix + kept patches on the flattened batch, straight into the
+    # output layout: index_select copies whole C-rows, where torch.gather with an expanded
+    # index reads one element at a time (measured in docs/hts.md, "Measurements behind the
+    # docstrings"), and concatenating the prefix afterwards would copy the kept tokens a
+    # second time (docs/hts.md, issue 28). Token j of image i is row i * T + j; one arange
+    # holds the offsets i * T.
     b, t, c = x.shape
-    rows = idx + torch.arange(num_prefix_tokens, b * t, t, device=idx.device).unsqueeze(1)
-    kept = x.reshape(b * t, c).index_select(0, rows.view(-1)).view(b, k, c)
-    return torch.cat([x[:, :num_prefix_tokens], kept], dim=1), idx
+    p = num_prefix_tokens
+    rows = torch.cat([torch.arange(p, device=idx.device).expand(b, p), idx + p], dim=1)
+    rows = rows + torch.arange(0, b * t, t, device=idx.device).unsqueeze(1)
+    kept = x.reshape(b * t, c).index_select(0, rows.view(-1))
+    return kept.view(b, p + k, c), idx
 
 
 def topk_keep_mask(score: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:

@@ -224,6 +224,22 @@ class HTSViT(nn.Module):
     def _active(self, stage: int) -> bool:
         return self.prune and self.keep_ratios[stage] < 1.0
 
+    def kept_per_block(self, num_patches: int) -> tuple[int | None, ...]:
+        """Patch tokens the inference path keeps before each block: ``k_s`` before the first
+        block of an active stage, ``None`` where nothing is dropped (``prune`` off, ratio 1,
+        or no stage starts there). Read at call time, so reassigned ratios count.
+
+        Example:
+            >>> from sureid import deit_tiny
+            >>> HTSViT(deit_tiny(img_size=(64, 32), depth=4), keep_ratio=0.5,
+            ...        prune_layers=(1, 3)).kept_per_block(8)
+            (None, 4, None, 2)
+        """
+        return tuple(
+            num_kept_tokens(num_patches, self.keep_ratios[s]) if s >= 0 and self._active(s)
+            else None for s in self._stage_of_block
+        )
+
     def inactive_parameters(self) -> list[str]:
         """Names of trainable parameters that a training step never uses.
 
@@ -278,13 +294,13 @@ class HTSViT(nn.Module):
         n = self._num_patches(x)
         kept: list[torch.Tensor] = []
         orig = cls = None
-        for i, (blk, stage) in enumerate(zip(vit.blocks, self._stage_of_block, strict=True)):
-            if stage >= 0 and self._active(stage):
+        blocks = zip(vit.blocks, self._stage_of_block, self.kept_per_block(n), strict=True)
+        for i, (blk, stage, k) in enumerate(blocks):
+            if k is not None:
                 if self.keep_score == "attention":
                     score = cls[:, p:]
                 else:
                     score = self.decision[stage](x[:, p:])[..., 1]
-                k = num_kept_tokens(n, self.keep_ratios[stage])
                 x, idx = select_topk_tokens(x, score, k, p)
                 if return_indices:
                     orig = idx if orig is None else orig.gather(1, idx)

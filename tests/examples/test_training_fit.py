@@ -54,4 +54,13 @@ def test_training_retrieval_against_a_loop(tmp_path):
         hits += pid[nearest] == pid[q]
     assert valid == 5  # 0003 has one image: no true match
     assert row["train_rank1"] == round(100 * hits / valid, 2)
+    # the nearest other image, any camera, by the same loop
+    nearest = [min((g for g in range(len(images)) if g != q),
+                   key=lambda g, q=q: (torch.dist(feats[q], feats[g]).item(), g))
+               for q in range(len(images))]
+    n = len(images)
+    assert row["nn_same_id"] == round(100 * sum(pid[g] == pid[q] for q, g in
+                                                enumerate(nearest)) / n, 2)
+    assert row["nn_same_camera"] == round(100 * sum(cam[g] == cam[q] for q, g in
+                                                    enumerate(nearest)) / n, 2)
     assert "| 3 | +HTS |" in (out / "training_fit.md").read_text()

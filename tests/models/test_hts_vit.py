@@ -423,3 +423,16 @@ def test_from_timm_passes_decision_init_keep():
     model = HTSViT.from_timm(vit, prune_layers=(1, 2), decision_init_keep=0.8)
     bias = model.decision[1].out_conv[-2].bias
     assert torch.sigmoid(bias[1] - bias[0]).item() == pytest.approx(0.8)
+
+
+def test_kept_per_block_is_what_the_inference_path_keeps():
+    model = tiny_hts(0.6).eval()  # stages before blocks LAYERS = (1, 3, 4)
+    ks = [num_kept_tokens(N_TINY, 0.6 ** (s + 1)) for s in range(3)]
+    assert model.kept_per_block(N_TINY) == (None, ks[0], None, ks[1], ks[2], None)
+    with torch.no_grad():
+        _, indices = model.forward_features(torch.randn(1, 3, 64, 32), return_indices=True)
+    assert [i.shape[1] for i in indices] == ks
+    model.keep_ratios = (0.5, 0.5, 0.25)  # cumulative: the second stage keeps 16 of 16
+    assert model.kept_per_block(N_TINY) == (None, 16, None, 16, 8, None)
+    model.prune = False
+    assert model.kept_per_block(N_TINY) == (None,) * 6
