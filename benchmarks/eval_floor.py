@@ -54,7 +54,7 @@ import time
 import numpy as np
 import torch
 
-from sureid.engine import describe_cpu
+from sureid.engine import cpu_line
 from sureid.metrics import _fused, _kernels, evaluate, evaluate_rank
 from sureid.metrics.distance import _Kernel, _sq_norms
 from sureid.metrics.evaluate import _CHUNK_ELEMS
@@ -120,12 +120,6 @@ def check_exact(qf, gf, qp, gp, qc, gc, result, num: int) -> None:
     np.testing.assert_array_equal(result.ap[idx], ref.ap)
     np.testing.assert_array_equal(result.inp[idx], ref.inp)
     np.testing.assert_array_equal(result.first_match[idx], ref.first_match)
-
-
-def cpu_line() -> str:
-    cpu = describe_cpu()
-    ext = ", ".join(cpu["extensions"] or ["extensions unknown"])
-    return f"CPU {cpu['model']} ({ext}), {cpu['cores']} logical cores"
 
 
 def kernel_cache() -> dict:

@@ -29,7 +29,7 @@ import torch
 
 import sureid
 from sureid.ablation import PRESETS, Preset, build_backbone
-from sureid.engine import describe_cpu, measure_throughput
+from sureid.engine import cpu_line, measure_throughput
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
 
@@ -112,9 +112,7 @@ def main() -> None:
     shape = (3, *preset.img_size)
     x = torch.randn(32, *shape)
     all_threads = torch.get_num_threads()
-    cpu = describe_cpu()
-    print(f"CPU {cpu['model']} ({', '.join(cpu['extensions'] or ['extensions unknown'])}), "
-          f"{cpu['cores']} logical cores")
+    print(cpu_line())
     print(f"quick student {preset.student}, input {preset.img_size}, p = {preset.keep_ratio}, "
           f"batch 32, torch {torch.__version__}")
 

@@ -64,7 +64,7 @@ import torch
 from sureid import HTSViT, RatioLoss
 from sureid._amp import autocast_to
 from sureid.ablation import PRESETS, Arch, build_backbone
-from sureid.engine import SlicingBound, describe_cpu
+from sureid.engine import SlicingBound, cpu_line, describe_cpu
 from sureid.engine.trainer import _amp_dtype
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
@@ -145,12 +145,6 @@ def decision_cost(m: HTSViT, stage_in: list[torch.Tensor], counts: list[int]) ->
     for s, dec in enumerate(m.decision):
         score = dec(stage_in[s][:, pre:])[..., 1]
         select_topk_tokens(stage_in[s], score, counts[s + 1], pre)
-
-
-def cpu_line() -> str:
-    cpu = describe_cpu()
-    ext = ", ".join(cpu["extensions"] or ["extensions unknown"])
-    return f"CPU {cpu['model']} ({ext}), {cpu['cores']} logical cores"
 
 
 def backbone(name: str, device: torch.device) -> torch.nn.Module:

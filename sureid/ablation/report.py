@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..engine import format_cpu
 from ..viz import render_kept_tokens
 from .presets import CLAIMS, PAPER, Preset, Row
 from .recipe import MEAN, STD
@@ -75,8 +76,7 @@ def markdown_table(number: int | str, rows: list[dict], verdicts: list[dict], me
     n = len(meta["seeds"])
     cpu = meta.get("cpu")
     if cpu:  # speed ratios differ between CPU kinds: name the one that measured them
-        ext = ", ".join(cpu["extensions"] or ["extensions unknown"])
-        per += f" on {cpu['model']} ({ext})"
+        per += f" on {format_cpu(cpu)}"
     title = ("NPKD diagnostic (not a paper table)" if number == "npkd"
              else f"Table {number} reproduction")
     lines = [

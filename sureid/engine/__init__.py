@@ -20,7 +20,7 @@ from .distributed import (
     wrap_ddp,
 )
 from .evaluation import evaluate_model, extract_features
-from .hardware import describe_cpu
+from .hardware import cpu_line, describe_cpu, format_cpu
 from .schedule import cosine_with_warmup
 from .slicing import SlicingBound
 from .throughput import measure_throughput
@@ -38,9 +38,11 @@ __all__ = [
     "broadcast_module",
     "cleanup",
     "cosine_with_warmup",
+    "cpu_line",
     "describe_cpu",
     "evaluate_model",
     "extract_features",
+    "format_cpu",
     "init_distributed",
     "check_settings",
     "load_checkpoint",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["describe_cpu"]
+__all__ = ["cpu_line", "describe_cpu", "format_cpu"]
 
 # the instruction-set extensions that move ViT inference speed, as /proc/cpuinfo names them
 _EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile")
@@ -41,3 +41,19 @@ def describe_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict:
             "extensions": None if flags is None else
             [e for e in _EXTENSIONS if e in flags],
             "cores": os.cpu_count() or 1, "torch_threads": torch.get_num_threads()}
+
+
+def format_cpu(cpu: dict) -> str:
+    """``"<model> (<extensions>)"`` from :func:`describe_cpu`'s dict, for captions.
+
+    Example:
+        >>> format_cpu({"model": "AMD EPYC", "extensions": ["avx2", "avx512f"]})
+        'AMD EPYC (avx2, avx512f)'
+    """
+    return f"{cpu['model']} ({', '.join(cpu['extensions'] or ['extensions unknown'])})"
+
+
+def cpu_line() -> str:
+    """The first line of a speed benchmark's output: this CPU and its logical cores."""
+    cpu = describe_cpu()
+    return f"CPU {format_cpu(cpu)}, {cpu['cores']} logical cores"

@@ -26,3 +26,13 @@ def test_avx2_only_and_unreadable(tmp_path):
     assert describe_cpu(path)["extensions"] == ["avx2"]
     missing = describe_cpu(tmp_path / "absent")
     assert missing["extensions"] is None and isinstance(missing["model"], str)
+
+
+def test_format_cpu_and_the_benchmark_line():
+    from sureid.engine import cpu_line, format_cpu
+
+    assert format_cpu({"model": "Xeon", "extensions": ["avx2", "avx512_vnni"]}) == \
+        "Xeon (avx2, avx512_vnni)"
+    assert format_cpu({"model": "M2", "extensions": None}) == "M2 (extensions unknown)"
+    cpu = describe_cpu()
+    assert cpu_line() == f"CPU {format_cpu(cpu)}, {cpu['cores']} logical cores"
