@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.extra:
         head, file = spec.split("=", 1)
         epochs, name = head.split(":", 1)
-        data = next(folder for e, _, _, _, folder in jobs if e == int(epochs))
+        data = next((folder for e, _, _, _, folder in jobs if e == int(epochs)), None)
+        if data is None:  # the model's training images are those of the run at its budget
+            ap.error(f"--extra {spec!r}: no EPOCHS=DIR run at {epochs} epochs to take the "
+                     "training images from")
         file = Path(file)
         jobs.append((int(epochs), name, file, file.parent.parent / "table4.json", data))
     rows = []

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -64,3 +65,11 @@ def test_training_retrieval_against_a_loop(tmp_path):
     assert row["nn_same_camera"] == round(100 * sum(cam[g] == cam[q] for q, g in
                                                     enumerate(nearest)) / n, 2)
     assert "| 3 | +HTS |" in (out / "training_fit.md").read_text()
+
+
+def test_an_extra_model_needs_a_run_at_its_budget(tmp_path, capsys):
+    script = load_example("training_fit")
+    with pytest.raises(SystemExit):
+        script.main([f"3={tmp_path}", "--extra", f"5:x={tmp_path / 'm.pt'}",
+                     "--output", str(tmp_path / "out")])
+    assert "no EPOCHS=DIR run at 5 epochs" in capsys.readouterr().err
