@@ -30,7 +30,7 @@ import torch
 import sureid
 from sureid.ablation import PRESETS, Preset, build_backbone
 from sureid.engine import cpu_line, measure_throughput
-from sureid.models.hts import num_kept_tokens, select_topk_tokens
+from sureid.models.hts import select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
 
 
@@ -65,34 +65,42 @@ def best_of_runs(models: dict, x: torch.Tensor, rounds: int = 5, iters: int = 10
     return {k: x.shape[0] / v for k, v in best.items()}
 
 
+def token_plan(
+    hts: sureid.HTSViT, n: int
+) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """What ``hts.forward_features`` runs on ``n`` patch tokens: the tokens entering each
+    block (prefix included), and per pruning ``(stage, patch tokens entering it, kept)``."""
+    stage_at = {block: s for s, block in enumerate(hts.prune_layers)}
+    counts, pruned, kept = [], [], n
+    for block, k in enumerate(hts.kept_per_block(n)):
+        if k is not None:
+            pruned.append((stage_at[block], kept, k))
+            kept = k
+        counts.append(hts.num_prefix_tokens + kept)
+    return counts, pruned
+
+
 @torch.inference_mode()
 def breakdown(hts: sureid.HTSViT, x: torch.Tensor) -> dict[str, float]:
     vit, p = hts.backbone, hts.num_prefix_tokens
     tokens = embed_tokens(vit, x)
     n = tokens.shape[1] - p
-    stages = [s for s in hts._stage_of_block if s >= 0]
-    counts, kept = [], n
-    for s in hts._stage_of_block:  # tokens entering each block under HTS
-        if s >= 0:
-            kept = num_kept_tokens(n, hts.keep_ratios[s])
-        counts.append(p + kept)
-    inputs = {t: torch.randn(x.shape[0], t, vit.embed_dim) for t in set(counts)}
-    score = torch.randn(x.shape[0], n)
+    counts, pruned = token_plan(hts, n)
+    inputs = {t: torch.randn(x.shape[0], t, vit.embed_dim) for t in {*counts, p + n}}
+    scores = {m: torch.randn(x.shape[0], m) for _, m, _ in pruned}
 
     def blocks(ts):
         for blk, t in zip(vit.blocks, ts, strict=True):
             blk(inputs[t])
 
+    # each decision module and gather on the tokens entering its stage, as in forward_features
     return median_ms({
         "stem + pos embed": lambda: embed_tokens(vit, x),
         "blocks, dense tokens": lambda: blocks([p + n] * len(vit.blocks)),
         "blocks, HTS tokens": lambda: blocks(counts),
-        "decision modules": lambda: [hts.decision[s](inputs[counts[i]][:, p:])
-                                     for i, s in enumerate(hts._stage_of_block) if s >= 0],
-        "top-k gathers": lambda: [
-            select_topk_tokens(tokens, score, num_kept_tokens(n, hts.keep_ratios[s]), p)
-            for s in stages
-        ],
+        "decision modules": lambda: [hts.decision[s](inputs[p + m][:, p:]) for s, m, _ in pruned],
+        "top-k gathers": lambda: [select_topk_tokens(inputs[p + m], scores[m], k, p)
+                                  for _, m, k in pruned],
     })
 
 

@@ -95,7 +95,9 @@ class DecisionModule(nn.Module):
         # The layers of in_conv/out_conv called as functions on their parameters: the same
         # operators as calling the modules, without a dozen module calls, which at batch 1
         # cost a small model as much as the arithmetic (docs/hts.md, "Throughput").
-        norm, lin = self.in_conv[0], self.in_conv[1]
+        # unpacked by iteration: Sequential's integer indexing costs a microsecond a layer
+        norm, lin, _ = self.in_conv
+        first, _, second, _, last, _ = self.out_conv
         h = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         h = F.gelu(F.linear(h, lin.weight, lin.bias))
         half = self.hidden_dim // 2
@@ -108,9 +110,8 @@ class DecisionModule(nn.Module):
             glob = (glob * w).sum(dim=1, keepdim=True) / count
         # out_conv[0] on concat([local, glob]) without materialising the concat: the global
         # half is the same for every token, so its product is computed once per image.
-        first = self.out_conv[0]
-        y = F.linear(local, first.weight[:, :half], first.bias)
-        y = y + F.linear(glob, first.weight[:, half:])
-        for layer in (self.out_conv[2], self.out_conv[4]):
-            y = F.linear(F.gelu(y), layer.weight, layer.bias)
+        w = first.weight
+        y = F.linear(local, w[:, :half], first.bias) + F.linear(glob, w[:, half:])
+        y = F.linear(F.gelu(y), second.weight, second.bias)
+        y = F.linear(F.gelu(y), last.weight, last.bias)
         return F.log_softmax(y, dim=-1)
