@@ -94,19 +94,19 @@ def test_gumbel_decision_bad_input(shape, tau):
 def _reference_masked_attention(q, k, v, keep):
     """Eqs. 4-6 written out with loops over rows, no max trick."""
     b, h, t, d = q.shape
-    out = torch.zeros_like(q, dtype=torch.float64)
-    attn = torch.zeros(b, h, t, t, dtype=torch.float64)
     q, k, v, keep = q.double(), k.double(), v.double(), keep.double()
+    outs, attns = [], []  # built out of place, so autograd differentiates it too
     for bi in range(b):
         for hi in range(h):
             a = q[bi, hi] @ k[bi, hi].T / math.sqrt(d)  # Eq. 4
+            rows = []
             for i in range(t):
-                g = keep[bi].clone()
-                g[i] = 1.0  # Eq. 5
+                g = torch.cat([keep[bi, :i], keep.new_ones(1), keep[bi, i + 1:]])  # Eq. 5
                 w = a[i].exp() * g
-                attn[bi, hi, i] = w / w.sum()  # Eq. 6
-            out[bi, hi] = attn[bi, hi] @ v[bi, hi]
-    return out, attn
+                rows.append(w / w.sum())  # Eq. 6
+            attns.append(torch.stack(rows))
+            outs.append(attns[-1] @ v[bi, hi])
+    return torch.stack(outs).view(b, h, t, d), torch.stack(attns).view(b, h, t, t)
 
 
 @pytest.mark.parametrize("soft", [False, True])
@@ -134,6 +134,33 @@ def test_masked_attention_equals_attention_over_kept_tokens():
         ref_i = F.scaled_dot_product_attention(q[:, :, sel], k[:, :, sel], v[:, :, sel])
         pos = sel[:i].sum()
         torch.testing.assert_close(out[:, :, i], ref_i[:, :, pos], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_masked_attention_gradients_match_equations(soft):
+    # Peaky logits (x3): the row maximum carries most of each row's weight, so a backward
+    # pass that loses it (a clamp whose gradient is 0 at its bound) is far off, not 1e-3 off.
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 7, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    q = q * 3.0
+    keep = torch.rand(2, 7, generator=g, dtype=torch.float64)
+    keep = keep if soft else (keep > 0.5).double()
+    keep[:, 0] = 1.0
+    c_out, c_attn = torch.randn(2, 2, 7, 4, generator=g), torch.randn(2, 2, 7, 7, generator=g)
+
+    def grads(fn):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v, keep)]
+        out, attn = fn(*leaves)
+        loss = (out * c_out).sum() + (attn * c_attn).sum()
+        return torch.autograd.grad(loss, leaves)
+
+    got = grads(masked_attention)
+    want = grads(_reference_masked_attention)
+    for name, a, b in zip("qkv", got[:3], want[:3], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8, msg=f"d/d{name}")
+    if soft:  # with hard masks a dropped token's logit above the row maximum has its
+        # gradient towards keep capped by design (see _masked_attention), unlike Eq. 6 as is
+        torch.testing.assert_close(got[3], want[3], atol=1e-10, rtol=1e-8, msg="d/dkeep")
 
 
 def test_masked_attention_all_kept_is_softmax_attention():

@@ -102,6 +102,32 @@ def test_masked_training_path_equals_token_dropping(variant, keep_ratio):
         torch.testing.assert_close(out.tokens[b, p:][final[b]], tokens[b, p:], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("backbone", ["timm", "sureid"])
+def test_masked_training_path_has_the_gradients_of_token_dropping(backbone):
+    # The forward passes agreeing is not enough: the masked attention's backward once lost
+    # each row's largest logit (a clamp's zero gradient at its bound) while its forward was
+    # exact, and training through it degraded the embedding. float64, so any real difference
+    # stands far above rounding.
+    torch.manual_seed(0)
+    model = tiny_hts(0.5, backbone=backbone).double().eval()
+    for blk in model.backbone.blocks:  # peaky attention, as in a trained model
+        blk.attn.qkv.weight.data.mul_(4.0)
+    x = torch.randn(3, 3, 64, 32, dtype=torch.float64)
+    with torch.no_grad():
+        _, indices = model.forward_features(x, return_indices=True)
+    names, vit_params = zip(*model.backbone.named_parameters(), strict=True)
+    coef = torch.randn(model.embed_dim, dtype=torch.float64)
+
+    def grads(features):
+        return torch.autograd.grad((features * coef).sum(), vit_params, allow_unused=True)
+
+    dropped = grads(model.forward_features(x)[:, 0])
+    masked = grads(model.forward_train(x, keep_masks=masks_from_indices(indices, N_TINY)).features)
+    for param, a, b in zip(names, dropped, masked, strict=True):
+        if a is not None:
+            torch.testing.assert_close(b, a, atol=1e-9, rtol=1e-7, msg=param)
+
+
 def test_masked_training_path_equals_token_dropping_deit_small(deit_s):
     model = HTSViT.from_timm(deit_s, keep_ratio=0.7).eval()
     x = torch.randn(2, 3, 256, 128)
