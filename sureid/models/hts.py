@@ -127,14 +127,13 @@ def _masked_attention(q, k, v, keep, *, scale: float, dropout_p: float):
     eye = torch.eye(t, dtype=logits.dtype, device=logits.device)
     gate = rearrange(keep.to(logits.dtype), "b t -> b 1 1 t") * (1.0 - eye) + eye  # Eq. 5
     row_max = torch.where(gate > 0, logits, float("-inf")).amax(-1, keepdim=True).detach()
+    # Entries with G > 0 are <= row_max; only masked-out entries (weight 0 in the forward) can
+    # lie above it. Setting those to 0 keeps exp() finite there (inf * 0 would be NaN) and caps
+    # their gradient towards ``keep`` at that of a logit equal to the row maximum. Not
+    # clamp_max(0): its gradient is 0 at the bound itself, where the row maximum sits, which
+    # cut the entry attention weighs most out of every backward pass (fixed in 0ac60e5).
     shifted = logits - row_max
-    # Masked-out entries (weight 0 in the forward) are clamped to <= 0: it keeps exp() finite
-    # there (inf * 0 would be NaN) and caps their gradient towards ``keep`` at that of a logit
-    # equal to the row maximum. Entries with G > 0 are <= 0 already and must not go through
-    # the clamp: its gradient is 0 at the bound itself, which would cut the row maximum (the
-    # entry attention weighs most) out of every backward pass.
-    shifted = torch.where(gate > 0, shifted, shifted.clamp_max(0.0))
-    weights = shifted.exp() * gate
+    weights = shifted.masked_fill(shifted > 0, 0.0).exp() * gate
     attn = weights / weights.sum(-1, keepdim=True)  # Eq. 6
     used = F.dropout(attn, p=dropout_p) if dropout_p > 0 else attn
     return used @ v, attn
