@@ -46,6 +46,15 @@ def training_retrieval(model_file: Path, images: list[Path]) -> dict[str, float]
             "nn_same_camera": 100 * float((cams[nearest] == cams).mean())}
 
 
+def test_row(rows: list[dict], name: str, table: Path) -> dict:
+    """The row called ``name`` of a table4.json, or its only row (an ``--extra`` model's run
+    trained that one row, under the table's own name for it)."""
+    match = [r for r in rows if r["name"] == name]
+    if match or len(rows) == 1:
+        return (match or rows)[0]
+    raise ValueError(f"{table}: no row {name!r} among {[r['name'] for r in rows]}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", metavar="EPOCHS=DIR", help="a Table IV output folder")
@@ -74,8 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         jobs.append((int(epochs), name, file, file.parent.parent / "table4.json", data))
     rows = []
     for epochs, name, file, table, data in jobs:
-        test = json.loads(table.read_text())["rows"]
-        test = next((r for r in test if r["name"] == name), test[0])["per_seed"][0]
+        test = test_row(json.loads(table.read_text())["rows"], name, table)["per_seed"][0]
         fit = training_retrieval(file, sorted((data / "bounding_box_train").glob("*.jpg")))
         rows.append({"epochs": epochs, "model": name, **{k: round(v, 2) for k, v in fit.items()},
                      "test_rank1": round(test["rank1"], 2), "test_mAP": round(test["mAP"], 2),

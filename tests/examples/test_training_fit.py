@@ -73,3 +73,12 @@ def test_an_extra_model_needs_a_run_at_its_budget(tmp_path, capsys):
         script.main([f"3={tmp_path}", "--extra", f"5:x={tmp_path / 'm.pt'}",
                      "--output", str(tmp_path / "out")])
     assert "no EPOCHS=DIR run at 5 epochs" in capsys.readouterr().err
+
+
+def test_a_test_row_is_found_by_name_or_as_the_only_row(tmp_path):
+    script = load_example("training_fit")
+    rows = [{"name": "vanilla"}, {"name": "+HTS"}]
+    assert script.test_row(rows, "+HTS", tmp_path) == {"name": "+HTS"}
+    assert script.test_row(rows[1:], "+HTS keep 1.0", tmp_path) == {"name": "+HTS"}
+    with pytest.raises(ValueError, match="no row 'x' among"):  # was: vanilla's row, silently
+        script.test_row(rows, "x", tmp_path)
