@@ -28,7 +28,10 @@ preset's ratio), the others at every p. Each row gives img/s, the ratio to ``den
 a row at a ratio p, to ``slice p``: ``HTS p / slice p`` is what the decision modules and
 gathers cost.
 The decision modules and top-k gathers at p = 0.7 are also timed alone, on inputs of the stage
-shapes. Then one training step (forward + backward, batch 32) of HTSViT at p = 0.7 (Gumbel
+shapes, and counted (``sureid.flops.count_flops``): the HTS model's FLOPs against its bound's
+give the *arithmetic ceiling*, the HTS / bound ratio if the decision modules ran at the
+blocks' arithmetic efficiency and top-k and gathers were free.
+Then one training step (forward + backward, batch 32) of HTSViT at p = 0.7 (Gumbel
 decisions, masked attention, ratio loss) vs dense, per model.
 
 The header names the CPU (model, AVX2 / AVX-512 / VNNI) and the threads; ``--output`` also
@@ -66,6 +69,7 @@ from sureid._amp import autocast_to
 from sureid.ablation import PRESETS, Arch, build_backbone
 from sureid.engine import SlicingBound, cpu_line, describe_cpu
 from sureid.engine.trainer import _amp_dtype
+from sureid.flops import count_flops
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
 
@@ -147,6 +151,17 @@ def decision_cost(m: HTSViT, stage_in: list[torch.Tensor], counts: list[int]) ->
         select_topk_tokens(stage_in[s], score, counts[s + 1], pre)
 
 
+def arithmetic_ceiling(name: str, m: HTSViT) -> dict:
+    """``m``'s GFLOPs per image and its slicing bound's (``sureid.flops.count_flops``): the
+    decision modules are the difference, so ``bound / hts`` is the HTS / bound ratio that
+    decision modules running at the blocks' arithmetic efficiency, with free top-k and
+    gathers, would reach. Measured ratios above it are noise; the gap below it is overhead."""
+    _, img_size, _ = MODELS[name]
+    hts, bound = count_flops(m, img_size), count_flops(SlicingBound(m), img_size)
+    return {"model": name, "p": float(m.keep_ratios[0]), "hts_gflops": hts,
+            "bound_gflops": bound, "ceiling": bound / hts}
+
+
 def backbone(name: str, device: torch.device) -> torch.nn.Module:
     """The model's ViT (random init, seed 0), as ``build_backbone`` builds it."""
     arch, img_size, _ = MODELS[name]
@@ -157,9 +172,10 @@ def backbone(name: str, device: torch.device) -> torch.nn.Module:
 def inference(
     name: str, ps: tuple[float, ...], batches: list[int], rounds: int, args, device, clock,
     precision,
-) -> tuple[list[dict], list[dict]]:
-    """One model's inference rows ``{model, batch, path, img_s, vs_dense, vs_bound}`` and
-    the overhead rows ``{model, batch, what, p, ms, of_bound}`` at every batch size."""
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """One model's inference rows ``{model, batch, path, img_s, vs_dense, vs_bound}``, the
+    overhead rows ``{model, batch, what, p, ms, of_bound}`` at every batch size and its
+    arithmetic ceiling (:func:`arithmetic_ceiling`, one row)."""
     _, img_size, focus = MODELS[name]
     ps = tuple(sorted({*ps, focus}))
     vit = backbone(name, device).eval()
@@ -177,6 +193,7 @@ def inference(
         variants["attention"] = HTSViT(vit, keep_ratio=focus, keep_score="attention").to(
             device).eval()
     variants["given score"] = given_score(vit, focus).to(device).eval()
+    ceilings = [arithmetic_ceiling(name, models[focus])]
     rows: list[dict] = []
     overheads: list[dict] = []
     for batch in batches:
@@ -224,11 +241,13 @@ def inference(
             t = sec[f"{what} alone"]
             overheads.append({"model": name, "batch": batch, "what": f"{what} + top-k gathers",
                               "p": focus, "ms": 1000 * t, "of_bound": t / sec[f"slice p={focus}"]})
-        print(inference_markdown(name, batch, rows, overheads), flush=True)
-    return rows, overheads
+        print(inference_markdown(name, batch, rows, overheads, ceilings), flush=True)
+    return rows, overheads, ceilings
 
 
-def inference_markdown(name: str, batch: int, rows: list[dict], overheads: list[dict]) -> str:
+def inference_markdown(
+    name: str, batch: int, rows: list[dict], overheads: list[dict], ceilings: list[dict]
+) -> str:
     """The Markdown table of one model at one batch size."""
     _, img_size, _ = MODELS[name]
     lines = [f"\n{name} {img_size[0]}x{img_size[1]}, batch {batch}: img/s, x dense, "
@@ -248,6 +267,12 @@ def inference_markdown(name: str, batch: int, rows: list[dict], overheads: list[
         if (o["model"], o["batch"]) == (name, batch):
             lines.append(f"{o['what']} alone at p={o['p']}: {o['ms']:.2f} ms per batch "
                          f"= {100 * o['of_bound']:.1f}% of the slicing bound")
+    for c in ceilings:
+        if c["model"] == name:
+            lines.append(
+                f"arithmetic ceiling at p={c['p']}: HTS {c['hts_gflops']:.4f} GFLOPs, bound "
+                f"{c['bound_gflops']:.4f}; decision modules at the blocks' efficiency and free "
+                f"gathers would give HTS / bound = {c['ceiling']:.3f}")
     return "\n".join(lines)
 
 
@@ -374,10 +399,12 @@ def main() -> None:
 
     rows: list[dict] = []
     overheads: list[dict] = []
+    ceilings: list[dict] = []
     for name in dict.fromkeys(args.models):  # each once, in the order given
-        r, o = inference(name, ps, batches, rounds, args, device, clock, precision)
+        r, o, c = inference(name, ps, batches, rounds, args, device, clock, precision)
         rows += r
         overheads += o
+        ceilings += c
     train_rows: list[dict] = []
     if not args.no_train:
         for name in dict.fromkeys(args.models):
@@ -386,10 +413,11 @@ def main() -> None:
 
     for path in args.output:
         if path.suffix == ".json":
-            path.write_text(json.dumps({"meta": meta, "inference": rows, "overhead": overheads,
-                                        "training": train_rows}, indent=2) + "\n")
+            result = {"meta": meta, "inference": rows, "overhead": overheads,
+                      "ceiling": ceilings, "training": train_rows}
+            path.write_text(json.dumps(result, indent=2) + "\n")
         else:
-            tables = [inference_markdown(n, b, rows, overheads)
+            tables = [inference_markdown(n, b, rows, overheads, ceilings)
                       for n in dict.fromkeys(args.models) for b in batches]
             if train_rows:
                 tables.append(training_markdown(train_rows, meta["precision"]))
