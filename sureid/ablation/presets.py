@@ -247,10 +247,17 @@ class Row:
     kd_terms: str = "both"  # NPKD terms on: "both" (Eq. 13), "kl" or "feature" only
     feature_reduction: str = "mean"  # NPKDLoss's: "mean" over channels or "sum" (Eq. 13)
     align_corners: bool = False  # NPKDLoss's interpolation grid (the paper is silent)
+    # the teacher feature of Eq. 13's term: "after" its BNNeck (what its classifier reads) or
+    # "before" it (raw, like the student's f^s); the logits are the BN feature's either way
+    teacher_feature: str = "after"
 
     def __post_init__(self) -> None:
         if self.kd_terms not in ("both", "kl", "feature"):
             raise ValueError(f"kd_terms must be 'both', 'kl' or 'feature', got {self.kd_terms!r}")
+        if self.teacher_feature not in ("after", "before"):
+            raise ValueError(
+                f"teacher_feature must be 'after' or 'before', got {self.teacher_feature!r}"
+            )
         if self.feature_reduction not in ("sum", "mean"):
             raise ValueError(
                 f"feature_reduction must be 'sum' or 'mean', got {self.feature_reduction!r}"
@@ -275,6 +282,8 @@ class Row:
                 kd += f"-{self.kd_terms}only"
             if self.kd_terms != "kl":
                 kd += f"-{self.feature_reduction}"
+                if self.teacher_feature != "after":
+                    kd += f"-t{self.teacher_feature}"
             parts.append(kd)
         if self.noda:
             parts.append("noda")
@@ -322,6 +331,9 @@ def table_rows(table: int | str) -> list[Row]:
             Row("+HTS+NPKD, feature only", hts=True, npkd=True, noda=False, kd_terms="feature"),
             Row("+HTS+NPKD, feature sum", hts=True, npkd=True, noda=False,
                 feature_reduction="sum"),
+            # Eq. 13 against the teacher's pre-BN feature (the paper's teacher has no BN)
+            Row("+HTS+NPKD, pre-BN teacher feature", hts=True, npkd=True, noda=False,
+                teacher_feature="before"),
         ]
     raise ValueError(f"table must be 4, 5, 6, 7 or 'npkd', got {table!r}")
 

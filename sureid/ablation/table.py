@@ -22,7 +22,7 @@ from ..data import make_synthetic_reid, read_occluded_duke
 from ..engine import SlicingBound, describe_cpu, evaluate_model, measure_throughput
 from ..flops import count_flops
 from ..hub import DataConfig
-from ..models import FrozenTeacher
+from ..models import FrozenTeacher, ReIDModel
 from .build import build_row, load_teacher_model
 from .presets import Preset, Row
 from .recipe import MEAN, STD, Weights, file_digest, view_transforms
@@ -68,6 +68,18 @@ class TableRun:
     seed: int = 0
     throughput_threads: int | None = 1
     command: str = ""
+
+
+def npkd_teachers(teacher_net: ReIDModel, device: torch.device) -> dict[str, FrozenTeacher]:
+    """The frozen teacher of each ``Row.teacher_feature``: Eq. 13's ``f^t`` after the
+    teacher's BNNeck (``"after"``, what its classifier reads) or before it (``"before"``, the
+    raw feature, like the student's ``f^s``); the logits are the BN feature's either way."""
+    classifier = teacher_net.classifier_weight.detach()
+    return {
+        "after": FrozenTeacher(teacher_net, classifier).to(device),
+        "before": FrozenTeacher(teacher_net.backbone, classifier,
+                                head=teacher_net.neck.bn).to(device),
+    }
 
 
 def run_table(run: TableRun, ws: Workspace) -> list[dict]:
@@ -129,7 +141,7 @@ def run_table(run: TableRun, ws: Workspace) -> list[dict]:
         _write_teacher(teacher_net, out / "models" / "teacher.pt", run, teacher_cfg,
                        teacher_metrics, seconds=time.perf_counter() - t_start, log=log)
         return []
-    teacher = FrozenTeacher(teacher_net, teacher_net.classifier_weight.detach()).to(device)
+    teachers = npkd_teachers(teacher_net, device)
 
     # table rows, once per seed ----------------------------------------------------------------
     models: dict[int, dict[str, torch.nn.Module]] = {}
@@ -150,7 +162,8 @@ def run_table(run: TableRun, ws: Workspace) -> list[dict]:
             name = f"{row.name} seed {seed}"
             log(f"== {name}: HTS={row.hts} (p={p if row.hts else 1.0}) NPKD={row.npkd} "
                 f"NODA={row.noda} dual={second is not None}")
-            fit(f"{key} seed {seed}", model, objective, teacher if row.npkd else None,
+            fit(f"{key} seed {seed}", model, objective,
+                teachers[row.teacher_feature] if row.npkd else None,
                 second=second, epochs=preset.epochs, seed=seed, settings=settings)
             per_seed[row.name].append(_evaluate_row(model, row, name, seed, evaluate, log))
             models[seed][row.name] = model.backbone

@@ -27,15 +27,24 @@ class FrozenTeacher(nn.Module):
     classes (same training identities); ``classifier=None`` gives a feature-only teacher
     whose logits are ``None``.
 
+    ``head`` separates the two: ``f^t`` (Eq. 13's feature term) is what ``model`` returns and
+    the logits are ``g^t = head(f^t) @ W^tᵀ``. For a BNNeck teacher,
+    ``FrozenTeacher(net.backbone, net.classifier_weight, head=net.neck.bn)`` gives its pre-BN
+    feature, the same kind of feature as the student's ``f^s`` (Eq. 10), with the logits of
+    its BN feature, exactly those of ``FrozenTeacher(net, net.classifier_weight)``.
+
     Args:
         model: maps images ``(B, 3, H, W)`` to a ``(B, C_t)`` feature in eval mode, e.g. a
             ``ReIDModel(..., eval_feature="after")`` (for timm, build it with ``num_classes=0``).
         classifier: ``(K, C_t)`` weight tensor (e.g. ``ReIDModel.classifier_weight`` or
             ``state_dict["neck.classifier.weight"]``), bias-free ``nn.Linear``, or ``None``.
+        head: maps ``f^t (B, C_t)`` to the feature the classifier reads, frozen and in eval
+            mode like ``model`` (e.g. the teacher's BNNeck ``BatchNorm1d``); ``None``
+            (default): the classifier reads ``f^t``.
 
     Raises:
-        TypeError: ``model`` not an ``nn.Module``; bad ``classifier`` type; model output not a
-            tensor.
+        TypeError: ``model`` or ``head`` not an ``nn.Module``; bad ``classifier`` type; model
+            output not a tensor.
         ValueError: classifier with a bias, weight not 2-D, feature width not ``C_t``.
 
     Example:
@@ -46,11 +55,20 @@ class FrozenTeacher(nn.Module):
         (torch.Size([2, 16]), torch.Size([2, 10]), False)
     """
 
-    def __init__(self, model: nn.Module, classifier: nn.Linear | torch.Tensor | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        classifier: nn.Linear | torch.Tensor | None = None,
+        *,
+        head: nn.Module | None = None,
+    ):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if head is not None and not isinstance(head, nn.Module):
+            raise TypeError(f"head must be an nn.Module or None, got {type(head).__name__}")
         self.model = model
+        self.head = head
         weight: torch.Tensor | None
         if classifier is None:
             weight = None
@@ -72,7 +90,7 @@ class FrozenTeacher(nn.Module):
             raise ValueError(f"classifier weight must be 2-D (K, C_t), got {tuple(weight.shape)}")
         # a buffer: moves with .to(), saved in state_dict, never an optimiser parameter
         self.register_buffer("classifier_weight", weight)
-        for p in self.model.parameters():
+        for p in self.parameters():
             p.requires_grad_(False)
         super().train(False)
 
@@ -94,8 +112,8 @@ class FrozenTeacher(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(B, 3, H, W)`` -> ``(f^t (B, C_t), g^t (B, K) or None)``, both without grad."""
-        if self.model.training:
-            self.model.eval()
+        if self.model.training or (self.head is not None and self.head.training):
+            super().train(False)
         with torch.no_grad():
             feat = self.model(images)
             if not isinstance(feat, torch.Tensor):
@@ -110,9 +128,10 @@ class FrozenTeacher(nn.Module):
             w = self.classifier_weight
             if w is None:
                 return feat, None
-            if feat.shape[1] != w.shape[1]:
+            read = feat if self.head is None else self.head(feat)
+            if read.shape[1] != w.shape[1]:
                 raise ValueError(
-                    f"teacher feature has {feat.shape[1]} channels but the classifier weight "
-                    f"has shape {tuple(w.shape)} (expected (K, {feat.shape[1]}))"
+                    f"teacher feature has {read.shape[1]} channels but the classifier weight "
+                    f"has shape {tuple(w.shape)} (expected (K, {read.shape[1]}))"
                 )
-            return feat, feat @ w.to(feat.dtype).t()
+            return feat, read @ w.to(read.dtype).t()

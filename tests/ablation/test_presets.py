@@ -86,6 +86,8 @@ def test_rows_the_tables_share_have_one_key():
         "hts-p0.7_npkd-t2s-interpolate-ac1-mean_noda")
     assert key("npkd", "+HTS+NPKD, feature sum").endswith("-sum")
     assert key("npkd", "+HTS+NPKD, KL only").endswith("-klonly")  # no feature term to reduce
+    assert key("npkd", "+HTS+NPKD, pre-BN teacher feature") == (
+        "hts-p0.7_npkd-t2s-interpolate-ac0-mean-tbefore")
     assert key(6, "T-S (Linear)") == "hts-p0.7_npkd-t2s-linear-mean_noda"
     assert key(7, "SUViT + dual batch") != key(7, "SUViT w/o NODA")
 
@@ -97,6 +99,8 @@ def test_bad_tables_and_rows_are_refused():
         Row("x", hts=True, npkd=True, noda=False, kd_terms="logits")
     with pytest.raises(ValueError, match="feature_reduction must be.*'max'"):
         Row("x", hts=True, npkd=True, noda=False, feature_reduction="max")
+    with pytest.raises(ValueError, match="teacher_feature must be 'after' or 'before', got 'raw'"):
+        Row("x", hts=True, npkd=True, noda=False, teacher_feature="raw")
 
 
 @pytest.mark.parametrize("name", ["quick", "long"])

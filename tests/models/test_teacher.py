@@ -109,3 +109,34 @@ def test_bnneck_teacher_with_after_feature_gives_its_trained_logits():
         bn = bn * norm.weight + norm.bias
         torch.testing.assert_close(f_t, bn)
         torch.testing.assert_close(g_t, bn @ net.neck.classifier.weight.t())
+
+
+def test_a_head_gives_the_pre_bn_feature_with_the_bn_features_logits():
+    """A BNNeck teacher read two ways: the whole model (its BN feature) or its backbone with
+    the neck's BatchNorm as ``head``. Same logits; ``f^t`` is the pre-BN feature."""
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Flatten(), nn.Linear(12, 8))
+    neck = BNNeck(8, 5, eval_feature="after")
+    with torch.no_grad():  # running statistics away from (0, 1): the BN must really run
+        neck.bn.running_mean.uniform_(-1, 1)
+        neck.bn.running_var.uniform_(0.5, 2)
+    whole = nn.Sequential(backbone, neck)
+    w = neck.classifier.weight.detach()
+    after, before = FrozenTeacher(whole, w), FrozenTeacher(backbone, w, head=neck.bn)
+    x = torch.randn(4, 3, 2, 2)
+    f_after, g_after = after(x)
+    f_before, g_before = before(x)
+    torch.testing.assert_close(g_before, g_after)
+    torch.testing.assert_close(f_before, backbone(x))
+    bn = (f_before - neck.bn.running_mean) / (neck.bn.running_var + neck.bn.eps).sqrt()
+    torch.testing.assert_close(f_after, bn * neck.bn.weight + neck.bn.bias)
+    assert not any(p.requires_grad for p in before.parameters())
+    before.train()
+    neck.bn.train()  # switched behind the teacher's back: its forward puts it back
+    before(x)
+    assert not neck.bn.training and not backbone.training
+
+
+def test_a_head_that_is_not_a_module_is_refused():
+    with pytest.raises(TypeError, match="head must be an nn.Module or None, got builtin_"):
+        FrozenTeacher(_backbone(), torch.randn(5, 8), head=torch.relu)
