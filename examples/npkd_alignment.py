@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 import sureid
-from sureid._image_files import list_images, open_image
-from sureid.inference import preprocess
+from sureid._image_files import list_images
+from sureid.inference import FeatureExtractor
 from sureid.losses.npkd import interpolate_features
 
 
@@ -62,14 +62,9 @@ def alignment(fs: torch.Tensor, ft: torch.Tensor) -> dict[str, float]:
     }
 
 
-@torch.no_grad()
-def embed(model: torch.nn.Module, files: list[Path], batch: int = 64) -> torch.Tensor:
-    """``model``'s eval-mode embedding ``(N, C)`` of the image files."""
-    model.eval()
-    out = [model(torch.stack([preprocess(open_image(f), model.data_config)
-                              for f in files[i:i + batch]]))
-           for i in range(0, len(files), batch)]
-    return torch.cat(out)
+def embed(model: torch.nn.Module, files: list[Path]) -> torch.Tensor:
+    """``model``'s eval-mode embedding ``(N, C)`` of the image files (its own preprocessing)."""
+    return FeatureExtractor(model)(files).features
 
 
 def markdown(rows: list[dict], teacher: str, n: int) -> str:
