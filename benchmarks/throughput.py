@@ -18,12 +18,15 @@ minimum over rounds):
 * ``HTS p attention`` (``--attention``): ``keep_score="attention"``, the class token's
   attention ranks the tokens, no decision modules (not in the paper).
 * ``HTS p H=h`` (``--decision-hidden-dim h``): decision modules of hidden width h.
+* ``HTS p fused`` (CPU, float32; ``--no-fused`` skips it): ``fused_decision=True``, each
+  stage's decision module, top-k and gather in one compiled call
+  (``sureid.models.fused_decision``; compiled on first use, about 30 s).
 * ``HTS p given score``: the decision modules replaced by a free score (the tokens' second
   channel): top-k, gathers and the wrapper alone, the floor any decision module starts from.
 * ``slice p``: the *slicing bound* (``sureid.engine.SlicingBound``): the same blocks on the
   same token counts, tokens simply sliced off with no decision module, top-k or gather.
 
-The attention, given-score and ``H=h`` paths are timed at p = 0.7 (the paper's and the quick
+The attention, fused, given-score and ``H=h`` paths are timed at p = 0.7 (the paper's and the quick
 preset's ratio), the others at every p. Each row gives img/s, the ratio to ``dense`` and, for
 a row at a ratio p, to ``slice p``: ``HTS p / slice p`` is what the decision modules and
 gathers cost.
@@ -70,6 +73,7 @@ from sureid.ablation import PRESETS, Arch, build_backbone
 from sureid.engine import SlicingBound, cpu_line, describe_cpu
 from sureid.engine.trainer import _amp_dtype
 from sureid.flops import count_flops
+from sureid.models.fused_decision import can_fuse, fused_select_tokens
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
 
@@ -147,8 +151,11 @@ def decision_cost(m: HTSViT, stage_in: list[torch.Tensor], counts: list[int]) ->
     ``(B, P + counts[s], C)`` and keeps ``counts[s + 1]`` patch tokens."""
     pre = m.num_prefix_tokens
     for s, dec in enumerate(m.decision):
-        score = dec(stage_in[s][:, pre:])[..., 1]
-        select_topk_tokens(stage_in[s], score, counts[s + 1], pre)
+        if m.fused_decision and can_fuse(dec, stage_in[s]):
+            fused_select_tokens(stage_in[s], dec, counts[s + 1], pre)
+        else:
+            score = dec(stage_in[s][:, pre:])[..., 1]
+            select_topk_tokens(stage_in[s], score, counts[s + 1], pre)
 
 
 def arithmetic_ceiling(name: str, m: HTSViT) -> dict:
@@ -192,6 +199,8 @@ def inference(
     if args.attention:
         variants["attention"] = HTSViT(vit, keep_ratio=focus, keep_score="attention").to(
             device).eval()
+    if args.fused and device.type == "cpu" and args.amp is None:
+        variants["fused"] = HTSViT(vit, keep_ratio=focus, fused_decision=True).eval()
     variants["given score"] = given_score(vit, focus).to(device).eval()
     ceilings = [arithmetic_ceiling(name, models[focus])]
     rows: list[dict] = []
@@ -354,6 +363,10 @@ def main() -> None:
         "--attention", action="store_true",
         help="also time HTS p=0.7 with keep_score='attention' (class-token attention scores, "
         "no decision modules)",
+    )
+    parser.add_argument(
+        "--no-fused", dest="fused", action="store_false",
+        help="skip HTS p=0.7 with fused_decision=True (the compiled stage kernel; CPU, float32)",
     )
     parser.add_argument(
         "--amp", "--dtype", choices=("fp16", "bf16"), default=None,

@@ -16,6 +16,7 @@ from .._amp import autocast_enabled, fp32, no_autocast
 from .._checks import check_int, check_real
 
 __all__ = [
+    "gather_tokens",
     "gumbel_keep_decision",
     "masked_attention",
     "num_kept_tokens",
@@ -178,6 +179,19 @@ def select_topk_tokens(
         if not 1 <= k <= n:
             raise ValueError(f"k must be in [1, {n}], got {k}")
     idx = keep_score.topk(k, dim=1, sorted=False).indices.sort(dim=1).values
+    return gather_tokens(x, idx, num_prefix_tokens), idx
+
+
+def gather_tokens(x: torch.Tensor, idx: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
+    """The prefix tokens and the patch tokens ``idx`` of ``x``, in that order.
+
+    Args:
+        x: ``(B, P + N, C)`` tokens, ``P = num_prefix_tokens``.
+        idx: ``(B, k)`` int64 indices into the ``N`` patch tokens.
+
+    Returns:
+        ``(B, P + k, C)``; differentiable in ``x``.
+    """
     # One row gather of prefix + kept patches on the flattened batch, straight into the
     # output layout: index_select copies whole C-rows, where torch.gather with an expanded
     # index reads one element at a time (measured in docs/hts.md, "Measurements behind the
@@ -185,11 +199,11 @@ def select_topk_tokens(
     # second time (docs/hts.md, issue 28). Token j of image i is row i * T + j; one arange
     # holds the offsets i * T.
     b, t, c = x.shape
-    p = num_prefix_tokens
+    p, k = num_prefix_tokens, idx.shape[1]
     rows = torch.cat([torch.arange(p, device=idx.device).expand(b, p), idx + p], dim=1)
     rows = rows + torch.arange(0, b * t, t, device=idx.device).unsqueeze(1)
     kept = x.reshape(b * t, c).index_select(0, rows.view(-1))
-    return kept.view(b, p + k, c), idx
+    return kept.view(b, p + k, c)
 
 
 def topk_keep_mask(score: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:

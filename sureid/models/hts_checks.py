@@ -101,7 +101,12 @@ def check_images(x: object, vit: nn.Module) -> None:
         raise ValueError(f"images must have shape (B, C, H, W), got {shape}")
     # dtype only (metadata, no device sync): torch's conv error names neither the images
     # nor the fix. Autocast casts float16/bfloat16/float32 inputs itself, never float64.
-    weight = next(vit.parameters(), None)
+    # the class token's dtype is the weights' (HTSViT needs one); read from the parameter
+    # dict, where vit.parameters() walks a generator (~10 us a forward, 0.5 % of the quick
+    # model's batch-1 time; docs/hts.md, "Fused decision")
+    weight = vit._parameters.get("cls_token")
+    if weight is None:
+        weight = next(vit.parameters(), None)
     if not x.is_floating_point():
         raise TypeError(
             f"images must be a floating tensor normalised as for the model, got {x.dtype}; "

@@ -11,6 +11,7 @@ from torch import nn
 
 from .._checks import check_bool, check_real, is_real
 from .decision import DecisionModule
+from .fused_decision import can_fuse, fused_stages
 from .hts import gumbel_keep_decision, num_kept_tokens, select_topk_tokens, topk_keep_mask
 from .hts_checks import check_images, check_keep_masks, check_prune_layers, stage_ratios
 from .output import HTSOutput
@@ -73,6 +74,14 @@ class HTSViT(nn.Module):
         prune: ``False`` switches HTS off (the attribute can be changed later).
         compute_cls_attn: in training, also return the last block's class-token
             attention (Eq. 7) in :class:`HTSOutput`.
+        fused_decision: at inference, run each stage's decision module, top-k and gather as
+            one compiled CPU call (:mod:`sureid.models.fused_decision`) where the tokens are
+            float32 on the CPU (elsewhere, and under tracing, ``torch.compile`` or autocast,
+            the eager modules run). It removes the per-operator cost that makes the decision
+            modules expensive at small batches (docs/hts.md, "Fused decision"). Compiled on
+            first use (a C++ compiler and ninja, about 30 s once per machine); scores agree
+            with the eager modules to about 1e-6, not bit for bit, so near-ties can rank the
+            other way. Default ``False``; the attribute can be changed later. Not in the paper.
 
     Shapes:
         eval ``forward(x (B, 3, H, W)) -> (B, C)``; train ``forward(x) -> HTSOutput``.
@@ -97,6 +106,7 @@ class HTSViT(nn.Module):
         keep_score: str = "decision",
         prune: bool = True,
         compute_cls_attn: bool = True,
+        fused_decision: bool = False,
     ) -> None:
         super().__init__()
         check_vit_structure(vit)
@@ -105,6 +115,7 @@ class HTSViT(nn.Module):
         tau = check_real("tau", tau, low=0.0, high=math.inf, low_open=True, high_open=True)
         check_bool("prune", prune)
         check_bool("compute_cls_attn", compute_cls_attn)
+        check_bool("fused_decision", fused_decision)
         if keep_score not in KEEP_SCORES:
             raise ValueError(f"keep_score must be one of {KEEP_SCORES}, got {keep_score!r}")
         if keep_score == "attention" and decision_hidden_dim is not None:
@@ -124,6 +135,7 @@ class HTSViT(nn.Module):
         self.tau = tau
         self.prune = prune
         self.compute_cls_attn = compute_cls_attn
+        self.fused_decision = fused_decision
         self.backbone = vit
         self.num_prefix_tokens = int(vit.num_prefix_tokens)
         embed_dim = int(vit.cls_token.shape[-1])
@@ -294,18 +306,25 @@ class HTSViT(nn.Module):
         n = self._num_patches(x)
         kept: list[torch.Tensor] = []
         orig = cls = None
+        attention = self.keep_score == "attention"
+        # the fused stages are bound once here: between two blocks every Python step costs
+        # several times what it does in a loop (docs/hts.md, "Fused decision")
+        fused = (fused_stages(self.decision) if self.fused_decision and not attention
+                 and can_fuse(self.decision, x) else None)
         blocks = zip(vit.blocks, self._stage_of_block, self.kept_per_block(n), strict=True)
         for i, (blk, stage, k) in enumerate(blocks):
             if k is not None:
-                if self.keep_score == "attention":
-                    score = cls[:, p:]
+                if attention:
+                    x, idx = select_topk_tokens(x, cls[:, p:], k, p)
+                elif fused is not None:
+                    x, idx = fused[stage](x, k, p)
                 else:
                     score = self.decision[stage](x[:, p:])[..., 1]
-                x, idx = select_topk_tokens(x, score, k, p)
+                    x, idx = select_topk_tokens(x, score, k, p)
                 if return_indices:
                     orig = idx if orig is None else orig.gather(1, idx)
                     kept.append(orig)
-            if self._scores_next(i):
+            if attention and self._scores_next(i):
                 x, cls = block_forward_cls_attention(blk, x)
             else:
                 x = blk(x)
@@ -390,5 +409,6 @@ class HTSViT(nn.Module):
             f"keep_ratios={tuple(round(r, 4) for r in self.keep_ratios)}, "
             f"prune_layers={self.prune_layers}, keep_score={self.keep_score!r}, "
             f"tau={self.tau}, prune={self.prune}"
+            + (", fused_decision=True" if self.fused_decision else "")
         )
 

@@ -28,13 +28,15 @@ def test_quick_model_rows_and_outputs(tmp_path, monkeypatch, capsys):
     for batch in (2, 1):
         assert rows[batch, "dense"]["vs_dense"] == 1.0
         assert rows[batch, "dense"]["vs_bound"] is None
-        for path in ("HTS p=0.5", "HTS p=0.7", "HTS p=0.7 attention", "HTS p=0.7 given score"):
+        for path in ("HTS p=0.5", "HTS p=0.7", "HTS p=0.7 attention", "HTS p=0.7 fused",
+                     "HTS p=0.7 given score"):
             assert rows[batch, path]["vs_bound"] > 0
         assert rows[batch, "slice p=0.7"]["vs_bound"] == 1.0
     # attention has no modules; the given score times the top-k gathers alone
     assert [(o["batch"], o["what"]) for o in result["overhead"]] == [
         (b, w) for b in (2, 1)
-        for w in ("decision modules + top-k gathers", "given score + top-k gathers")]
+        for w in ("decision modules + top-k gathers", "fused decision modules + top-k gathers",
+                  "given score + top-k gathers")]
     (ceiling,) = result["ceiling"]
     assert ceiling["model"] == "quick" and 0 < ceiling["ceiling"] < 1
     md = out_md.read_text()
