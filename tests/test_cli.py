@@ -151,6 +151,41 @@ def test_keep_ratio_on_a_dense_model_is_refused(tmp_path, capsys):
     assert "needs an HTS model" in capsys.readouterr().err
 
 
+def test_fused_decision_runs_the_fused_stages(run, tmp_path, monkeypatch):
+    import sureid
+    from sureid.inference import FeatureExtractor
+    from sureid.models import hts_vit
+
+    calls = []
+    real = hts_vit.fused_stages
+    monkeypatch.setattr(hts_vit, "fused_stages", lambda d: calls.append(1) or real(d))
+    model, data = run["model"], run["data"]
+    out = tmp_path / "fused.pt"
+    assert main(["extract", model, f"{data}/query", "-o", str(out), "--no-progress", "--kept",
+                 "--fused-decision"]) == 0
+    assert calls  # the CLI's forward went through the kernel
+    state = torch.load(out, weights_only=True)
+    ref = sureid.load(model)
+    ref.backbone.fused_decision = True  # the reference: set by hand on a loaded model
+    want = FeatureExtractor(ref, progress=False, kept_indices=True)(f"{data}/query")
+    assert torch.equal(state["features"], want.features)
+    assert all(torch.equal(a, b) for a, b in zip(state["kept"], want.kept, strict=True))
+
+
+def test_fused_decision_on_a_dense_model_is_refused(tmp_path, capsys):
+    import sureid
+    from sureid.models import ReIDModel
+
+    vit = sureid.VisionTransformer(img_size=(32, 16), patch_size=8, embed_dim=16, depth=2,
+                                   num_heads=2)
+    ReIDModel(sureid.HTSViT(vit, prune=False, prune_layers=(1,)), 3).save(tmp_path / "dense.pt")
+    (tmp_path / "images").mkdir()
+    assert main(["extract", str(tmp_path / "dense.pt"), str(tmp_path / "images"), "-o",
+                 str(tmp_path / "f.pt"), "--fused-decision"]) == 2
+    assert "--fused-decision needs an HTS model with decision modules" in \
+        capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- issue 26
 def _snapshot(folder):
     return {p: p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}

@@ -20,7 +20,7 @@ def cmd_extract(args) -> None:
 
     output = output_file("--output", args.output, [args.model, args.images], is_feature_file,
                          "a feature file of 'sureid extract'")
-    model = load_model(args.model, args.device, args.keep_ratio)
+    model = load_model(args.model, args.device, args.keep_ratio, args.fused_decision)
     out = extractor(model, args, kept=args.kept)(args.images)
     state: dict = {"features": out.features, "paths": out.paths}
     labels = [path_labels(p) for p in out.paths or []]
@@ -57,7 +57,7 @@ def cmd_evaluate(args) -> None:
     if args.camera_pairs and ds.camera_per_image:
         raise ValueError(f"--camera-pairs: {args.data_root!r} has no cameras (every image is its "
                          "own camera), so there are no camera pairs to report")
-    model = load_model(args.model, args.device, args.keep_ratio)
+    model = load_model(args.model, args.device, args.keep_ratio, args.fused_decision)
     ext = extractor(model, args)
     qf = ext([r.path for r in ds.query]).features
     gf = ext([r.path for r in ds.gallery]).features

@@ -39,6 +39,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flip", action="store_true",
                    help="flip test-time augmentation: average with the mirrored image")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--fused-decision", action="store_true",
+                   help="HTS models with decision modules: run each stage's decision, top-k and "
+                        "gather as one compiled CPU call (float32 on the CPU; compiled on first "
+                        "use, needs a C++ compiler; scores agree to ~1e-6, see docs/hts.md)")
 
 
 def _add_keep_ratio(p: argparse.ArgumentParser) -> None:

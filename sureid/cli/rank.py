@@ -36,7 +36,7 @@ def cmd_rank(args) -> None:
             f"--output {str(out)!r} exists and {problem}; refusing to replace it: choose a "
             "new or empty folder"
         )
-    model = load_model(args.model, args.device, args.keep_ratio)
+    model = load_model(args.model, args.device, args.keep_ratio, args.fused_decision)
     ext = extractor(model, args)
     q, g = ext(args.query), ext(args.gallery)
     labelled, lists = _ranked(q, g, args)

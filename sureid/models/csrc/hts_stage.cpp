@@ -142,7 +142,7 @@ std::vector<at::Tensor> hts_stage(
   const float epsf = static_cast<float>(eps);
   at::parallel_for(0, B, 1, [&](int64_t first, int64_t end) {
     std::vector<float> u(C * np), h(H * np), y2(H2 * np), y3(H3 * np), z(2 * np);
-    std::vector<float> mean(np), rstd(np), glob(half), gy(H2);
+    std::vector<float> glob(half), gy(H2);
     std::vector<int64_t> order(n);
     for (int64_t b = first; b < end; ++b) {
       const float* xb = px + b * T * C;
@@ -153,23 +153,22 @@ std::vector<at::Tensor> hts_stage(
         for (int64_t j = 0; j < n; ++j) uc[j] = xb[(p + j) * C + c];
         for (int64_t j = n; j < np; ++j) uc[j] = 0.f;
       }
-      std::fill(mean.begin(), mean.end(), 0.f);
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t j = 0; j < np; ++j) mean[j] += u[c * np + j];
-      for (int64_t j = 0; j < np; ++j) mean[j] /= static_cast<float>(C);
-      std::fill(rstd.begin(), rstd.end(), 0.f);
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t j = 0; j < np; ++j) {
-          const float d = u[c * np + j] - mean[j];
-          rstd[j] += d * d;
+      for (int64_t j0 = 0; j0 < np; j0 += kLanes) {  // kLanes tokens, sums in registers
+        float* uj = u.data() + j0;
+        Vec sum = Vec{};
+        for (int64_t c = 0; c < C; ++c) sum += load(uj + c * np);
+        const Vec mean = sum / static_cast<float>(C);
+        Vec var = Vec{};
+        for (int64_t c = 0; c < C; ++c) {
+          const Vec d = load(uj + c * np) - mean;
+          var += d * d;
         }
-      for (int64_t j = 0; j < np; ++j)
-        rstd[j] = 1.0f / std::sqrt(rstd[j] / static_cast<float>(C) + epsf);
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t j = 0; j < np; ++j) {
-          float& v = u[c * np + j];
-          v = (v - mean[j]) * rstd[j] * g[c] + be[c];
-        }
+        Vec rstd;
+        for (int64_t l = 0; l < kLanes; ++l)
+          rstd[l] = 1.0f / std::sqrt(var[l] / static_cast<float>(C) + epsf);
+        for (int64_t c = 0; c < C; ++c)
+          store(uj + c * np, (load(uj + c * np) - mean) * rstd * g[c] + be[c]);
+      }
       linear_t(pw1, C, H, C, u.data(), np, pb1, h.data());
       gelu(h.data(), H * np);
       // the global half: its mean over the n real tokens, through its columns of the next
