@@ -32,6 +32,7 @@ from types import ModuleType
 import torch
 
 from .._amp import autocast_enabled
+from .._checks import check_int
 from .decision import DecisionModule
 from .hts import gather_tokens
 
@@ -198,9 +199,12 @@ def stage_scores(x: torch.Tensor, decision: DecisionModule, num_prefix_tokens: i
 
 
 def _check(x: torch.Tensor, decision: torch.nn.Module, k: int, num_prefix_tokens: int) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 3:
-        raise ValueError(f"x must be a (B, P + N, C) tensor, got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a (B, P + N, C) tensor, got {type(x).__name__}")
+    if x.ndim != 3:
+        raise ValueError(f"x must be a (B, P + N, C) tensor, got shape {tuple(x.shape)}")
+    check_int("k", k)
+    check_int("num_prefix_tokens", num_prefix_tokens, low=0)
     if not can_fuse(decision, x):
         raise ValueError(
             "the fused stage needs a DecisionModule and float32 CPU tokens and parameters, "

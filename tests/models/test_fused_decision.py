@@ -220,6 +220,16 @@ def test_bad_input_is_refused(x, k, match):
         fd.fused_select_tokens(x, _module(32), k, 1)
 
 
+@pytest.mark.parametrize("x, k, prefix, err, match", [
+    ([[[0.0] * 32]], 1, 1, TypeError, "x must be a"),
+    (torch.randn(1, 5, 32), 1.5, 1, TypeError, "k must be"),
+    (torch.randn(1, 5, 32), 1, -1, ValueError, "num_prefix_tokens"),
+])
+def test_bad_argument_types_are_refused(x, k, prefix, err, match):
+    with pytest.raises(err, match=match):
+        fd.fused_select_tokens(x, _module(32), k, prefix)
+
+
 def test_fused_decision_must_be_a_bool():
     with pytest.raises(TypeError, match="fused_decision"):
         HTSViT(deit_tiny(img_size=(64, 32), depth=4), prune_layers=(1, 2), fused_decision=1)
