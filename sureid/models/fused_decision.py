@@ -170,22 +170,24 @@ def fused_select_tokens(
                    num_prefix_tokens)
 
 
-def fused_stages(decisions: Sequence[DecisionModule]) -> list[Callable[..., tuple]]:
+def fused_stages(decisions: Sequence[DecisionModule]) -> list[Callable[..., Sequence]]:
     """One call per module, ``stage(x, k, num_prefix_tokens) -> (x_kept, idx)``, as
     :func:`fused_select_tokens` without its checks, with the parameters bound once: what
     :class:`~sureid.HTSViT` prepares at the start of a forward (after :func:`can_fuse`), so
     that no Python runs per stage beyond the call (between two blocks each Python step costs
-    several times what it costs in a loop; docs/hts.md, "Fused decision")."""
+    several times what it costs in a loop; docs/hts.md, "Fused decision"). Without grad mode
+    (``torch.no_grad``, ``torch.inference_mode``) the calls are the kernel itself."""
     kernel = load_stage_kernel().hts_stage
-    return [partial(_select, partial(kernel, *_kernel_args(d))) for d in decisions]
+    bound = [partial(kernel, *_kernel_args(d)) for d in decisions]
+    return [partial(_select, run) for run in bound] if torch.is_grad_enabled() else bound
 
 
 def _select(run: Callable[..., list], x: torch.Tensor, k: int, num_prefix_tokens: int
             ) -> tuple[torch.Tensor, torch.Tensor]:
     if x.requires_grad and torch.is_grad_enabled():  # the gather by torch, differentiable
-        idx = run(x, num_prefix_tokens, k, False)[1]
+        idx = run(x, k, num_prefix_tokens, False)[1]
         return gather_tokens(x, idx, num_prefix_tokens), idx
-    kept, idx, _ = run(x, num_prefix_tokens, k, True)
+    kept, idx = run(x, k, num_prefix_tokens)
     return kept, idx
 
 
@@ -194,8 +196,8 @@ def stage_scores(x: torch.Tensor, decision: DecisionModule, num_prefix_tokens: i
     """The kernel's keep log-probabilities ``(B, N)``: what ``decision(x[:, P:])[..., 1]``
     computes eagerly, to about 1e-6 (for tests and for checking near-ties)."""
     _check(x, decision, 1, num_prefix_tokens)
-    return load_stage_kernel().hts_stage(*_kernel_args(decision), x, num_prefix_tokens, 1,
-                                         False)[2]
+    return load_stage_kernel().hts_stage(*_kernel_args(decision), x, 1, num_prefix_tokens,
+                                         False, True)[2]
 
 
 def _check(x: torch.Tensor, decision: torch.nn.Module, k: int, num_prefix_tokens: int) -> None:

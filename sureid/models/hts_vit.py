@@ -307,11 +307,12 @@ class HTSViT(nn.Module):
         kept: list[torch.Tensor] = []
         orig = cls = None
         attention = self.keep_score == "attention"
+        plan = self.kept_per_block(n)
         # the fused stages are bound once here: between two blocks every Python step costs
         # several times what it does in a loop (docs/hts.md, "Fused decision")
         fused = (fused_stages(self.decision) if self.fused_decision and not attention
-                 and can_fuse(self.decision, x) else None)
-        blocks = zip(vit.blocks, self._stage_of_block, self.kept_per_block(n), strict=True)
+                 and any(k is not None for k in plan) and can_fuse(self.decision, x) else None)
+        blocks = zip(vit.blocks, self._stage_of_block, plan, strict=True)
         for i, (blk, stage, k) in enumerate(blocks):
             if k is not None:
                 if attention:

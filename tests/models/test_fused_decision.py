@@ -171,6 +171,20 @@ def test_htsvit_fused_runs_the_kernel(monkeypatch):
     assert calls == [2]
 
 
+def test_nothing_to_prune_never_loads_the_kernel(monkeypatch):
+    model = _hts(True)
+    x = torch.randn(1, 3, 64, 32)
+    with torch.inference_mode():
+        want = _hts(False)
+        want.prune = False
+        want = want(x)
+        _no_kernel(monkeypatch)
+        model.prune = False
+        assert torch.equal(model(x), want)
+        model.prune, model.keep_ratios = True, (1.0, 1.0)
+        assert torch.equal(model(x), want)
+
+
 def _no_kernel(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the kernel must not run here")

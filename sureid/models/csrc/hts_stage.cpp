@@ -100,15 +100,15 @@ void gelu(float* a, int64_t n) {
 
 }  // namespace
 
-// x (B, p + n, C) -> kept (B, p + k, C) (empty unless gather), idx (B, k) int64 ascending,
-// score (B, n): the keep log-probability of each patch token.
-// The decision module's parameters come first, so that Python binds them once per forward.
+// x (B, p + n, C) -> [kept (B, p + k, C) (empty unless gather), idx (B, k) int64 ascending]
+// and, with scores, the keep log-probability of each patch token (B, n) third. The decision
+// module's parameters come first, so that Python binds them once per forward.
 std::vector<at::Tensor> hts_stage(
     const at::Tensor& ln_w, const at::Tensor& ln_b, double eps,
     const at::Tensor& w1_in, const at::Tensor& b1, const at::Tensor& w2_in,
     const at::Tensor& b2, const at::Tensor& w3_in, const at::Tensor& b3,
     const at::Tensor& w4_in, const at::Tensor& b4,
-    const at::Tensor& x_in, int64_t p, int64_t k, bool gather) {
+    const at::Tensor& x_in, int64_t k, int64_t p, bool gather, bool scores) {
   TORCH_CHECK(x_in.dim() == 3 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
               "hts_stage: x must be a float32 CPU tensor (B, T, C)");
   const at::Tensor x = x_in.contiguous();
@@ -129,11 +129,11 @@ std::vector<at::Tensor> hts_stage(
   const int64_t np = (n + kLanes - 1) / kLanes * kLanes;
   at::Tensor out = at::empty({gather ? B : 0, p + k, C}, x.options());
   at::Tensor idx = at::empty({B, k}, x.options().dtype(at::kLong));
-  at::Tensor scores = at::empty({B, n}, x.options());
+  at::Tensor score_out = at::empty({scores ? B : 0, n}, x.options());
   const float* px = x.data_ptr<float>();
   float* po = out.data_ptr<float>();
   int64_t* pi = idx.data_ptr<int64_t>();
-  float* ps = scores.data_ptr<float>();
+  float* ps = score_out.data_ptr<float>();
   const float *g = ln_w.data_ptr<float>(), *be = ln_b.data_ptr<float>();
   const float *pw1 = w1.data_ptr<float>(), *pb1 = b1.data_ptr<float>();
   const float *pw2 = w2.data_ptr<float>(), *pb2 = b2.data_ptr<float>();
@@ -141,20 +141,28 @@ std::vector<at::Tensor> hts_stage(
   const float *pw4 = w4.data_ptr<float>(), *pb4 = b4.data_ptr<float>();
   const float epsf = static_cast<float>(eps);
   at::parallel_for(0, B, 1, [&](int64_t first, int64_t end) {
-    std::vector<float> u(C * np), h(H * np), y2(H2 * np), y3(H3 * np), z(2 * np);
-    std::vector<float> glob(half), gy(H2);
+    // one scratch block for the layers' outputs (tokens in lanes) and the image's scores
+    std::vector<float> scratch((C + H + H2 + H3 + 2) * np + half + H2 + n);
+    float* const u = scratch.data();
+    float* const h = u + C * np;
+    float* const y2 = h + H * np;
+    float* const y3 = y2 + H2 * np;
+    float* const z = y3 + H3 * np;
+    float* const glob = z + 2 * np;
+    float* const gy = glob + half;
+    float* const own_score = gy + H2;
     std::vector<int64_t> order(n);
     for (int64_t b = first; b < end; ++b) {
       const float* xb = px + b * T * C;
-      float* score = ps + b * n;
+      float* const score = scores ? ps + b * n : own_score;
       // LayerNorm with the tokens in lanes; padding lanes are zero and never read back
       for (int64_t c = 0; c < C; ++c) {
-        float* uc = u.data() + c * np;
+        float* uc = u + c * np;
         for (int64_t j = 0; j < n; ++j) uc[j] = xb[(p + j) * C + c];
         for (int64_t j = n; j < np; ++j) uc[j] = 0.f;
       }
       for (int64_t j0 = 0; j0 < np; j0 += kLanes) {  // kLanes tokens, sums in registers
-        float* uj = u.data() + j0;
+        float* uj = u + j0;
         Vec sum = Vec{};
         for (int64_t c = 0; c < C; ++c) sum += load(uj + c * np);
         const Vec mean = sum / static_cast<float>(C);
@@ -169,12 +177,12 @@ std::vector<at::Tensor> hts_stage(
         for (int64_t c = 0; c < C; ++c)
           store(uj + c * np, (load(uj + c * np) - mean) * rstd * g[c] + be[c]);
       }
-      linear_t(pw1, C, H, C, u.data(), np, pb1, h.data());
-      gelu(h.data(), H * np);
+      linear_t(pw1, C, H, C, u, np, pb1, h);
+      gelu(h, H * np);
       // the global half: its mean over the n real tokens, through its columns of the next
       // layer once per image (the same for every token)
       for (int64_t i = 0; i < half; ++i) {
-        const float* hi = h.data() + (half + i) * np;
+        const float* hi = h + (half + i) * np;
         float s = 0.f;
         for (int64_t j = 0; j < n; ++j) s += hi[j];
         glob[i] = s / static_cast<float>(n);
@@ -184,11 +192,11 @@ std::vector<at::Tensor> hts_stage(
         for (int64_t i = 0; i < half; ++i) s += pw2[o * H + half + i] * glob[i];
         gy[o] = s;
       }
-      linear_t(pw2, H, H2, half, h.data(), np, gy.data(), y2.data());
-      gelu(y2.data(), H2 * np);
-      linear_t(pw3, H2, H3, H2, y2.data(), np, pb3, y3.data());
-      gelu(y3.data(), H3 * np);
-      linear_t(pw4, H3, 2, H3, y3.data(), np, pb4, z.data());
+      linear_t(pw2, H, H2, half, h, np, gy, y2);
+      gelu(y2, H2 * np);
+      linear_t(pw3, H2, H3, H2, y2, np, pb3, y3);
+      gelu(y3, H3 * np);
+      linear_t(pw4, H3, 2, H3, y3, np, pb4, z);
       for (int64_t j = 0; j < n; ++j) {  // log_softmax(z)[1], in ATen's order of operations
         const float z0 = z[j], z1 = z[np + j], mx = std::max(z0, z1);
         score[j] = (z1 - mx) - std::log(std::exp(z0 - mx) + std::exp(z1 - mx));
@@ -213,9 +221,15 @@ std::vector<at::Tensor> hts_stage(
       }
     }
   });
-  return {out, idx, scores};
+  if (scores) return {out, idx, score_out};
+  return {out, idx};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("hts_stage", &hts_stage, "one fused HTS inference stage (decision, top-k, gather)");
+  namespace py = pybind11;
+  m.def("hts_stage", &hts_stage, "one fused HTS inference stage (decision, top-k, gather)",
+        py::arg("ln_w"), py::arg("ln_b"), py::arg("eps"), py::arg("w1"), py::arg("b1"),
+        py::arg("w2"), py::arg("b2"), py::arg("w3"), py::arg("b3"), py::arg("w4"),
+        py::arg("b4"), py::arg("x"), py::arg("k"), py::arg("p"), py::arg("gather") = true,
+        py::arg("scores") = false);
 }
