@@ -81,7 +81,8 @@ class HTSViT(nn.Module):
             modules expensive at small batches (docs/hts.md, "Fused decision"). Compiled on
             first use (a C++ compiler and ninja, about 30 s once per machine); scores agree
             with the eager modules to about 1e-6, not bit for bit, so near-ties can rank the
-            other way. Default ``False``; the attribute can be changed later. Not in the paper.
+            other way. Default ``False``; the attribute can be changed later and is not stored
+            by ``ReIDModel.save`` (it is the running machine's choice). Not in the paper.
 
     Shapes:
         eval ``forward(x (B, 3, H, W)) -> (B, C)``; train ``forward(x) -> HTSOutput``.

@@ -262,3 +262,12 @@ def test_a_failed_build_says_how_to_do_without(monkeypatch):
         fd.load_stage_kernel()
     assert "C++ compiler" in str(err.value) and "Ninja is required" in str(err.value)
     assert fd._kernel is None  # a later call tries again
+
+
+def test_model_files_do_not_store_the_choice(tmp_path):
+    import sureid
+    from sureid.models import ReIDModel
+
+    ReIDModel(_hts(True), num_classes=3).save(tmp_path / "m.pt")
+    loaded = sureid.load(tmp_path / "m.pt")
+    assert loaded.backbone.fused_decision is False
