@@ -1,6 +1,6 @@
 """The fused decision stages against the eager ones on trained models: tokens, features, ranks.
 
-``HTSViT(fused_decision=True)`` scores tokens to ~1e-6 of the eager decision modules, not bit
+``HTSViT(fused_decision=True)`` scores tokens to a few 1e-6 of the eager decision modules, not bit
 for bit, so two tokens whose keep scores tie that closely may swap. This script measures how
 often that happens on the models a Table IV run saved (``<run>/models/*.pt``, written by
 ``ReIDModel.save``) and what it does to the results: for every query and gallery image it

@@ -42,7 +42,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fused-decision", action="store_true",
                    help="HTS models with decision modules: run each stage's decision, top-k and "
                         "gather as one compiled CPU call (float32 on the CPU; compiled on first "
-                        "use, needs a C++ compiler; scores agree to ~1e-6, see docs/hts.md)")
+                        "use, needs a C++ compiler; scores agree to a few 1e-6, see docs/hts.md)")
 
 
 def _add_keep_ratio(p: argparse.ArgumentParser) -> None:

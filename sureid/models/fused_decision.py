@@ -12,7 +12,7 @@ per machine, CPU capability and torch version, then a load of a few milliseconds
 It needs a C++ compiler and ninja (``pip install ninja``) for that first build.
 
 Not bit-identical to the eager module: each output is a sequential sum over its inputs and
-GELU's erf is a polynomial, so the keep log-probabilities agree to about 1e-6 and two tokens
+GELU's erf is a polynomial, so the keep log-probabilities agree to within a few 1e-6 and two tokens
 whose scores tie that closely can be ranked the other way. Deterministic, and the same for any
 thread count.
 """
@@ -194,7 +194,7 @@ def _select(run: Callable[..., list], x: torch.Tensor, k: int, num_prefix_tokens
 def stage_scores(x: torch.Tensor, decision: DecisionModule, num_prefix_tokens: int
                  ) -> torch.Tensor:
     """The kernel's keep log-probabilities ``(B, N)``: what ``decision(x[:, P:])[..., 1]``
-    computes eagerly, to about 1e-6 (for tests and for checking near-ties)."""
+    computes eagerly, to within a few 1e-6 (for tests and for checking near-ties)."""
     _check(x, decision, 1, num_prefix_tokens)
     return load_stage_kernel().hts_stage(*_kernel_args(decision), x, 1, num_prefix_tokens,
                                          False, True)[2]

@@ -80,7 +80,7 @@ class HTSViT(nn.Module):
             the eager modules run). It removes the per-operator cost that makes the decision
             modules expensive at small batches (docs/hts.md, "Fused decision"). Compiled on
             first use (a C++ compiler and ninja, about 30 s once per machine); scores agree
-            with the eager modules to about 1e-6, not bit for bit, so near-ties can rank the
+            with the eager modules to a few 1e-6, not bit for bit, so near-ties can rank the
             other way. Default ``False``; the attribute can be changed later and is not stored
             by ``ReIDModel.save`` (it is the running machine's choice). Not in the paper.
 
