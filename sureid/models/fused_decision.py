@@ -8,7 +8,7 @@ the same selection as :func:`~sureid.models.hts.select_topk_tokens`.
 
 The kernel is compiled with :func:`torch.utils.cpp_extension.load` on first use and cached
 by torch (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``): about 30 s once
-per machine, CPU capability and torch version, then a load of a few milliseconds per process.
+per machine, CPU capability and torch version, then about 50 ms per process to load.
 It needs a C++ compiler and ninja (``pip install ninja``) for that first build.
 
 Not bit-identical to the eager module: each output is a sequential sum over its inputs and
