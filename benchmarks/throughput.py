@@ -73,7 +73,7 @@ from sureid.ablation import PRESETS, Arch, build_backbone
 from sureid.engine import SlicingBound, cpu_line, describe_cpu
 from sureid.engine.trainer import _amp_dtype
 from sureid.flops import count_flops
-from sureid.models.fused_decision import can_fuse, fused_select_tokens
+from sureid.models.fused_decision import fused_stages
 from sureid.models.hts import num_kept_tokens, select_topk_tokens
 from sureid.models.timm_adapter import embed_tokens
 
@@ -150,9 +150,11 @@ def decision_cost(m: HTSViT, stage_in: list[torch.Tensor], counts: list[int]) ->
     """``m``'s decision modules and top-k gathers alone: stage ``s`` scores ``stage_in[s]``
     ``(B, P + counts[s], C)`` and keeps ``counts[s + 1]`` patch tokens."""
     pre = m.num_prefix_tokens
+    # the fused stages as the forward binds them (once per call, after its can_fuse check)
+    fused = fused_stages(m.decision) if m.fused_decision else None
     for s, dec in enumerate(m.decision):
-        if m.fused_decision and can_fuse(dec, stage_in[s]):
-            fused_select_tokens(stage_in[s], dec, counts[s + 1], pre)
+        if fused is not None:
+            fused[s](stage_in[s], counts[s + 1], pre)
         else:
             score = dec(stage_in[s][:, pre:])[..., 1]
             select_topk_tokens(stage_in[s], score, counts[s + 1], pre)

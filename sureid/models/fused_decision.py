@@ -141,8 +141,7 @@ def _kernel_args(decision: DecisionModule) -> tuple:
 
 
 def fused_select_tokens(
-    x: torch.Tensor, decision: DecisionModule, k: int, num_prefix_tokens: int, *,
-    check: bool = True,
+    x: torch.Tensor, decision: DecisionModule, k: int, num_prefix_tokens: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``select_topk_tokens(x, decision(x[:, P:])[..., 1], k, P)`` in one compiled call.
 
@@ -151,8 +150,6 @@ def fused_select_tokens(
         decision: the stage's :class:`DecisionModule` (width ``C``).
         k: patch tokens to keep, ``1 <= k <= N``.
         num_prefix_tokens: ``P``, kept in front.
-        check: validate the arguments (``False`` only where the caller has, as
-            :class:`~sureid.HTSViT` does once per forward).
 
     Returns:
         ``x_kept (B, P + k, C)`` and ``idx (B, k)`` in increasing order, as
@@ -164,8 +161,7 @@ def fused_select_tokens(
         ValueError: ``x``'s shape or ``k`` do not fit, or :func:`can_fuse` says no.
         RuntimeError: the kernel could not be built (see :func:`load_stage_kernel`).
     """
-    if check:
-        _check(x, decision, k, num_prefix_tokens)
+    _check(x, decision, k, num_prefix_tokens)
     return _select(partial(load_stage_kernel().hts_stage, *_kernel_args(decision)), x, k,
                    num_prefix_tokens)
 

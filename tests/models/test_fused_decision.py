@@ -75,7 +75,7 @@ def test_equal_scores_keep_the_lowest_indices():
     assert torch.equal(kept, x[:, :5])
 
 
-def test_nan_tokens_rank_first_and_nothing_breaks():
+def test_a_nan_token_makes_all_scores_nan_and_a_tie():
     m = _module(32)
     x = torch.randn(1, 1 + 9, 32)
     x[0, 1 + 6] = float("nan")  # token 6's score is NaN, and through the mean all others too

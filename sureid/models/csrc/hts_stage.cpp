@@ -107,14 +107,11 @@ inline void swap_blocks(Vec* r) {
 // AVX-512 and GCC, 16 x 16 blocks are transposed in registers (3x faster than the strided
 // copy at C = 64, 6x at C = 384); otherwise, and for the last C % 16 channels, one at a time.
 void to_lanes(const float* x, int64_t n, int64_t C, int64_t np, float* u) {
+  int64_t blocked = 0;  // channels already transposed in 16 x 16 blocks
 #if SUREID_BLOCK_TRANSPOSE
-  const int64_t c16 = C / kLanes * kLanes;
-#else
-  const int64_t c16 = 0;
-#endif
-  for (int64_t j0 = 0; j0 < np; j0 += kLanes) {
-    for (int64_t c0 = 0; c0 < c16; c0 += kLanes) {
-#if SUREID_BLOCK_TRANSPOSE
+  blocked = C / kLanes * kLanes;
+  for (int64_t j0 = 0; j0 < np; j0 += kLanes)
+    for (int64_t c0 = 0; c0 < blocked; c0 += kLanes) {
       Vec r[kLanes];
       for (int64_t l = 0; l < kLanes; ++l)
         r[l] = j0 + l < n ? load(x + (j0 + l) * C + c0) : Vec{};
@@ -123,12 +120,10 @@ void to_lanes(const float* x, int64_t n, int64_t C, int64_t np, float* u) {
       swap_blocks<2>(r);
       swap_blocks<1>(r);
       for (int64_t l = 0; l < kLanes; ++l) store(u + (c0 + l) * np + j0, r[l]);
-#endif
     }
-    for (int64_t c = c16; c < C; ++c)
-      for (int64_t l = 0; l < kLanes; ++l)
-        u[c * np + j0 + l] = j0 + l < n ? x[(j0 + l) * C + c] : 0.f;
-  }
+#endif
+  for (int64_t c = blocked; c < C; ++c)
+    for (int64_t j = 0; j < np; ++j) u[c * np + j] = j < n ? x[j * C + c] : 0.f;
 }
 
 // exp(x) for x <= 0 (Cephes expf, ~1 ulp), in branch-free arithmetic the compiler vectorises
@@ -264,8 +259,8 @@ std::vector<at::Tensor> hts_stage(
         const float z0 = z[j], z1 = z[np + j], mx = std::max(z0, z1);
         score[j] = (z1 - mx) - std::log(std::exp(z0 - mx) + std::exp(z1 - mx));
       }
-      // the k best: higher score first, NaN above everything (as torch.topk), then the lower
-      // index; kept in increasing index order
+      // the k best: higher score first, then the lower index; NaN ranks above every number (as
+      // in torch.topk) so the ordering stays strict; kept in increasing index order
       std::iota(order.begin(), order.end(), int64_t{0});
       auto before = [score](int64_t a, int64_t c) {
         const float sa = score[a], sc = score[c];
